@@ -1,0 +1,176 @@
+"""Multi-agent LLM orchestration: decompose, fan out, synthesize, with an honest bill.
+
+``from orchestration import X`` is the public API.  The built-in pattern classes are
+loaded on first access, so importing this package stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .base import BaseOrchestrator, RunContext
+from .budget import Budget
+from .config import OrchestratorConfig
+from .engine.graph import Plan, Scheduler, build_plan
+from .engine.state import RunState
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    CallbackError,
+    ConfigError,
+    ContextLengthError,
+    MalformedResponseError,
+    OrchestrationError,
+    OverloadedError,
+    PlanError,
+    ProviderError,
+    ProviderTimeoutError,
+    QuotaExceededError,
+    RateLimitError,
+    RunCancelledError,
+    RunNotFoundError,
+    ServiceUnavailableError,
+)
+from .events import EventType, StreamEvent
+from .llm import Completion, CompletionChunk, CompletionRequest, Provider, as_provider
+from .models import (
+    AgentResult,
+    AgentType,
+    GeneratedDocument,
+    OrchestratorResult,
+    SubTask,
+    SynthesisResult,
+    TaskStatus,
+)
+from .pricing import ModelPrice, PriceTable
+from .registry import resolve_orchestrator, resolve_provider
+from .retry import RetryPolicy, is_retryable, retry_async
+from .scripted import ScriptedProvider
+from .stores import MemoryStore, RunStore, RunSummary
+from .tokens import count_message_tokens, count_tokens
+from .usage import Usage
+from .utils import (
+    CostTracker,
+    ProgressTracker,
+    calculate_progress,
+    chunk_list,
+    deduplicate_by_key,
+    format_cost,
+    format_duration,
+)
+
+if TYPE_CHECKING:
+    from patterns.cascade import DreamCascadeConfig, DreamCascadeOrchestrator
+    from patterns.conditional import ConditionalOrchestrator
+    from patterns.iterative import IterationResult, IterativeOrchestrator
+    from patterns.sequential import SequentialOrchestrator
+    from patterns.swarm import DreamSwarmConfig, DreamSwarmOrchestrator
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first attribute access.
+_LAZY = {
+    "DreamCascadeOrchestrator": "patterns.cascade",
+    "DreamCascadeConfig": "patterns.cascade",
+    "DreamSwarmOrchestrator": "patterns.swarm",
+    "DreamSwarmConfig": "patterns.swarm",
+    "SequentialOrchestrator": "patterns.sequential",
+    "ConditionalOrchestrator": "patterns.conditional",
+    "IterativeOrchestrator": "patterns.iterative",
+    "IterationResult": "patterns.iterative",
+    "create_sse_callback": "orchestration.streaming",
+    "create_websocket_callback": "orchestration.streaming",
+    "create_progress_bar_callback": "orchestration.streaming",
+    "write_reports": "orchestration.reports",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestration' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "AgentResult",
+    "AgentType",
+    "AuthenticationError",
+    "BadRequestError",
+    "BaseOrchestrator",
+    "Budget",
+    "BudgetExceededError",
+    "CallbackError",
+    "Completion",
+    "CompletionChunk",
+    "CompletionRequest",
+    "ConditionalOrchestrator",
+    "ConfigError",
+    "ContextLengthError",
+    "CostTracker",
+    "DreamCascadeConfig",
+    "DreamCascadeOrchestrator",
+    "DreamSwarmConfig",
+    "DreamSwarmOrchestrator",
+    "EventType",
+    "GeneratedDocument",
+    "IterationResult",
+    "IterativeOrchestrator",
+    "MalformedResponseError",
+    "MemoryStore",
+    "ModelPrice",
+    "OrchestrationError",
+    "OrchestratorConfig",
+    "OrchestratorResult",
+    "OverloadedError",
+    "Plan",
+    "PlanError",
+    "PriceTable",
+    "ProgressTracker",
+    "Provider",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RetryPolicy",
+    "RunCancelledError",
+    "RunContext",
+    "RunNotFoundError",
+    "RunState",
+    "RunStore",
+    "RunSummary",
+    "Scheduler",
+    "ScriptedProvider",
+    "SequentialOrchestrator",
+    "ServiceUnavailableError",
+    "StreamEvent",
+    "SubTask",
+    "SynthesisResult",
+    "TaskStatus",
+    "Usage",
+    "as_provider",
+    "build_plan",
+    "calculate_progress",
+    "chunk_list",
+    "count_message_tokens",
+    "count_tokens",
+    "create_progress_bar_callback",
+    "create_sse_callback",
+    "create_websocket_callback",
+    "deduplicate_by_key",
+    "format_cost",
+    "format_duration",
+    "is_retryable",
+    "resolve_orchestrator",
+    "resolve_provider",
+    "retry_async",
+    "write_reports",
+]

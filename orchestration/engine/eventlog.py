@@ -1,0 +1,144 @@
+"""The run's event log: numbers, folds, stores and delivers every event, in order.
+
+``emit`` is synchronous and cheap: it folds the event into the run state, stamps it with
+the next ``seq`` and the resulting progress, and queues it.  One dispatcher task per run
+appends queued events to the store in batches and then hands them to the stream
+callbacks one by one, so callbacks always see events in ``seq`` order and a slow or
+failing callback never blocks or kills the run.  ``flush`` waits until everything
+emitted so far is in the store (a durability point).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..events import EventType, StreamEvent
+from ..stores.base import RunStore
+from .state import RunState
+
+__all__ = ["EventLog"]
+
+logger = logging.getLogger("orchestration")
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class EventLog:
+    """Emits a run's events to its state, its store and its subscribers."""
+
+    def __init__(
+        self,
+        run_id: str,
+        store: RunStore,
+        callbacks: Sequence[Callable[[StreamEvent], Any]] = (),
+        *,
+        state: RunState | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.run_id = run_id
+        self.state = state or RunState(run_id)
+        self.seq = self.state.last_seq
+        self._store = store
+        self._callbacks = list(callbacks)
+        self._clock = clock
+        self._queue: list[StreamEvent] = []
+        self._wakeup = asyncio.Event()
+        self._written = self.seq
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._closed = False
+        self._reported: set[int] = set()
+        self.store_error: BaseException | None = None
+
+    def emit(
+        self, kind: EventType, data: Mapping[str, Any] | None = None, agent_id: str | None = None
+    ) -> StreamEvent:
+        """Record one event; returns it (already folded into :attr:`state`)."""
+        payload = _EMPTY if data is None else data
+        now = self._clock()
+        progress = self.state.apply(kind, payload, agent_id, now)
+        self.seq += 1
+        self.state.last_seq = self.seq
+        event = StreamEvent(kind, self.run_id, self.seq, now, payload, agent_id, progress)
+        self._queue.append(event)
+        self._wakeup.set()
+        return event
+
+    async def flush(self) -> None:
+        """Wait until every event emitted so far is in the store."""
+        target = self.seq
+        if self._written >= target or self.store_error is not None:
+            return
+        if self._closed:  # no dispatcher any more: deliver here
+            await self.deliver_pending()
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        self._wakeup.set()
+        await future
+
+    def close(self) -> None:
+        """Ask the dispatcher to deliver what is queued and stop."""
+        self._closed = True
+        self._wakeup.set()
+
+    async def dispatch(self) -> None:
+        """Run until :meth:`close`: store and deliver events in batches."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self.deliver_pending()
+            if self._closed and not self._queue:
+                return
+
+    async def deliver_pending(self) -> None:
+        """Store and deliver whatever is queued now (also used after cancellation)."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            if self.store_error is None:
+                try:
+                    await self._store.append(self.run_id, batch)
+                except Exception as error:  # the run goes on in memory; the result says so
+                    self.store_error = error
+                    logger.error("run %s: event store failed: %s", self.run_id, error)
+            self._written = batch[-1].seq
+            self._release_waiters()
+            if self._callbacks:
+                for event in batch:
+                    await self._deliver(event)
+
+    def _release_waiters(self) -> None:
+        if not self._waiters:
+            return
+        keep = []
+        for target, future in self._waiters:
+            if target <= self._written or self.store_error is not None:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                keep.append((target, future))
+        self._waiters = keep
+
+    async def _deliver(self, event: StreamEvent) -> None:
+        for callback in self._callbacks:
+            try:
+                outcome = callback(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as error:
+                self._callback_failed(callback, event, error)
+
+    def _callback_failed(self, callback: Callable[..., Any], event: StreamEvent, error: Exception) -> None:
+        name = getattr(callback, "__qualname__", None) or type(callback).__name__
+        logger.warning("run %s: stream callback %s raised on event %d: %r", self.run_id, name, event.seq, error)
+        if id(callback) in self._reported:
+            return  # reported once as an event; later failures are only logged
+        self._reported.add(id(callback))
+        self.emit(
+            EventType.CALLBACK_ERROR,
+            {"callback": name, "error": f"{type(error).__name__}: {error}", "event_seq": event.seq},
+        )

@@ -1,0 +1,84 @@
+"""The live context of one run, and which run/agent the current task works for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..budget import Budget
+from ..events import EventType
+from ..models import AgentResult, TaskStatus
+from ..retry import RetryPolicy
+from .eventlog import EventLog
+from .state import RunState
+
+__all__ = ["RunContext", "Scope", "attributed", "current_scope"]
+
+
+@dataclass
+class RunContext:
+    """The live state of one run (one per ``execute_workflow`` call).
+
+    Everything durable is in ``log`` (events folded into ``state``); the rest is
+    in-flight machinery: the budget, retry policies, the task running the workflow body.
+    """
+
+    run_id: str
+    task: str
+    title: str
+    context: dict[str, Any]
+    log: EventLog
+    budget: Budget
+    subtask_policy: RetryPolicy
+    call_policy: RetryPolicy
+    results: dict[str, AgentResult] = field(default_factory=dict)
+    cancel_requested: bool = False
+    stop_reason: TaskStatus | None = None
+    body: asyncio.Task[None] | None = None
+    warned: set[str] = field(default_factory=set)
+
+    @property
+    def state(self) -> RunState:
+        """The run's state (a fold of its events)."""
+        return self.log.state
+
+    def emit(self, kind: EventType, data: Mapping[str, Any] | None = None, agent_id: str | None = None) -> None:
+        """Append an event to this run."""
+        self.log.emit(kind, data, agent_id)
+
+    def warn_once(self, key: str, message: str) -> None:
+        """Emit a ``warning`` event the first time ``key`` is seen in this run."""
+        if key not in self.warned:
+            self.warned.add(key)
+            self.emit(EventType.WARNING, {"message": message})
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The run and agent that model calls made in the current task are billed to."""
+
+    run: RunContext
+    agent_id: str
+
+
+_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("orchestration_scope", default=None)
+
+
+def current_scope() -> Scope | None:
+    """The scope of the current task, or None outside a run."""
+    return _scope.get()
+
+
+@contextlib.contextmanager
+def attributed(run: RunContext, agent_id: str) -> Iterator[Scope]:
+    """Bill model calls made inside the block to ``agent_id`` of ``run``."""
+    scope = Scope(run, agent_id)
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)

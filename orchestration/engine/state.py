@@ -1,0 +1,159 @@
+"""Run state as a fold over the run's events.
+
+:class:`RunState` is the only place run state lives.  The live run applies each event
+as it is emitted; a stored run is rebuilt with :meth:`RunState.from_events`; both go
+through the same :meth:`RunState.apply`, so results, totals and progress never diverge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..events import EventType, StreamEvent
+from ..models import (
+    AgentResult,
+    GeneratedDocument,
+    OrchestratorResult,
+    SubTask,
+    SynthesisResult,
+    TaskStatus,
+)
+from ..usage import Usage
+
+__all__ = ["RunState"]
+
+# Progress milestones (percent): decomposition 0-10, agents 10-90, synthesis 90-100.
+_AGENTS_START = 10.0
+_AGENTS_SPAN = 80.0
+
+
+class RunState:
+    """Everything known about a run, derived from its events."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.task = ""
+        self.title = ""
+        self.orchestrator = ""
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.status = TaskStatus.PENDING
+        self.error: str | None = None
+        self.subtasks: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, dict[str, Any]] = {}
+        self.syntheses: list[dict[str, Any]] = []
+        self.final_synthesis: str | None = None
+        self.documents: list[dict[str, Any]] = []
+        self.usage = Usage()
+        self.usage_by_agent: dict[str, Usage] = {}
+        self.usage_by_model: dict[str, Usage] = {}
+        self.metadata: dict[str, Any] = {}
+        self.progress = 0.0
+        self.last_seq = 0
+        self._planned = 0
+        self._finished_agents = 0
+
+    @property
+    def total_cost(self) -> float:
+        """USD spent so far."""
+        return self.usage.cost_usd
+
+    @classmethod
+    def from_events(cls, run_id: str, events: Iterable[StreamEvent]) -> RunState:
+        """Rebuild a run's state from its stored events."""
+        state = cls(run_id)
+        for event in events:
+            state.apply(event.event_type, event.data, event.agent_id, event.timestamp)
+            state.last_seq = event.seq
+        return state
+
+    def apply(
+        self, kind: EventType, data: Mapping[str, Any], agent_id: str | None, timestamp: float
+    ) -> float:
+        """Fold one event into the state; returns the run's progress percentage after it."""
+        if kind is EventType.COST_UPDATE:
+            usage = Usage.from_dict(data["usage"])
+            self.usage = self.usage + usage
+            key = agent_id or "run"
+            self.usage_by_agent[key] = self.usage_by_agent.get(key, Usage()) + usage
+            model = str(data.get("model") or "unknown")
+            self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
+        elif kind in (EventType.AGENT_COMPLETE, EventType.AGENT_ERROR, EventType.AGENT_SKIPPED):
+            result = data["result"]
+            if result["subtask_id"] not in self.results:
+                self._finished_agents += 1
+            self.results[result["subtask_id"]] = result
+            if self._planned:
+                self._advance(_AGENTS_START + _AGENTS_SPAN * self._finished_agents / self._planned)
+        elif kind is EventType.WORKFLOW_START:
+            self.task = str(data.get("task", ""))
+            self.title = str(data.get("title", ""))
+            self.orchestrator = str(data.get("orchestrator", ""))
+            self.started_at = timestamp
+            self.status = TaskStatus.IN_PROGRESS
+            self.metadata.update(data.get("metadata") or {})
+        elif kind is EventType.DECOMPOSITION_START:
+            self._advance(2.0)
+        elif kind is EventType.DECOMPOSITION_COMPLETE:
+            for subtask in data.get("subtasks", ()):
+                self.subtasks[subtask["id"]] = subtask
+            self._planned = len(self.subtasks) - len(self.results)
+            self._finished_agents = 0
+            self._advance(_AGENTS_START)
+        elif kind is EventType.SYNTHESIS_START:
+            self._advance(_AGENTS_START + _AGENTS_SPAN)
+        elif kind is EventType.SYNTHESIS_COMPLETE:
+            synthesis = data["synthesis"]
+            self.syntheses.append(synthesis)
+            if data.get("final", True):
+                self.final_synthesis = synthesis["content"]
+                self._advance(97.0)
+        elif kind is EventType.ITERATION_START or kind is EventType.ITERATION_COMPLETE:
+            total = data.get("max_iterations")
+            number = data.get("iteration")
+            if isinstance(total, int) and isinstance(number, int) and total > 0:
+                done = number if kind is EventType.ITERATION_COMPLETE else number - 1
+                self._advance(100.0 * done / total * 0.95)
+        elif kind is EventType.DOCUMENT_GENERATION_COMPLETE:
+            self.documents.extend(data.get("documents", ()))
+        elif kind in (EventType.WORKFLOW_COMPLETE, EventType.WORKFLOW_ERROR, EventType.WORKFLOW_CANCELLED):
+            self.status = TaskStatus(data.get("status", TaskStatus.FAILED))
+            self.error = data.get("error")
+            self.ended_at = timestamp
+            self.metadata.update(data.get("metadata") or {})
+            self.progress = 100.0
+        return self.progress
+
+    def _advance(self, value: float) -> None:
+        if value > self.progress:
+            self.progress = min(value, 99.0)
+
+    def agent_results(self) -> list[AgentResult]:
+        """Agent results in plan order (subtasks the plan did not list come last)."""
+        ordered = [self.results[i] for i in self.subtasks if i in self.results]
+        ordered += [r for i, r in self.results.items() if i not in self.subtasks]
+        return [AgentResult.from_dict(r) for r in ordered]
+
+    def to_result(self) -> OrchestratorResult:
+        """The run's :class:`OrchestratorResult`, totals computed from the cost events."""
+        elapsed = 0.0
+        if self.started_at is not None:
+            elapsed = (self.ended_at or self.started_at) - self.started_at
+        return OrchestratorResult(
+            task_id=self.run_id,
+            title=self.title,
+            status=self.status,
+            agent_results=self.agent_results(),
+            final_synthesis=self.final_synthesis,
+            execution_time=elapsed,
+            total_cost=self.usage.cost_usd,
+            synthesis_results=[SynthesisResult.from_dict(s) for s in self.syntheses],
+            subtasks=[SubTask.from_dict(s) for s in self.subtasks.values()],
+            error=self.error,
+            usage=self.usage,
+            cost_by_agent=dict(self.usage_by_agent),
+            cost_by_model=dict(self.usage_by_model),
+            generated_documents=[GeneratedDocument.from_dict(d) for d in self.documents],
+            metadata=dict(self.metadata),
+        )

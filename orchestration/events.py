@@ -1,0 +1,106 @@
+"""Typed events: the single source of truth for everything a run does.
+
+Each event has the run's id, a per-run ``seq`` that increases by one with every event,
+a timestamp, the ``agent_id`` it concerns (where one applies), the run's ``progress``
+percentage at that moment, and a JSON-ready ``data`` payload.  Streaming, progress,
+cost totals, reports and resume all read the same sequence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["TERMINAL_EVENTS", "EventType", "StreamEvent"]
+
+
+class EventType(StrEnum):
+    """What happened.  Values are stable strings (they are stored and sent over SSE)."""
+
+    WORKFLOW_START = "workflow_start"
+    WORKFLOW_COMPLETE = "workflow_complete"
+    WORKFLOW_ERROR = "workflow_error"
+    WORKFLOW_CANCELLED = "workflow_cancelled"
+    DECOMPOSITION_START = "decomposition_start"
+    DECOMPOSITION_COMPLETE = "decomposition_complete"
+    AGENT_START = "agent_start"
+    AGENT_PROGRESS = "agent_progress"
+    AGENT_COMPLETE = "agent_complete"
+    AGENT_ERROR = "agent_error"
+    AGENT_SKIPPED = "agent_skipped"
+    AGENT_RETRY = "agent_retry"
+    MODEL_CALL_START = "model_call_start"
+    MODEL_RETRY = "model_retry"
+    MODEL_FALLBACK = "model_fallback"
+    TOKEN_DELTA = "token_delta"
+    COST_UPDATE = "cost_update"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    SYNTHESIS_START = "synthesis_start"
+    SYNTHESIS_COMPLETE = "synthesis_complete"
+    ITERATION_START = "iteration_start"
+    ITERATION_COMPLETE = "iteration_complete"
+    BRANCH_SELECTED = "branch_selected"
+    DOCUMENT_GENERATION_START = "document_generation_start"
+    DOCUMENT_GENERATION_COMPLETE = "document_generation_complete"
+    CALLBACK_ERROR = "callback_error"
+    WARNING = "warning"
+
+
+TERMINAL_EVENTS = frozenset(
+    {EventType.WORKFLOW_COMPLETE, EventType.WORKFLOW_ERROR, EventType.WORKFLOW_CANCELLED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One thing that happened in a run."""
+
+    event_type: EventType
+    run_id: str
+    seq: int
+    timestamp: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+    agent_id: str | None = None
+    progress: float = 0.0
+
+    @property
+    def task_id(self) -> str:
+        """The run's id, under the seed README's name."""
+        return self.run_id
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the event that ends a run."""
+        return self.event_type in TERMINAL_EVENTS
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "event_type": str(self.event_type),
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "timestamp": self.timestamp,
+            "agent_id": self.agent_id,
+            "progress": self.progress,
+            "data": dict(self.data),
+        }
+
+    def to_json(self) -> str:
+        """Compact JSON (non-ASCII kept as is)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StreamEvent:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            event_type=EventType(data["event_type"]),
+            run_id=data["run_id"],
+            seq=int(data["seq"]),
+            timestamp=float(data["timestamp"]),
+            data=dict(data.get("data") or {}),
+            agent_id=data.get("agent_id"),
+            progress=float(data.get("progress") or 0.0),
+        )

@@ -1,0 +1,201 @@
+"""One model call through the framework: budget, retries, fallback chain, events, cost.
+
+For each model in the chain (primary, then fallbacks): reserve the call's worst-case
+cost (prompt tokens counted offline + ``max_tokens``, at the model's prices), call the
+provider with retries (each attempt under the configured timeout), price the real usage,
+settle the reservation and emit a ``cost_update`` event billed to the current agent.
+When a model fails for good the next one is tried (``model_fallback`` event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from .budget import Reservation
+from .config import OrchestratorConfig
+from .engine.run import RunContext, current_scope
+from .errors import BudgetExceededError, redact
+from .events import EventType
+from .llm import Completion, CompletionRequest, Provider
+from .pricing import PriceTable
+from .retry import RetryPolicy, retry_call
+from .tokens import count_message_tokens, count_tokens
+from .usage import Usage
+
+__all__ = ["EXHAUSTED", "call_model"]
+
+#: Attribute set on an error that already went through the call-level retries and
+#: fallbacks, so the subtask-level retry does not multiply them.
+EXHAUSTED = "orchestration_exhausted"
+
+
+async def call_model(
+    llm: Provider,
+    request: CompletionRequest,
+    models: Sequence[str | None],
+    *,
+    config: OrchestratorConfig,
+    prices: PriceTable,
+    default_policy: RetryPolicy,
+    stream: bool = False,
+) -> Completion:
+    """Answer ``request`` with the first model of ``models`` that succeeds."""
+    scope = current_scope()
+    run = scope.run if scope is not None else None
+    agent_id = scope.agent_id if scope is not None else None
+    last_error: BaseException | None = None
+    for index, model in enumerate(models):
+        attempt_request = replace(request, model=model)
+        try:
+            return await _call_one(
+                llm, attempt_request, run, agent_id, config=config, prices=prices,
+                policy=run.call_policy if run is not None else default_policy, stream=stream,
+            )
+        except (BudgetExceededError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            last_error = error
+            if index + 1 < len(models):
+                if run is not None:
+                    run.emit(
+                        EventType.MODEL_FALLBACK,
+                        {"from_model": model, "to_model": models[index + 1], "error": _describe(error)},
+                        agent_id,
+                    )
+                continue
+            _mark_exhausted(error)
+            raise
+    raise AssertionError(f"no model to call (last error: {last_error!r})")  # models is never empty
+
+
+async def _call_one(
+    llm: Provider,
+    request: CompletionRequest,
+    run: RunContext | None,
+    agent_id: str | None,
+    *,
+    config: OrchestratorConfig,
+    prices: PriceTable,
+    policy: RetryPolicy,
+    stream: bool,
+) -> Completion:
+    tracking = config.enable_cost_tracking
+    reservation: Reservation | None = None
+    if run is not None and run.budget.cap is not None:
+        reservation = run.budget.reserve(_worst_case(request, prices))
+
+    async def attempt() -> Completion:
+        async with asyncio.timeout(config.timeout_seconds):
+            if stream and hasattr(llm, "stream"):
+                return await _streamed(llm, request, run, agent_id)
+            return await llm.complete(request)
+
+    def on_retry(number: int, error: BaseException, wait: float) -> None:
+        if run is not None:
+            run.emit(
+                EventType.MODEL_RETRY,
+                {"model": request.model, "attempt": number, "error": _describe(error), "wait_seconds": wait},
+                agent_id,
+            )
+
+    try:
+        completion = await retry_call(attempt, policy, on_retry=on_retry)
+    except BaseException:
+        if reservation is not None and run is not None:
+            run.budget.release(reservation)
+        raise
+    model = completion.model or request.model or getattr(llm, "name", "unknown")
+    usage = completion.usage
+    if usage.calls == 0:
+        usage = replace(usage, calls=1)
+    if tracking and usage.cost_usd == 0:
+        cost = prices.cost(model, usage)
+        if cost is None:
+            cost = 0.0
+            if run is not None:
+                run.warn_once(
+                    f"price:{model}",
+                    f"model {model!r} has no price in the price table; its calls are billed at $0 "
+                    "(add it with PriceTable({...}))",
+                )
+        usage = replace(usage, cost_usd=cost)
+    elif not tracking:
+        usage = replace(usage, cost_usd=0.0)
+    if run is not None:
+        if reservation is not None:
+            run.budget.settle(reservation, usage.cost_usd)
+        elif tracking:
+            run.budget.charge(usage.cost_usd)
+        if tracking:
+            run.emit(
+                EventType.COST_UPDATE,
+                {
+                    "model": model,
+                    "usage": usage.to_dict(),
+                    "cost": usage.cost_usd,
+                    "total_cost": run.state.total_cost + usage.cost_usd,
+                    "provider": completion.provider,
+                },
+                agent_id,
+            )
+    return replace(completion, usage=usage, model=model)
+
+
+async def _streamed(
+    llm: Provider, request: CompletionRequest, run: RunContext | None, agent_id: str | None
+) -> Completion:
+    parts: list[str] = []
+    usage: Usage | None = None
+    model: str | None = None
+    finish: str | None = None
+    stream = llm.stream(request)  # type: ignore[attr-defined]
+    try:
+        async for chunk in stream:
+            if chunk.delta:
+                parts.append(chunk.delta)
+                if run is not None:
+                    run.emit(EventType.TOKEN_DELTA, {"delta": chunk.delta}, agent_id)
+            usage = chunk.usage or usage
+            model = chunk.model or model
+            finish = chunk.finish_reason or finish
+    except Exception as error:
+        if parts:  # content was already delivered: a retry would bill and show it twice
+            _set(error, "no_retry", True)
+        raise
+    content = "".join(parts)
+    if usage is None:
+        usage = Usage(
+            input_tokens=count_message_tokens(request.messages, request.model).tokens,
+            output_tokens=count_tokens(content, request.model).tokens,
+            calls=1,
+            estimated=True,
+        )
+    return Completion(content=content, usage=usage, model=model or request.model, finish_reason=finish,
+                      provider=getattr(llm, "name", None))
+
+
+def _worst_case(request: CompletionRequest, prices: PriceTable) -> float:
+    price = prices.lookup(request.model)
+    if price is None:
+        return 0.0
+    prompt = count_message_tokens(request.messages, request.model).tokens
+    return price.cost(Usage(input_tokens=prompt, output_tokens=request.max_tokens or 0))
+
+
+def _describe(error: BaseException) -> str:
+    text = redact(str(error)) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def _set(error: BaseException, name: str, value: Any) -> None:
+    try:
+        setattr(error, name, value)
+    except AttributeError:  # some built-in exceptions refuse attributes
+        pass
+
+
+def _mark_exhausted(error: BaseException) -> None:
+    _set(error, EXHAUSTED, True)

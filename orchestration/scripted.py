@@ -1,0 +1,182 @@
+"""A deterministic, offline provider for tests, examples and the demo.
+
+``ScriptedProvider`` answers from a script: a list of replies (used in order), a mapping
+from a substring of the prompt to a reply, a callable ``(request) -> str``, or by default
+an echo that summarises the prompt.  Usage is realistic (tokens counted with the offline
+tokenizer) and priced like a small hosted model, so cost arithmetic is visible.  It can
+wait (``latency``) and fail on chosen calls (``failures``) to exercise retries,
+fallbacks and timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+
+from .llm import Completion, CompletionChunk, CompletionRequest, Provider
+from .tokens import count_message_tokens, count_tokens
+from .usage import Usage
+
+__all__ = ["ScriptedProvider", "demo_provider", "demo_responder"]
+
+Reply = str | Callable[[CompletionRequest], str]
+
+
+class ScriptedProvider(Provider):
+    """An offline provider whose answers and failures are scripted.
+
+    Args:
+        replies: a sequence of replies used in call order (``IndexError``-free: when it
+            runs out the echo reply is used), a mapping ``{substring: reply}`` matched
+            against the last user message (first match wins), or a callable.
+        model: the model id reported when the request names none.
+        latency: seconds each call waits (``asyncio.sleep``), or a callable of the request.
+        failures: per call, in order, an exception to raise or None to answer normally;
+            or a callable ``(call_number, request) -> BaseException | None``.
+        count_tokens: count usage with the tokenizer (True) or by words (False, faster).
+    """
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        replies: Sequence[Reply] | Mapping[str, Reply] | Reply | None = None,
+        *,
+        model: str = "scripted",
+        latency: float | Callable[[CompletionRequest], float] = 0.0,
+        failures: Iterable[BaseException | None]
+        | Callable[[int, CompletionRequest], BaseException | None]
+        | None = None,
+        count_tokens: bool = True,
+    ) -> None:
+        self._replies = replies
+        self.model = model
+        self._latency = latency
+        self._failures: Callable[[int, CompletionRequest], BaseException | None] | None
+        if failures is None or callable(failures):
+            self._failures = failures
+        else:
+            queue = list(failures)
+            self._failures = lambda n, _r: queue[n - 1] if n <= len(queue) else None
+        self._count_tokens = count_tokens
+        self.calls: list[CompletionRequest] = []
+
+    @property
+    def call_count(self) -> int:
+        """How many calls were made (including failed ones)."""
+        return len(self.calls)
+
+    def _reply(self, request: CompletionRequest, number: int) -> str:
+        replies = self._replies
+        if replies is None:
+            return _echo(request)
+        if callable(replies):
+            return replies(request)
+        if isinstance(replies, Mapping):
+            prompt = request.prompt_text
+            for needle, reply in replies.items():
+                if needle in prompt:
+                    return reply(request) if callable(reply) else reply
+            return _echo(request)
+        if isinstance(replies, str):
+            return replies
+        if number <= len(replies):
+            reply = replies[number - 1]
+            return reply(request) if callable(reply) else reply
+        return _echo(request)
+
+    def _usage(self, request: CompletionRequest, content: str) -> Usage:
+        if self._count_tokens:
+            prompt = count_message_tokens(request.messages, request.model).tokens
+            output = count_tokens(content, request.model).tokens
+        else:
+            prompt = sum(len(str(m.get("content", "")).split()) + 4 for m in request.messages)
+            output = len(content.split())
+        return Usage(input_tokens=prompt, output_tokens=output, calls=1)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Answer from the script (after the configured latency and failures)."""
+        self.calls.append(request)
+        number = len(self.calls)
+        latency = self._latency(request) if callable(self._latency) else self._latency
+        if latency:
+            await asyncio.sleep(latency)
+        if self._failures is not None:
+            failure = self._failures(number, request)
+            if failure is not None:
+                raise failure
+        content = self._reply(request, number)
+        if request.max_tokens is not None:
+            content = _truncate_words(content, request.max_tokens)
+        return Completion(
+            content=content,
+            usage=self._usage(request, content),
+            model=request.model or self.model,
+            finish_reason="stop",
+            provider=self.name,
+        )
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
+        """Stream the scripted answer word by word; the last chunk carries usage."""
+        completion = await self.complete(request)
+        words = re.split(r"(\s+)", completion.content)
+        for word in words:
+            if word:
+                yield CompletionChunk(delta=word, model=completion.model)
+        yield CompletionChunk(usage=completion.usage, finish_reason="stop", model=completion.model)
+
+
+def _truncate_words(text: str, limit: int) -> str:
+    words = text.split(" ")
+    return text if len(words) <= limit else " ".join(words[:limit])
+
+
+def _echo(request: CompletionRequest) -> str:
+    prompt = " ".join(request.prompt_text.split())
+    if len(prompt) > 160:
+        prompt = prompt[:157] + "..."
+    return f"Response to: {prompt}"
+
+
+def demo_responder(request: CompletionRequest) -> str:
+    """Plausible offline answers for the demo: JSON plans for decomposition prompts,
+    short findings for research prompts, a summary for synthesis prompts."""
+    prompt = request.prompt_text
+    lowered = prompt.lower()
+    if "json" in lowered and ("subtask" in lowered or "decompose" in lowered):
+        match = re.search(r"(\d+)\s+subtasks", lowered)
+        count = int(match.group(1)) if match else 3
+        topic = _topic(prompt)
+        angles = ["background and definitions", "current state of the art", "open problems",
+                  "practical applications", "risks and limitations", "future directions"]
+        plan = [
+            {"id": f"subtask_{i + 1}", "description": f"Investigate {angles[i % len(angles)]} of {topic}"}
+            for i in range(count)
+        ]
+        return json.dumps({"subtasks": plan})
+    if "score" in lowered and "0" in lowered and "1" in lowered and "rate" in lowered:
+        return '{"score": 0.95, "feedback": "Clear and complete."}'
+    if "synthes" in lowered or "combine" in lowered or "summar" in lowered:
+        return (
+            "## Summary\n\nThe findings agree on the main points: the topic is well defined, "
+            "it has working applications today, and its main open problems are cost and scale."
+        )
+    return (
+        f"Findings on {_topic(prompt)}: three key points were identified, with sources and "
+        "caveats noted for each."
+    )
+
+
+def _topic(prompt: str) -> str:
+    for line in prompt.splitlines():
+        if line.lower().startswith(("task:", "subtask:")):
+            return line.split(":", 1)[1].strip()[:120]
+    text = " ".join(prompt.split())
+    return text[:120] if text else "the task"
+
+
+def demo_provider(model: str | None = None) -> ScriptedProvider:
+    """The offline provider the demo and ``--provider scripted`` use."""
+    return ScriptedProvider(demo_responder, model=model or "scripted")

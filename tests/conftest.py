@@ -1,0 +1,21 @@
+"""Shared test fixtures.
+
+Tests that need a service (Postgres, Redis) or a browser use :func:`require_service`:
+in CI (``CI=true``) a missing service fails the test; elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def require_service(name: str, available: bool, how: str) -> None:
+    """Fail in CI, skip elsewhere, when ``name`` is not available."""
+    if available:
+        return
+    message = f"{name} is not available: {how}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
