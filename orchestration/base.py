@@ -183,8 +183,14 @@ class BaseOrchestrator(abc.ABC):
         try:
             plan = await self._decompose(run)
             await self._execute_plan(run, plan)
-            await self._synthesize(run)
-            await self._finish(run)
+            synthesis_error = None
+            try:
+                await self._synthesize(run)
+            except (asyncio.CancelledError, BudgetExceededError):
+                raise
+            except Exception as error:  # the agents' results are kept; the run is partial
+                synthesis_error = f"synthesis failed: {_describe(error)}"
+            await self._finish(run, synthesis_error)
         except asyncio.CancelledError:
             self._end(run, TaskStatus.CANCELLED, "the run was cancelled")
             if not run.cancel_requested:
@@ -385,11 +391,13 @@ class BaseOrchestrator(abc.ABC):
                  synthesis.agent_id)
         return synthesis
 
-    async def _finish(self, run: RunContext) -> None:
+    async def _finish(self, run: RunContext, synthesis_error: str | None = None) -> None:
         results = list(run.results.values())
         done = [r for r in results if r.status is TaskStatus.COMPLETED]
         status, error = TaskStatus.COMPLETED, None
-        if run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
+        if synthesis_error is not None:
+            status, error = TaskStatus.PARTIAL, synthesis_error
+        elif run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
             status = TaskStatus.BUDGET_EXCEEDED
             error = (
                 f"budget of ${run.budget.cap:.4f} reached after ${run.budget.spent:.4f}; "
@@ -403,6 +411,10 @@ class BaseOrchestrator(abc.ABC):
             status = TaskStatus.PARTIAL
             failed = [f"{r.subtask_id}: {r.error}" for r in results if r.status is not TaskStatus.COMPLETED]
             error = f"{len(failed)} of {len(results)} subtasks did not complete ({'; '.join(failed[:3])})"
+        if run.outcome_status is not None and status in (TaskStatus.COMPLETED, TaskStatus.PARTIAL):
+            status = run.outcome_status
+        if run.outcome_error:
+            error = f"{error}; {run.outcome_error}" if error else run.outcome_error
         if self.config.generate_documents:
             error = await self._write_documents(run, status, error)
         self._end(run, status, error)
@@ -437,6 +449,8 @@ class BaseOrchestrator(abc.ABC):
             TaskStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
         }.get(status, EventType.WORKFLOW_ERROR)
         data: dict[str, Any] = {"status": str(status), "total_cost": run.state.total_cost}
+        if run.outcome_metadata:
+            data["metadata"] = dict(run.outcome_metadata)
         if error:
             data["error"] = error
         run.emit(kind, data)
@@ -487,6 +501,31 @@ class BaseOrchestrator(abc.ABC):
         if scope is None:
             raise RuntimeError("emit_event() can only be called while a run is in progress")
         scope.run.emit(kind, data, agent_id if agent_id is not None else scope.agent_id)
+
+    def set_outcome(
+        self,
+        status: TaskStatus | None = None,
+        error: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Tell the engine how the current run went, in the pattern's own terms.
+
+        ``status`` replaces COMPLETED/PARTIAL (never a budget stop, cancellation or
+        failure); ``error`` is added to the result's error; ``metadata`` is merged into
+        ``OrchestratorResult.metadata``.  E.g. an iterative pattern that hit its cap:
+        ``self.set_outcome(TaskStatus.PARTIAL, "did not converge in 5 iterations",
+        {"converged": False})``.
+        """
+        scope = current_scope()
+        if scope is None:
+            raise RuntimeError("set_outcome() can only be called while a run is in progress")
+        run = scope.run
+        if status is not None:
+            run.outcome_status = TaskStatus(status)
+        if error:
+            run.outcome_error = error
+        if metadata:
+            run.outcome_metadata.update(metadata)
 
     @contextmanager
     def agent(self, agent_id: str) -> Iterator[None]:

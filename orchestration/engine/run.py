@@ -40,6 +40,9 @@ class RunContext:
     stop_reason: TaskStatus | None = None
     body: asyncio.Task[None] | None = None
     warned: set[str] = field(default_factory=set)
+    outcome_status: TaskStatus | None = None
+    outcome_error: str | None = None
+    outcome_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def state(self) -> RunState:
