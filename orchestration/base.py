@@ -57,6 +57,8 @@ class BaseOrchestrator(abc.ABC):
 
     #: The name used in events and run listings (defaults to the class name).
     name: str = ""
+    #: The config class the CLI and server build from options (patterns set their own).
+    config_class: type[OrchestratorConfig] = OrchestratorConfig
 
     def __init__(
         self,
@@ -109,7 +111,13 @@ class BaseOrchestrator(abc.ABC):
         Running subtasks are cancelled, results so far are kept, the run ends CANCELLED.
         Returns True if anything was cancelled.
         """
-        runs = list(self._runs.values()) if run_id is None else [self._runs[run_id]] if run_id in self._runs else []
+        runs = (
+            list(self._runs.values())
+            if run_id is None
+            else [self._runs[run_id]]
+            if run_id in self._runs
+            else []
+        )
         for run in runs:
             run.cancel_requested = True
             if run.body is not None:
@@ -197,6 +205,10 @@ class BaseOrchestrator(abc.ABC):
                 raise
         except PlanError as error:
             self._end(run, TaskStatus.FAILED, f"invalid plan: {error}")
+        except TimeoutError:
+            self._end(
+                run, TaskStatus.FAILED, f"timed out after {config.timeout_seconds:g}s (timeout_seconds)"
+            )
         except BudgetExceededError as error:
             self._end(run, TaskStatus.BUDGET_EXCEEDED, str(error))
         except Exception as error:
@@ -205,7 +217,8 @@ class BaseOrchestrator(abc.ABC):
     async def _decompose(self, run: RunContext) -> Plan:
         run.emit(EventType.DECOMPOSITION_START, {"task": run.task})
         with attributed(run, "planner"):
-            raw = await self.decompose_task(run.task, dict(run.context, run_id=run.run_id))
+            async with asyncio.timeout(self.config.timeout_seconds):
+                raw = await self.decompose_task(run.task, dict(run.context, run_id=run.run_id))
         plan = build_plan(_as_subtasks(raw))
         run.emit(
             EventType.DECOMPOSITION_COMPLETE,
@@ -279,15 +292,21 @@ class BaseOrchestrator(abc.ABC):
         def on_retry(number: int, error: BaseException, wait: float) -> None:
             run.emit(
                 EventType.AGENT_RETRY,
-                {"subtask_id": subtask.id, "attempt": number, "error": _describe(error), "wait_seconds": wait},
+                {
+                    "subtask_id": subtask.id,
+                    "attempt": number,
+                    "error": _describe(error),
+                    "wait_seconds": wait,
+                },
                 agent_id,
             )
 
         started = time.perf_counter()
         try:
             with attributed(run, agent_id):
-                result = _as_agent_result(await retry_call(attempt, run.subtask_policy, on_retry=on_retry),
-                                          subtask, agent_id)
+                result = _as_agent_result(
+                    await retry_call(attempt, run.subtask_policy, on_retry=on_retry), subtask, agent_id
+                )
         except asyncio.CancelledError:
             self._record(run, _failed(subtask, agent_id, TaskStatus.CANCELLED, "cancelled", attempts))
             raise
@@ -335,17 +354,25 @@ class BaseOrchestrator(abc.ABC):
                 agent_id,
             )
             tracked = run.state.usage_by_agent.get(agent_id)
-        changes: dict[str, Any] = {"attempts": attempts}
-        if tracked is not None:
-            changes.update(cost=tracked.cost_usd, usage=tracked)
-        if not result.execution_time:
-            changes["execution_time"] = elapsed
-        return replace(result, **changes)
+        return AgentResult(
+            agent_id=result.agent_id,
+            agent_type=result.agent_type,
+            subtask_id=result.subtask_id,
+            content=result.content,
+            status=result.status,
+            execution_time=result.execution_time or elapsed,
+            cost=tracked.cost_usd if tracked is not None else result.cost,
+            error=result.error,
+            usage=tracked if tracked is not None else result.usage,
+            model=result.model,
+            attempts=attempts,
+            metadata=result.metadata,
+        )
 
     async def _synthesize(self, run: RunContext) -> None:
         if run.stop_reason is not None:
             return
-        ordered = run.state.agent_results()
+        ordered = [run.results[i] for i in run.state.subtasks if i in run.results]
         succeeded = [r for r in ordered if r.status is TaskStatus.COMPLETED]
         if not succeeded:
             return
@@ -362,11 +389,15 @@ class BaseOrchestrator(abc.ABC):
                 output = await self.synthesize_results(succeeded, context)
             if output is None:
                 raise TypeError("synthesize_results returned None; return a str or a SynthesisResult")
-            synthesis = output if isinstance(output, SynthesisResult) else SynthesisResult(
-                content=str(output),
-                level=1 + max((s.get("level", 0) for s in run.state.syntheses), default=0),
-                source_ids=[r.agent_id for r in succeeded],
-                agent_id="synthesizer",
+            synthesis = (
+                output
+                if isinstance(output, SynthesisResult)
+                else SynthesisResult(
+                    content=str(output),
+                    level=1 + max((s.get("level", 0) for s in run.state.syntheses), default=0),
+                    source_ids=[r.agent_id for r in succeeded],
+                    agent_id="synthesizer",
+                )
             )
             self.record_synthesis(synthesis, final=True, started=started)
 
@@ -387,8 +418,11 @@ class BaseOrchestrator(abc.ABC):
         if started is not None and not synthesis.execution_time:
             changes["execution_time"] = time.perf_counter() - started
         synthesis = replace(synthesis, **changes)
-        run.emit(EventType.SYNTHESIS_COMPLETE, {"synthesis": synthesis.to_dict(), "final": final},
-                 synthesis.agent_id)
+        run.emit(
+            EventType.SYNTHESIS_COMPLETE,
+            {"synthesis": synthesis.to_dict(), "final": final},
+            synthesis.agent_id,
+        )
         return synthesis
 
     async def _finish(self, run: RunContext, synthesis_error: str | None = None) -> None:
@@ -481,21 +515,30 @@ class BaseOrchestrator(abc.ABC):
             messages = [dict(m) for m in prompt]
         if system:
             messages.insert(0, {"role": "system", "content": system})
+        primary = model or self.config.primary_model or getattr(self.llm, "model", None)
         request = CompletionRequest(
             messages=messages,
-            model=None,
+            model=primary,
             max_tokens=max_tokens or self.config.max_tokens,
             temperature=temperature if temperature is not None else self.config.temperature,
             options=options,
         )
-        primary = model or self.config.primary_model or getattr(self.llm, "model", None)
-        chain = [primary, *[m for m in self.config.fallback_models if m != primary]]
+        fallbacks = self.config.fallback_models
+        chain = [primary, *[m for m in fallbacks if m != primary]] if fallbacks else [primary]
+        policy = None if current_scope() is not None else self._retry_policy(subtask_level=False)
         return await call_model(
-            self.llm, request, chain, config=self.config, prices=self.prices,
-            default_policy=self._retry_policy(subtask_level=False), stream=stream,
+            self.llm,
+            request,
+            chain,
+            config=self.config,
+            prices=self.prices,
+            default_policy=policy,
+            stream=stream,
         )
 
-    def emit_event(self, kind: EventType, data: Mapping[str, Any] | None = None, agent_id: str | None = None) -> None:
+    def emit_event(
+        self, kind: EventType, data: Mapping[str, Any] | None = None, agent_id: str | None = None
+    ) -> None:
         """Emit an event on the current run (for patterns: iterations, branches, tiers)."""
         scope = current_scope()
         if scope is None:
@@ -597,15 +640,18 @@ def _as_agent_result(outcome: Any, subtask: SubTask, agent_id: str) -> AgentResu
             outcome = replace(outcome, subtask_id=subtask.id)
         return outcome
     if isinstance(outcome, str):
-        return AgentResult(agent_id=agent_id, agent_type=subtask.agent_type, subtask_id=subtask.id, content=outcome)
+        return AgentResult(
+            agent_id=agent_id, agent_type=subtask.agent_type, subtask_id=subtask.id, content=outcome
+        )
     if isinstance(outcome, Completion):
         return AgentResult(
-            agent_id=agent_id, agent_type=subtask.agent_type, subtask_id=subtask.id,
-            content=outcome.content, model=outcome.model,
+            agent_id=agent_id,
+            agent_type=subtask.agent_type,
+            subtask_id=subtask.id,
+            content=outcome.content,
+            model=outcome.model,
         )
-    raise TypeError(
-        f"execute_subtask must return an AgentResult or a str, got {type(outcome).__name__}"
-    )
+    raise TypeError(f"execute_subtask must return an AgentResult or a str, got {type(outcome).__name__}")
 
 
 def _as_subtasks(raw: Any) -> list[SubTask]:

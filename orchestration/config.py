@@ -119,9 +119,7 @@ class OrchestratorConfig:
         fallback = self.fallback_model
         if fallback is not None:
             chain = [fallback] if isinstance(fallback, str) else fallback
-            if not isinstance(chain, Sequence) or not all(
-                isinstance(m, str) and m.strip() for m in chain
-            ):
+            if not isinstance(chain, Sequence) or not all(isinstance(m, str) and m.strip() for m in chain):
                 errors.append(f"fallback_model must be a model id or a list of ids, got {fallback!r}")
         formats = self.document_formats
         if isinstance(formats, str) or not isinstance(formats, Sequence):

@@ -192,9 +192,7 @@ def _accepted_kwargs(method: Any, candidates: Mapping[str, Any]) -> dict[str, An
     except (TypeError, ValueError):
         return {k: v for k, v in candidates.items() if v is not None}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return {
-        k: v for k, v in candidates.items() if v is not None and (takes_any or k in params)
-    }
+    return {k: v for k, v in candidates.items() if v is not None and (takes_any or k in params)}
 
 
 async def _call(method: Any, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ When a model fails for good the next one is tried (``model_fallback`` event).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -39,20 +40,31 @@ async def call_model(
     *,
     config: OrchestratorConfig,
     prices: PriceTable,
-    default_policy: RetryPolicy,
+    default_policy: RetryPolicy | None = None,
     stream: bool = False,
 ) -> Completion:
-    """Answer ``request`` with the first model of ``models`` that succeeds."""
+    """Answer ``request`` with the first model of ``models`` that succeeds.
+
+    Inside a run the run's retry policy applies (and every phase of a run has its own
+    timeout); outside one, ``default_policy`` and ``config.timeout_seconds`` do.
+    """
     scope = current_scope()
     run = scope.run if scope is not None else None
     agent_id = scope.agent_id if scope is not None else None
     last_error: BaseException | None = None
     for index, model in enumerate(models):
-        attempt_request = replace(request, model=model)
+        attempt_request = request if request.model == model else replace(request, model=model)
+        policy = run.call_policy if run is not None else default_policy or RetryPolicy(max_retries=0)
         try:
             return await _call_one(
-                llm, attempt_request, run, agent_id, config=config, prices=prices,
-                policy=run.call_policy if run is not None else default_policy, stream=stream,
+                llm,
+                attempt_request,
+                run,
+                agent_id,
+                config=config,
+                prices=prices,
+                policy=policy,
+                stream=stream,
             )
         except (BudgetExceededError, asyncio.CancelledError):
             raise
@@ -87,30 +99,20 @@ async def _call_one(
     if run is not None and run.budget.cap is not None:
         reservation = run.budget.reserve(_worst_case(request, prices))
 
-    async def attempt() -> Completion:
-        async with asyncio.timeout(config.timeout_seconds):
-            if stream and hasattr(llm, "stream"):
-                return await _streamed(llm, request, run, agent_id)
-            return await llm.complete(request)
-
-    def on_retry(number: int, error: BaseException, wait: float) -> None:
-        if run is not None:
-            run.emit(
-                EventType.MODEL_RETRY,
-                {"model": request.model, "attempt": number, "error": _describe(error), "wait_seconds": wait},
-                agent_id,
-            )
-
     try:
-        completion = await retry_call(attempt, policy, on_retry=on_retry)
+        try:  # the first attempt runs without the retry machinery: the common path stays cheap
+            if run is not None and not stream:
+                completion = await llm.complete(request)
+            else:
+                completion = await _attempt(llm, request, run, agent_id, config, stream)
+        except Exception as error:
+            completion = await _retry(llm, request, run, agent_id, config, stream, policy, error)
     except BaseException:
         if reservation is not None and run is not None:
             run.budget.release(reservation)
         raise
     model = completion.model or request.model or getattr(llm, "name", "unknown")
     usage = completion.usage
-    if usage.calls == 0:
-        usage = replace(usage, calls=1)
     if tracking and usage.cost_usd == 0:
         cost = prices.cost(model, usage)
         if cost is None:
@@ -121,9 +123,9 @@ async def _call_one(
                     f"model {model!r} has no price in the price table; its calls are billed at $0 "
                     "(add it with PriceTable({...}))",
                 )
-        usage = replace(usage, cost_usd=cost)
-    elif not tracking:
-        usage = replace(usage, cost_usd=0.0)
+        usage = usage.with_cost(cost)
+    elif not tracking or usage.calls == 0:
+        usage = usage.with_cost(usage.cost_usd if tracking else 0.0)
     if run is not None:
         if reservation is not None:
             run.budget.settle(reservation, usage.cost_usd)
@@ -141,7 +143,60 @@ async def _call_one(
                 },
                 agent_id,
             )
-    return replace(completion, usage=usage, model=model)
+    return Completion(
+        completion.content, usage, model, completion.finish_reason, completion.request_id, completion.provider
+    )
+
+
+async def _attempt(
+    llm: Provider,
+    request: CompletionRequest,
+    run: RunContext | None,
+    agent_id: str | None,
+    config: OrchestratorConfig,
+    stream: bool,
+) -> Completion:
+    """One attempt; outside a run it carries its own timeout (inside, the phase's applies)."""
+    if run is None:
+        async with asyncio.timeout(config.timeout_seconds):
+            return await _one_call(llm, request, run, agent_id, stream)
+    return await _one_call(llm, request, run, agent_id, stream)
+
+
+async def _one_call(
+    llm: Provider, request: CompletionRequest, run: RunContext | None, agent_id: str | None, stream: bool
+) -> Completion:
+    if stream and hasattr(llm, "stream"):
+        return await _streamed(llm, request, run, agent_id)
+    return await llm.complete(request)
+
+
+async def _retry(
+    llm: Provider,
+    request: CompletionRequest,
+    run: RunContext | None,
+    agent_id: str | None,
+    config: OrchestratorConfig,
+    stream: bool,
+    policy: RetryPolicy,
+    first_error: Exception,
+) -> Completion:
+    """Retry after a failed first attempt, emitting a ``model_retry`` event before each wait."""
+
+    def on_retry(number: int, error: BaseException, wait: float) -> None:
+        if run is not None:
+            run.emit(
+                EventType.MODEL_RETRY,
+                {"model": request.model, "attempt": number, "error": _describe(error), "wait_seconds": wait},
+                agent_id,
+            )
+
+    return await retry_call(
+        lambda: _attempt(llm, request, run, agent_id, config, stream),
+        policy,
+        on_retry=on_retry,
+        first_error=first_error,
+    )
 
 
 async def _streamed(
@@ -173,8 +228,13 @@ async def _streamed(
             calls=1,
             estimated=True,
         )
-    return Completion(content=content, usage=usage, model=model or request.model, finish_reason=finish,
-                      provider=getattr(llm, "name", None))
+    return Completion(
+        content=content,
+        usage=usage,
+        model=model or request.model,
+        finish_reason=finish,
+        provider=getattr(llm, "name", None),
+    )
 
 
 def _worst_case(request: CompletionRequest, prices: PriceTable) -> float:
@@ -191,10 +251,8 @@ def _describe(error: BaseException) -> str:
 
 
 def _set(error: BaseException, name: str, value: Any) -> None:
-    try:
+    with contextlib.suppress(AttributeError):  # some built-in exceptions refuse attributes
         setattr(error, name, value)
-    except AttributeError:  # some built-in exceptions refuse attributes
-        pass
 
 
 def _mark_exhausted(error: BaseException) -> None:

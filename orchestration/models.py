@@ -123,6 +123,8 @@ class SubTask:
 
 
 def _agent_type(value: AgentType | str) -> AgentType | str:
+    if type(value) is AgentType:
+        return value
     try:
         return AgentType(value)
     except ValueError:
@@ -130,11 +132,16 @@ def _agent_type(value: AgentType | str) -> AgentType | str:
 
 
 def _status(value: TaskStatus | str) -> TaskStatus:
-    return TaskStatus(value)
+    return value if type(value) is TaskStatus else TaskStatus(value)
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
     return {k: v for k, v in data.items() if k in names}
 
 
@@ -327,9 +334,7 @@ class OrchestratorResult:
         """Inverse of :meth:`to_dict`."""
         known = _known(cls, data)
         known["agent_results"] = [AgentResult.from_dict(r) for r in data.get("agent_results", ())]
-        known["synthesis_results"] = [
-            SynthesisResult.from_dict(s) for s in data.get("synthesis_results", ())
-        ]
+        known["synthesis_results"] = [SynthesisResult.from_dict(s) for s in data.get("synthesis_results", ())]
         known["subtasks"] = [SubTask.from_dict(s) for s in data.get("subtasks", ())]
         known["generated_documents"] = [
             GeneratedDocument.from_dict(d) for d in data.get("generated_documents", ())

@@ -105,15 +105,21 @@ async def retry_call(
     *,
     on_retry: Callable[[int, BaseException, float], Any] | None = None,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    first_error: Exception | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds or ``policy`` gives up (then re-raise the last error).
 
-    ``on_retry(attempt, error, wait)`` is called before each wait.
+    ``on_retry(attempt, error, wait)`` is called before each wait.  ``first_error`` says
+    the first attempt was already made (by the caller's fast path) and failed with it.
     """
     attempt = 1
     waited = 0.0
+    pending = first_error
     while True:
         try:
+            if pending is not None:
+                error, pending = pending, None
+                raise error
             return await fn()
         except Exception as error:
             wait = policy.decide(attempt, error, waited)

@@ -149,8 +149,14 @@ def demo_responder(request: CompletionRequest) -> str:
         match = re.search(r"(\d+)\s+subtasks", lowered)
         count = int(match.group(1)) if match else 3
         topic = _topic(prompt)
-        angles = ["background and definitions", "current state of the art", "open problems",
-                  "practical applications", "risks and limitations", "future directions"]
+        angles = [
+            "background and definitions",
+            "current state of the art",
+            "open problems",
+            "practical applications",
+            "risks and limitations",
+            "future directions",
+        ]
         plan = [
             {"id": f"subtask_{i + 1}", "description": f"Investigate {angles[i % len(angles)]} of {topic}"}
             for i in range(count)

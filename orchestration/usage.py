@@ -46,6 +46,19 @@ class Usage:
             estimated=self.estimated or other.estimated,
         )
 
+    def with_cost(self, cost_usd: float) -> Usage:
+        """The same usage priced at ``cost_usd`` (and counted as at least one call)."""
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cached_input_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+            cost_usd,
+            self.calls or 1,
+            self.estimated,
+        )
+
     def get(self, key: str, default: Any = None) -> Any:
         """Dict-style access, so code written for ``usage.get('total_tokens')`` keeps working."""
         aliases = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
@@ -56,9 +69,17 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (includes ``total_tokens``)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["total_tokens"] = self.total_tokens
-        return data
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost_usd": self.cost_usd,
+            "calls": self.calls,
+            "estimated": self.estimated,
+            "total_tokens": self.input_tokens + self.output_tokens,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Usage:

@@ -137,15 +137,13 @@ class CostTracker:
                 spent=self.total_cost,
                 requested=cost,
             )
-        crossed = (
-            self.warning_threshold is not None
-            and self.total_cost < self.warning_threshold <= new_total
-        )
+        crossed = self.warning_threshold is not None and self.total_cost < self.warning_threshold <= new_total
         self.total_cost = new_total
         key = model or "unknown"
         self.by_model[key] = self.by_model.get(key, 0.0) + cost
         if crossed:
-            message = f"cost {format_cost(new_total)} passed the warning threshold {format_cost(self.warning_threshold or 0)}"
+            threshold = format_cost(self.warning_threshold or 0)
+            message = f"cost {format_cost(new_total)} passed the warning threshold {threshold}"
             self.warnings.append(message)
             if self.on_warning is not None:
                 self.on_warning(message)

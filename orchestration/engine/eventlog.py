@@ -134,7 +134,9 @@ class EventLog:
 
     def _callback_failed(self, callback: Callable[..., Any], event: StreamEvent, error: Exception) -> None:
         name = getattr(callback, "__qualname__", None) or type(callback).__name__
-        logger.warning("run %s: stream callback %s raised on event %d: %r", self.run_id, name, event.seq, error)
+        logger.warning(
+            "run %s: stream callback %s raised on event %d: %r", self.run_id, name, event.seq, error
+        )
         if id(callback) in self._reported:
             return  # reported once as an event; later failures are only logged
         self._reported.add(id(callback))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +48,9 @@ class RunContext:
         """The run's state (a fold of its events)."""
         return self.log.state
 
-    def emit(self, kind: EventType, data: Mapping[str, Any] | None = None, agent_id: str | None = None) -> None:
+    def emit(
+        self, kind: EventType, data: Mapping[str, Any] | None = None, agent_id: str | None = None
+    ) -> None:
         """Append an event to this run."""
         self.log.emit(kind, data, agent_id)
 
@@ -76,12 +77,19 @@ def current_scope() -> Scope | None:
     return _scope.get()
 
 
-@contextlib.contextmanager
-def attributed(run: RunContext, agent_id: str) -> Iterator[Scope]:
+class attributed:
     """Bill model calls made inside the block to ``agent_id`` of ``run``."""
-    scope = Scope(run, agent_id)
-    token = _scope.set(scope)
-    try:
-        yield scope
-    finally:
-        _scope.reset(token)
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, run: RunContext, agent_id: str) -> None:
+        self._scope = Scope(run, agent_id)
+        self._token: contextvars.Token[Scope | None] | None = None
+
+    def __enter__(self) -> Scope:
+        self._token = _scope.set(self._scope)
+        return self._scope
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _scope.reset(self._token)

@@ -22,7 +22,6 @@ class MemoryStore:
     async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
         """Append events, checking that ``seq`` continues the run's log without gaps."""
         log = self._events.setdefault(run_id, [])
-        summary = self._summaries.get(run_id) or RunSummary(run_id=run_id)
         expected = log[-1].seq + 1 if log else 1
         for event in events:
             if event.run_id != run_id or event.seq != expected:
@@ -31,21 +30,31 @@ class MemoryStore:
                     "(another writer is appending to this run)"
                 )
             expected += 1
-            summary = summary.apply(event)
         log.extend(events)
-        self._summaries[run_id] = summary
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:
         """Events after ``after_seq`` (seq n sits at index n-1)."""
         return list(self._events.get(run_id, ())[max(0, after_seq) :])
 
+    def _summary(self, run_id: str) -> RunSummary | None:
+        """The run's summary, folded forward from where it was last computed."""
+        log = self._events.get(run_id)
+        if log is None:
+            return None
+        summary = self._summaries.get(run_id) or RunSummary(run_id=run_id)
+        for event in log[summary.last_seq :]:
+            summary = summary.apply(event)
+        self._summaries[run_id] = summary
+        return summary
+
     async def get_run(self, run_id: str) -> RunSummary | None:
         """The run's summary."""
-        return self._summaries.get(run_id)
+        return self._summary(run_id)
 
     async def list_runs(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[RunSummary]:
         """Newest first."""
-        runs = sorted(self._summaries.values(), key=lambda s: s.created_at, reverse=True)
+        summaries = [self._summary(run_id) for run_id in self._events]
+        runs = sorted((s for s in summaries if s is not None), key=lambda s: s.created_at, reverse=True)
         if status is not None:
             runs = [r for r in runs if r.status is status]
         return runs[:limit]

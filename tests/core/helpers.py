@@ -59,7 +59,9 @@ class GraphOrchestrator(BaseOrchestrator):
         finally:
             self.running -= 1
 
-    async def synthesize_results(self, agent_results: list[AgentResult], context: dict[str, Any] | None = None) -> Any:
+    async def synthesize_results(
+        self, agent_results: list[AgentResult], context: dict[str, Any] | None = None
+    ) -> Any:
         if self.synthesis is not None:
             outcome = self.synthesis(self, agent_results, context)
             if asyncio.iscoroutine(outcome):

@@ -60,7 +60,9 @@ async def test_ready_subtasks_are_ordered_by_critical_path_then_priority() -> No
 
 
 async def test_concurrency_never_exceeds_the_cap_and_reaches_it() -> None:
-    orch = GraphOrchestrator(config(max_concurrent_agents=4), ScriptedProvider(latency=0.01), subtasks=fan(20))
+    orch = GraphOrchestrator(
+        config(max_concurrent_agents=4), ScriptedProvider(latency=0.01), subtasks=fan(20)
+    )
     result = await orch.execute_workflow("task")
     assert result.status is TaskStatus.COMPLETED
     assert orch.max_running == 4
@@ -68,7 +70,9 @@ async def test_concurrency_never_exceeds_the_cap_and_reaches_it() -> None:
 
 async def test_parallel_execution_false_runs_one_at_a_time() -> None:
     orch = GraphOrchestrator(
-        config(max_concurrent_agents=8, parallel_execution=False), ScriptedProvider(latency=0.005), subtasks=fan(6)
+        config(max_concurrent_agents=8, parallel_execution=False),
+        ScriptedProvider(latency=0.005),
+        subtasks=fan(6),
     )
     await orch.execute_workflow("task")
     assert orch.max_running == 1
@@ -176,14 +180,18 @@ async def test_max_retries_bounds_the_attempts() -> None:
 async def test_retry_after_from_the_server_is_the_wait() -> None:
     provider = ScriptedProvider(failures=[RateLimitError("wait", status_code=429, retry_after=0.02)])
     recorder = Recorder()
-    await GraphOrchestrator(config(), provider, subtasks=fan(1)).execute_workflow("t", stream_callback=recorder)
+    await GraphOrchestrator(config(), provider, subtasks=fan(1)).execute_workflow(
+        "t", stream_callback=recorder
+    )
     assert recorder.of(EventType.MODEL_RETRY)[0].data["wait_seconds"] == 0.02
 
 
 async def test_backoff_waits_stay_within_the_configured_delays() -> None:
     provider = ScriptedProvider(failures=[RateLimitError("x")] * 3)
     orch = GraphOrchestrator(
-        OrchestratorConfig(max_retries=3, retry_base_delay=0.001, retry_max_delay=0.002), provider, subtasks=fan(1)
+        OrchestratorConfig(max_retries=3, retry_base_delay=0.001, retry_max_delay=0.002),
+        provider,
+        subtasks=fan(1),
     )
     recorder = Recorder()
     await orch.execute_workflow("t", stream_callback=recorder)
@@ -206,7 +214,11 @@ async def test_fallback_model_answers_when_the_primary_fails_for_good() -> None:
     assert result.agent_results[0].model == "gpt-4o-mini"
     assert set(result.cost_by_model) == {"gpt-4o-mini"}
     fallback = recorder.of(EventType.MODEL_FALLBACK)
-    assert fallback and fallback[0].data["from_model"] == "gpt-4o" and fallback[0].data["to_model"] == "gpt-4o-mini"
+    assert (
+        fallback
+        and fallback[0].data["from_model"] == "gpt-4o"
+        and fallback[0].data["to_model"] == "gpt-4o-mini"
+    )
     # the subtask's call: the primary with its retry, then the fallback (synthesis repeats it)
     assert [r.model for r in provider.calls][:3] == ["gpt-4o", "gpt-4o", "gpt-4o-mini"]
 
@@ -226,7 +238,10 @@ async def test_subtask_timeout_fails_the_slow_subtask_only() -> None:
         return "never"
 
     orch = GraphOrchestrator(
-        config(timeout_seconds=0.05, max_retries=1), ScriptedProvider(), subtasks=fan(2), behaviour={"s1": slow}
+        config(timeout_seconds=0.05, max_retries=1),
+        ScriptedProvider(),
+        subtasks=fan(2),
+        behaviour={"s1": slow},
     )
     result = await orch.execute_workflow("task")
     slow_result = next(r for r in result.agent_results if r.subtask_id == "s1")
@@ -334,10 +349,15 @@ async def test_result_totals_equal_the_sum_of_cost_events_per_agent_and_model() 
 
 async def test_costs_reported_by_direct_provider_calls_are_billed() -> None:
     def direct(orch: Any, subtask: SubTask, context: Any) -> AgentResult:
-        return AgentResult(agent_id="mine", agent_type="analyst", subtask_id=subtask.id, content="x", cost=0.25)
+        return AgentResult(
+            agent_id="mine", agent_type="analyst", subtask_id=subtask.id, content="x", cost=0.25
+        )
 
     orch = GraphOrchestrator(
-        config(), ScriptedProvider(), subtasks=fan(2), behaviour={"s0": direct, "s1": direct},
+        config(),
+        ScriptedProvider(),
+        subtasks=fan(2),
+        behaviour={"s0": direct, "s1": direct},
         synthesis=lambda *a: "done",
     )
     result = await orch.execute_workflow("task")
@@ -380,7 +400,9 @@ async def test_after_the_fact_costs_stop_new_work_once_the_cap_is_reached() -> N
 
     subtasks = fan(5)
     orch = GraphOrchestrator(
-        config(max_total_cost=1.0, parallel_execution=False), ScriptedProvider(), subtasks=subtasks,
+        config(max_total_cost=1.0, parallel_execution=False),
+        ScriptedProvider(),
+        subtasks=subtasks,
         behaviour={s.id: pricey for s in subtasks},
     )
     result = await orch.execute_workflow("task")

@@ -23,7 +23,11 @@ from orchestration import (
 
 def test_seed_readme_models_construct_as_written() -> None:
     subtask = SubTask(
-        id="task-1", description="Analyze data", agent_type=AgentType.ANALYST, priority=1, dependencies=["task-0"]
+        id="task-1",
+        description="Analyze data",
+        agent_type=AgentType.ANALYST,
+        priority=1,
+        dependencies=["task-0"],
     )
     result = AgentResult(
         agent_id="agent-1",
@@ -52,15 +56,27 @@ def test_seed_readme_models_construct_as_written() -> None:
 def test_every_model_round_trips_through_json() -> None:
     usage = Usage(input_tokens=10, output_tokens=5, cached_input_tokens=2, cost_usd=0.001, calls=1)
     agent = AgentResult(
-        agent_id="a", agent_type=AgentType.RESEARCHER, subtask_id="s", content="ünïcode",
-        usage=usage, model="gpt-4o", metadata={"k": [1, 2]},
+        agent_id="a",
+        agent_type=AgentType.RESEARCHER,
+        subtask_id="s",
+        content="ünïcode",
+        usage=usage,
+        model="gpt-4o",
+        metadata={"k": [1, 2]},
     )
     synthesis = SynthesisResult(content="sum", level=2, source_ids=["a"], usage=usage)
     subtask = SubTask(id="s", description="d", dependencies=["x"], metadata={"m": 1})
     result = OrchestratorResult(
-        task_id="r", title="t", status=TaskStatus.PARTIAL, agent_results=[agent],
-        synthesis_results=[synthesis], subtasks=[subtask], usage=usage,
-        cost_by_agent={"a": usage}, cost_by_model={"gpt-4o": usage}, error="one failed",
+        task_id="r",
+        title="t",
+        status=TaskStatus.PARTIAL,
+        agent_results=[agent],
+        synthesis_results=[synthesis],
+        subtasks=[subtask],
+        usage=usage,
+        cost_by_agent={"a": usage},
+        cost_by_model={"gpt-4o": usage},
+        error="one failed",
     )
     for model in (usage, agent, synthesis, subtask, result):
         again = type(model).from_dict(json.loads(json.dumps(model.to_dict())))
@@ -71,7 +87,9 @@ def test_every_model_round_trips_through_json() -> None:
 
 
 def test_usage_adds_and_answers_dict_style_lookups() -> None:
-    total = Usage(input_tokens=3, output_tokens=4, calls=1) + Usage(input_tokens=1, output_tokens=1, calls=1, estimated=True)
+    total = Usage(input_tokens=3, output_tokens=4, calls=1) + Usage(
+        input_tokens=1, output_tokens=1, calls=1, estimated=True
+    )
     assert total.total_tokens == 9 and total.calls == 2 and total.estimated
     assert total.get("total_tokens") == 9 and total.get("prompt_tokens") == 4 and total.get("nope", 0) == 0
 
@@ -79,11 +97,24 @@ def test_usage_adds_and_answers_dict_style_lookups() -> None:
 def test_event_types_cover_the_lifecycle() -> None:
     names = {e.name for e in EventType}
     for required in (
-        "WORKFLOW_START", "WORKFLOW_COMPLETE", "WORKFLOW_ERROR", "WORKFLOW_CANCELLED",
-        "DECOMPOSITION_START", "DECOMPOSITION_COMPLETE", "AGENT_START", "AGENT_PROGRESS",
-        "AGENT_COMPLETE", "AGENT_ERROR", "SYNTHESIS_START", "SYNTHESIS_COMPLETE",
-        "ITERATION_START", "ITERATION_COMPLETE", "DOCUMENT_GENERATION_START",
-        "DOCUMENT_GENERATION_COMPLETE", "MODEL_RETRY", "COST_UPDATE",
+        "WORKFLOW_START",
+        "WORKFLOW_COMPLETE",
+        "WORKFLOW_ERROR",
+        "WORKFLOW_CANCELLED",
+        "DECOMPOSITION_START",
+        "DECOMPOSITION_COMPLETE",
+        "AGENT_START",
+        "AGENT_PROGRESS",
+        "AGENT_COMPLETE",
+        "AGENT_ERROR",
+        "SYNTHESIS_START",
+        "SYNTHESIS_COMPLETE",
+        "ITERATION_START",
+        "ITERATION_COMPLETE",
+        "DOCUMENT_GENERATION_START",
+        "DOCUMENT_GENERATION_COMPLETE",
+        "MODEL_RETRY",
+        "COST_UPDATE",
     ):
         assert required in names
 

@@ -38,7 +38,11 @@ async def test_seed_openai_shape_without_usage_is_estimated() -> None:
 
     completion = await as_provider(OpenAIProvider()).complete(REQUEST)
     assert completion.content == "hi!"
-    assert completion.usage.estimated and completion.usage.input_tokens > 0 and completion.usage.output_tokens > 0
+    assert (
+        completion.usage.estimated
+        and completion.usage.input_tokens > 0
+        and completion.usage.output_tokens > 0
+    )
     assert seen["model"] == "gpt-4o-mini" and seen["max_tokens"] == 50
     assert seen["messages"][1] == {"role": "user", "content": "hello there"}
 
@@ -88,8 +92,14 @@ async def test_chat_shape_gets_system_and_user_prompts() -> None:
     seen: dict[str, Any] = {}
 
     class Legacy:
-        def chat(self, system_prompt: str, user_prompt: str, model: str, temperature: float = 0.7,
-                 max_tokens: int = 100) -> str:
+        def chat(
+            self,
+            system_prompt: str,
+            user_prompt: str,
+            model: str,
+            temperature: float = 0.7,
+            max_tokens: int = 100,
+        ) -> str:
             seen.update(system_prompt=system_prompt, user_prompt=user_prompt, model=model)
             return "legacy answer"
 

@@ -51,7 +51,7 @@ def test_prices_match_dated_and_prefixed_ids_and_price_cached_tokens_apart() -> 
 def test_budget_reserves_before_and_settles_after() -> None:
     budget = Budget(cap=1.0)
     first = budget.reserve(0.6)
-    with pytest.raises(BudgetExceededError, match="budget of \\$1.0000 reached"):
+    with pytest.raises(BudgetExceededError, match=r"budget of \$1\.0000 reached"):
         budget.reserve(0.5)
     budget.settle(first, 0.2)
     assert budget.spent == pytest.approx(0.2) and budget.reserved == 0

@@ -1,0 +1,233 @@
+"""The ``orchestrate`` command.
+
+``orchestrate run PATTERN "TASK"`` runs a built-in pattern (or ``module:Class``) with a
+live progress display on stderr and the result on stdout (``--json`` for machines);
+``orchestrate demo`` does the same offline with the scripted provider.  Exit status is
+0 only when the run completed; errors are one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .errors import ConfigError, OrchestrationError, redact
+from .events import EventType, StreamEvent
+from .models import OrchestratorResult, TaskStatus
+from .utils import format_cost, format_duration
+
+__all__ = ["main"]
+
+DEMO_TASK = "Research quantum computing applications"
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrate", description="Run multi-agent LLM workflows from the terminal."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a pattern on a task")
+    run.add_argument(
+        "pattern", help="built-in pattern (cascade, swarm, sequential, iterative, fanout) or module:Class"
+    )
+    run.add_argument("task", help="what to do")
+    _add_run_options(run)
+    run.add_argument("--provider", help="scripted, openai, anthropic, ollama, local (or vendor:model)")
+
+    demo = commands.add_parser("demo", help="run offline with the scripted provider")
+    demo.add_argument("task", nargs="?", default=DEMO_TASK)
+    demo.add_argument("--pattern", default="cascade")
+    _add_run_options(demo)
+
+    serve = commands.add_parser("serve", help="serve the JSON/SSE API and the live run page")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--token", help="access token (default: $ORCHESTRATION_TOKEN or a generated one)")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="primary model id")
+    parser.add_argument("--budget", type=float, metavar="USD", help="hard cost cap for the run")
+    parser.add_argument("--report", metavar="FORMATS", help="write reports, e.g. md,pdf")
+    parser.add_argument("--output-dir", default="reports", help="where reports go (default: reports)")
+    parser.add_argument("--title", help="a title for the run")
+    parser.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config field, e.g. -o num_agents=5 -o max_concurrent_agents=3 (values are JSON)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in args.option:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r} is not KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.strip()] = raw
+    if args.model:
+        options["primary_model"] = args.model
+    if args.budget is not None:
+        options["max_total_cost"] = args.budget
+    if args.report:
+        aliases = {"md": "markdown", "markdown": "markdown", "pdf": "pdf"}
+        formats = []
+        for name in args.report.split(","):
+            if name.strip().lower() not in aliases:
+                raise ConfigError(f"--report format {name!r} is unknown; use md, pdf or md,pdf")
+            formats.append(aliases[name.strip().lower()])
+        options.update(generate_documents=True, document_formats=formats, output_directory=args.output_dir)
+    return options
+
+
+def _default_provider_name() -> str:
+    if os.environ.get("OPENAI_API_KEY"):
+        return "openai"
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return "anthropic"
+    raise ConfigError(
+        "no provider chosen and no OPENAI_API_KEY or ANTHROPIC_API_KEY set: set one, or pass "
+        "--provider scripted (offline), --provider ollama or --provider local"
+    )
+
+
+def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> Any:
+    from .registry import resolve_orchestrator, resolve_provider
+
+    cls = resolve_orchestrator(pattern)
+    config_class = cls.config_class
+    config = config_class.from_dict(_options(args))
+    provider = resolve_provider(provider_name, config.primary_model)
+    try:
+        return cls(config, provider)
+    except TypeError as error:
+        raise ConfigError(f"cannot construct {cls.__name__} from the command line: {error}") from error
+
+
+async def _run(orchestrator: Any, task: str, args: argparse.Namespace, err: TextIO) -> OrchestratorResult:
+    callbacks: list[Any] = []
+
+    def announce(event: StreamEvent) -> None:
+        if event.event_type is EventType.WORKFLOW_START:
+            print(f"run {event.run_id} started", file=err, flush=True)
+
+    callbacks.append(announce)
+    if not args.quiet:
+        from .streaming import create_progress_bar_callback
+
+        callbacks.append(create_progress_bar_callback(file=err))
+
+    async def fan_out(event: StreamEvent) -> None:
+        for callback in callbacks:
+            outcome = callback(event)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
+    run = asyncio.ensure_future(
+        orchestrator.execute_workflow(task, title=args.title, stream_callback=fan_out)
+    )
+    try:
+        return await asyncio.shield(run)
+    except asyncio.CancelledError:  # Ctrl-C: stop the run cleanly and keep its results
+        orchestrator.cancel()
+        return await run
+
+
+def _print_result(result: OrchestratorResult, args: argparse.Namespace, out: TextIO) -> None:
+    if args.json:
+        json.dump(result.to_dict(), out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.table import Table
+
+    console = Console(file=out, highlight=False)
+    console.rule(f"[bold]{_escape(result.title)}[/bold]")
+    if result.final_synthesis:
+        console.print(Markdown(result.final_synthesis))
+    table = Table(title="Agents", show_lines=False)
+    for column in ("agent", "status", "tokens", "cost", "time"):
+        table.add_column(column, justify="right" if column in ("tokens", "cost", "time") else "left")
+    for agent in result.agent_results:
+        table.add_row(
+            _escape(agent.agent_id),
+            str(agent.status),
+            str(agent.usage.total_tokens),
+            format_cost(agent.cost),
+            format_duration(agent.execution_time),
+        )
+    console.print(table)
+    console.print(
+        f"status: [bold]{result.status}[/bold]   total: {format_cost(result.total_cost)} "
+        f"({result.usage.total_tokens} tokens, {result.usage.calls} calls)   "
+        f"time: {format_duration(result.execution_time)}   run: {result.run_id}"
+    )
+    for document in result.generated_documents:
+        console.print(f"report: {_escape(document.path)} ({document.size_bytes} bytes)")
+    if result.error:
+        console.print(f"[yellow]{_escape(result.error)}[/yellow]")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``orchestrate`` console script."""
+    args = _parser().parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "demo":
+            orchestrator = _build(args.pattern, "scripted", args)
+            task = args.task
+        else:
+            orchestrator = _build(args.pattern, args.provider or _default_provider_name(), args)
+            task = args.task
+        result = asyncio.run(_run(orchestrator, task, args, err))
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return EXIT_INTERRUPTED
+    except OrchestrationError as error:
+        print(f"error: {redact(str(error))}", file=err)
+        return EXIT_USAGE
+    except ValueError as error:  # e.g. an empty task
+        print(f"error: {redact(str(error))}", file=err)
+        return EXIT_USAGE
+    _print_result(result, args, out)
+    return EXIT_OK if result.status is TaskStatus.COMPLETED else EXIT_RUN_FAILED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    serve(host=args.host, port=args.port, token=args.token or os.environ.get("ORCHESTRATION_TOKEN"))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
