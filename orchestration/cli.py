@@ -202,22 +202,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        if args.command == "demo":
-            orchestrator = _build(args.pattern, "scripted", args)
-            task = args.task
-        else:
-            orchestrator = _build(args.pattern, args.provider or _default_provider_name(), args)
-            task = args.task
-        result = asyncio.run(_run(orchestrator, task, args, err))
+        if not args.task.strip():
+            raise ConfigError("TASK is empty; say what the orchestration should do")
+        provider = "scripted" if args.command == "demo" else args.provider or _default_provider_name()
+        orchestrator = _build(args.pattern, provider, args)
+        result = asyncio.run(_run(orchestrator, args.task, args, err))
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return EXIT_INTERRUPTED
     except OrchestrationError as error:
         print(f"error: {redact(str(error))}", file=err)
         return EXIT_USAGE
-    except ValueError as error:  # e.g. an empty task
+    except ValueError as error:
         print(f"error: {redact(str(error))}", file=err)
         return EXIT_USAGE
+    except Exception as error:  # a bug: still one line; ORCHESTRATION_DEBUG=1 shows the traceback
+        if os.environ.get("ORCHESTRATION_DEBUG"):
+            raise
+        print(f"error: unexpected {type(error).__name__}: {redact(str(error))}", file=err)
+        return EXIT_RUN_FAILED
     _print_result(result, args, out)
     return EXIT_OK if result.status is TaskStatus.COMPLETED else EXIT_RUN_FAILED
 

@@ -1,0 +1,94 @@
+"""The ``orchestrate`` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def orchestrate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    environment.update(env or {})
+    environment["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_run_json_prints_the_result_and_the_run_id_first() -> None:
+    done = orchestrate(
+        "run", "tests.core.cli_fixture:TwoStep", "a task", "--provider", "scripted", "--json", "-q"
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed"
+    assert len(result["agent_results"]) == 2 and result["total_cost"] > 0
+    assert done.stderr.splitlines()[0] == f"run {result['task_id']} started"
+
+
+def test_options_model_and_budget_reach_the_config() -> None:
+    done = orchestrate(
+        "run",
+        "tests.core.cli_fixture:TwoStep",
+        "a task",
+        "--provider",
+        "scripted",
+        "--model",
+        "gpt-4o",
+        "--budget",
+        "0.5",
+        "-o",
+        "max_concurrent_agents=1",
+        "--json",
+        "-q",
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result["cost_by_model"]) == {"gpt-4o"}
+
+
+def test_human_output_shows_synthesis_agents_and_totals() -> None:
+    done = orchestrate("run", "tests.core.cli_fixture:TwoStep", "a task", "--provider", "scripted", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "agent_one" in done.stdout and "status: completed" in done.stdout and "total: $" in done.stdout
+
+
+def test_a_failed_run_exits_non_zero() -> None:
+    done = orchestrate(
+        "run", "tests.core.cli_fixture:Broken", "a task", "--provider", "scripted", "--json", "-q"
+    )
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["status"] == "failed"
+
+
+def test_no_provider_and_no_key_is_one_clear_line() -> None:
+    done = orchestrate("run", "tests.core.cli_fixture:TwoStep", "a task")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "OPENAI_API_KEY" in done.stderr and "--provider scripted" in done.stderr
+
+
+def test_bad_input_is_one_line_never_a_traceback() -> None:
+    for args in (
+        ("run", "no-such-pattern", "t", "--provider", "scripted"),
+        ("run", "tests.core.cli_fixture:Nope", "t", "--provider", "scripted"),
+        ("run", "tests.core.cli_fixture:TwoStep", "t", "--provider", "nope"),
+        ("run", "tests.core.cli_fixture:TwoStep", "t", "--provider", "scripted", "-o", "num_agents=0"),
+        ("run", "tests.core.cli_fixture:TwoStep", "t", "--provider", "scripted", "-o", "colour=red"),
+        ("run", "tests.core.cli_fixture:TwoStep", "  ", "--provider", "scripted"),
+        ("run", "tests.core.cli_fixture:TwoStep", "t", "--provider", "scripted", "--report", "docx"),
+    ):
+        done = orchestrate(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
