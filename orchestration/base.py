@@ -636,9 +636,7 @@ def _failed(subtask: SubTask, agent_id: str, status: TaskStatus, error: str, att
 
 def _as_agent_result(outcome: Any, subtask: SubTask, agent_id: str) -> AgentResult:
     if isinstance(outcome, AgentResult):
-        if outcome.subtask_id != subtask.id:
-            outcome = replace(outcome, subtask_id=subtask.id)
-        return outcome
+        return outcome if outcome.subtask_id == subtask.id else replace(outcome, subtask_id=subtask.id)
     if isinstance(outcome, str):
         return AgentResult(
             agent_id=agent_id, agent_type=subtask.agent_type, subtask_id=subtask.id, content=outcome

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from .base import BaseOrchestrator
 from .errors import ConfigError, OrchestrationError, redact
 from .events import EventType, StreamEvent
 from .models import OrchestratorResult, TaskStatus
@@ -111,7 +112,7 @@ def _default_provider_name() -> str:
     )
 
 
-def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> Any:
+def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> BaseOrchestrator:
     from .registry import resolve_orchestrator, resolve_provider
 
     cls = resolve_orchestrator(pattern)
@@ -124,7 +125,7 @@ def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> Any:
         raise ConfigError(f"cannot construct {cls.__name__} from the command line: {error}") from error
 
 
-async def _run(orchestrator: Any, task: str, args: argparse.Namespace, err: TextIO) -> OrchestratorResult:
+async def _run(orchestrator: BaseOrchestrator, task: str, args: argparse.Namespace, err: TextIO) -> OrchestratorResult:
     callbacks: list[Any] = []
 
     def announce(event: StreamEvent) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .base import BaseOrchestrator
 
 __all__ = ["PATTERNS", "resolve_orchestrator", "resolve_provider"]
 
@@ -39,7 +42,7 @@ def _load(spec: str) -> Any:
     return obj
 
 
-def resolve_orchestrator(name: str) -> type:
+def resolve_orchestrator(name: str) -> type[BaseOrchestrator]:
     """A built-in pattern's class by name, or a user's class from ``'module:Class'``."""
     from .base import BaseOrchestrator
 
