@@ -125,6 +125,61 @@ class RunState:
             self.progress = 100.0
         return self.progress
 
+    def to_snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy of the state, so loading a long run need not replay it all."""
+        return {
+            "run_id": self.run_id,
+            "task": self.task,
+            "title": self.title,
+            "orchestrator": self.orchestrator,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "status": str(self.status),
+            "error": self.error,
+            "subtasks": self.subtasks,
+            "results": self.results,
+            "syntheses": self.syntheses,
+            "final_synthesis": self.final_synthesis,
+            "documents": self.documents,
+            "usage": self.usage.to_dict(),
+            "usage_by_agent": {k: v.to_dict() for k, v in self.usage_by_agent.items()},
+            "usage_by_model": {k: v.to_dict() for k, v in self.usage_by_model.items()},
+            "metadata": self.metadata,
+            "progress": self.progress,
+            "last_seq": self.last_seq,
+            "planned": self._planned,
+            "finished_agents": self._finished_agents,
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: Mapping[str, Any], events: Iterable[StreamEvent] = ()) -> RunState:
+        """Rebuild from :meth:`to_snapshot` output, then fold the ``events`` after it."""
+        state = cls(str(data["run_id"]))
+        state.task = data["task"]
+        state.title = data["title"]
+        state.orchestrator = data["orchestrator"]
+        state.started_at = data["started_at"]
+        state.ended_at = data["ended_at"]
+        state.status = TaskStatus(data["status"])
+        state.error = data["error"]
+        state.subtasks = dict(data["subtasks"])
+        state.results = dict(data["results"])
+        state.syntheses = list(data["syntheses"])
+        state.final_synthesis = data["final_synthesis"]
+        state.documents = list(data["documents"])
+        state.usage = Usage.from_dict(data["usage"])
+        state.usage_by_agent = {k: Usage.from_dict(v) for k, v in data["usage_by_agent"].items()}
+        state.usage_by_model = {k: Usage.from_dict(v) for k, v in data["usage_by_model"].items()}
+        state.metadata = dict(data["metadata"])
+        state.progress = float(data["progress"])
+        state.last_seq = int(data["last_seq"])
+        state._planned = int(data["planned"])
+        state._finished_agents = int(data["finished_agents"])
+        for event in events:
+            state.apply(event.event_type, event.data, event.agent_id, event.timestamp)
+            state.last_seq = event.seq
+        return state
+
     def _advance(self, value: float) -> None:
         if value > self.progress:
             self.progress = min(value, 99.0)

@@ -65,10 +65,12 @@ class RunSummary:
 
 @runtime_checkable
 class RunStore(Protocol):
-    """Append-only event storage for runs.
+    """Append-only event storage for runs, plus the little coordination durable runs need.
 
-    ``append`` must reject a ``seq`` that is not exactly one more than the run's last
-    (so two writers can never interleave one run's history).
+    ``append`` must reject a ``seq`` that is not exactly one more than the run's last (so
+    two writers can never interleave one run's history) and must be durable when it
+    returns.  Leases make sure only one process drives a run at a time; the cancel flag
+    lets any process stop a run another process is driving.
     """
 
     async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
@@ -89,4 +91,39 @@ class RunStore(Protocol):
 
     async def delete_run(self, run_id: str) -> bool:
         """Delete a run and its events; True if it existed."""
+        ...
+
+    async def save_snapshot(self, run_id: str, seq: int, state: Mapping[str, Any]) -> None:
+        """Store a JSON-ready snapshot of the run's folded state as of ``seq``."""
+        ...
+
+    async def load_snapshot(self, run_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The latest snapshot ``(seq, state)``, or None."""
+        ...
+
+    async def acquire_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
+        """Take (or renew, if ``owner`` already holds it) the right to drive ``run_id``.
+
+        False when another owner holds an unexpired lease.
+        """
+        ...
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        """Give the lease up (no-op if ``owner`` does not hold it)."""
+        ...
+
+    async def request_cancel(self, run_id: str) -> bool:
+        """Flag the run for cancellation; True if the run exists."""
+        ...
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        """True once :meth:`request_cancel` was called for the run."""
+        ...
+
+    async def prune(self, *, older_than_days: float | None = None, keep_last: int | None = None) -> int:
+        """Delete finished runs older than N days and/or beyond the newest N; returns how many."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
         ...

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import OrchestrationError
 from ..events import StreamEvent
@@ -15,9 +17,13 @@ __all__ = ["MemoryStore"]
 class MemoryStore:
     """Keeps every run's events in lists.  Implements :class:`~orchestration.stores.RunStore`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Any = time.time) -> None:
         self._events: dict[str, list[StreamEvent]] = {}
         self._summaries: dict[str, RunSummary] = {}
+        self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._cancelled: set[str] = set()
+        self._clock = clock
 
     async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
         """Append events, checking that ``seq`` continues the run's log without gaps."""
@@ -62,4 +68,57 @@ class MemoryStore:
     async def delete_run(self, run_id: str) -> bool:
         """Forget a run."""
         self._summaries.pop(run_id, None)
+        self._snapshots.pop(run_id, None)
+        self._leases.pop(run_id, None)
+        self._cancelled.discard(run_id)
         return self._events.pop(run_id, None) is not None
+
+    async def save_snapshot(self, run_id: str, seq: int, state: Mapping[str, Any]) -> None:
+        """Keep the latest snapshot."""
+        self._snapshots[run_id] = (seq, dict(state))
+
+    async def load_snapshot(self, run_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The latest snapshot, if any."""
+        return self._snapshots.get(run_id)
+
+    async def acquire_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
+        """Take or renew the lease unless another owner holds an unexpired one."""
+        now = self._clock()
+        holder = self._leases.get(run_id)
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return False
+        self._leases[run_id] = (owner, now + ttl_seconds)
+        return True
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        """Drop the lease if ``owner`` holds it."""
+        holder = self._leases.get(run_id)
+        if holder is not None and holder[0] == owner:
+            del self._leases[run_id]
+
+    async def request_cancel(self, run_id: str) -> bool:
+        """Flag the run for cancellation."""
+        if run_id not in self._events:
+            return False
+        self._cancelled.add(run_id)
+        return True
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        """True once cancellation was requested."""
+        return run_id in self._cancelled
+
+    async def prune(self, *, older_than_days: float | None = None, keep_last: int | None = None) -> int:
+        """Delete finished runs by age and/or beyond the newest ``keep_last``."""
+        finished = [s for s in await self.list_runs(limit=10**9) if s.status.is_terminal]
+        doomed: set[str] = set()
+        if older_than_days is not None:
+            cutoff = self._clock() - older_than_days * 86400
+            doomed.update(s.run_id for s in finished if s.updated_at < cutoff)
+        if keep_last is not None:
+            doomed.update(s.run_id for s in finished[keep_last:])
+        for run_id in doomed:
+            await self.delete_run(run_id)
+        return len(doomed)
+
+    async def close(self) -> None:
+        """Nothing to release."""

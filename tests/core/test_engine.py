@@ -472,3 +472,16 @@ async def test_empty_task_is_rejected() -> None:
 def test_run_sync_runs_the_workflow() -> None:
     result = GraphOrchestrator(config(), ScriptedProvider(), subtasks=fan(2)).run_sync("task")
     assert result.status is TaskStatus.COMPLETED
+
+
+async def test_a_snapshot_plus_the_tail_folds_to_the_same_state() -> None:
+    import json
+
+    orch = GraphOrchestrator(config(), ScriptedProvider(), subtasks=fan(4))
+    result = await orch.execute_workflow("task")
+    events = await orch.store.events(result.run_id)
+    head = RunState.from_events(result.run_id, events[:7])
+    snapshot = json.loads(json.dumps(head.to_snapshot()))
+    rebuilt = RunState.from_snapshot(snapshot, events[7:])
+    assert rebuilt.last_seq == events[-1].seq
+    assert rebuilt.to_result().to_dict() == result.to_dict()
