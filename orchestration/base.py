@@ -3,7 +3,8 @@
 Subclasses implement three async hooks; the framework does the rest: validation of the
 plan, critical-path scheduling under the concurrency cap, per-subtask timeouts, retries
 with backoff, the fallback model chain, budget reservations, cost accounting,
-cancellation, and one ordered event stream that the result is computed from.
+cancellation, durable runs that resume after a crash, record and replay, and one ordered
+event stream that the result is computed from.
 
 Model calls go through :meth:`BaseOrchestrator.call_llm`, which attributes tokens and
 cost to the agent that made them.  A subclass that calls its provider object directly
@@ -15,6 +16,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,24 +28,30 @@ from typing import Any
 
 from .budget import Budget
 from .config import OrchestratorConfig
+from .engine.driver import WorkflowDriver, title_from
 from .engine.eventlog import EventLog
-from .engine.graph import Plan, Scheduler, build_plan
 from .engine.run import RunContext, attributed, current_scope
-from .engine.runner import run_plan
-from .errors import BudgetExceededError, ConfigError, PlanError, redact
+from .engine.state import RunState
+from .errors import ConfigError, RunNotFoundError
 from .events import EventType, StreamEvent
 from .llm import Completion, CompletionRequest, Provider, as_provider
 from .modelcall import EXHAUSTED, call_model
 from .models import AgentResult, OrchestratorResult, SubTask, SynthesisResult, TaskStatus
 from .pricing import PriceTable
-from .retry import RetryPolicy, is_retryable, retry_call
+from .replay import RecordedProvider, Recording
+from .retry import RetryPolicy, is_retryable
 from .stores.base import RunStore
 from .stores.memory import MemoryStore
-from .usage import Usage
 
-__all__ = ["BaseOrchestrator", "RunContext"]
+__all__ = ["BaseOrchestrator", "RunContext", "RunLeasedError"]
 
 StreamCallback = Callable[[StreamEvent], Any]
+
+_POLL_SECONDS = 0.5
+
+
+class RunLeasedError(ConfigError):
+    """Another process is driving this run (it holds the run's lease in the store)."""
 
 
 class BaseOrchestrator(abc.ABC):
@@ -51,8 +61,11 @@ class BaseOrchestrator(abc.ABC):
         config: an :class:`OrchestratorConfig` (or a pattern's subclass of it).
         provider: a :class:`~orchestration.llm.Provider`, or any object with
             ``complete(messages, **kwargs)`` / ``chat(...)``; kept as ``self.provider``.
-        store: where the run's events go (default: an in-memory store per orchestrator).
+        store: where runs' events go (default: an in-memory store per orchestrator).
         prices: the price table used for cost (default: the built-in, dated table).
+        guardrails: guardrail policies enforced before and after every model call.
+        labels: run labels (e.g. ``{"tenant": "acme"}``) recorded with every run and
+            used by tenant-scoped guardrails.
     """
 
     #: The name used in events and run listings (defaults to the class name).
@@ -67,8 +80,10 @@ class BaseOrchestrator(abc.ABC):
         *,
         store: RunStore | None = None,
         prices: PriceTable | None = None,
+        guardrails: Any = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
-        self.config = config if config is not None else OrchestratorConfig()
+        self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, OrchestratorConfig):
             raise ConfigError(f"config must be an OrchestratorConfig, got {type(self.config).__name__}")
         errors = self.config.validate()
@@ -80,6 +95,8 @@ class BaseOrchestrator(abc.ABC):
         self.llm: Provider = as_provider(provider)
         self.store: RunStore = store if store is not None else MemoryStore()
         self.prices = prices if prices is not None else PriceTable()
+        self.guardrails = guardrails
+        self.labels = dict(labels or {})
         self._runs: dict[str, RunContext] = {}
 
     # -- the three hooks -------------------------------------------------------------
@@ -109,15 +126,13 @@ class BaseOrchestrator(abc.ABC):
         """Cancel a run in progress (all of this orchestrator's runs if ``run_id`` is None).
 
         Running subtasks are cancelled, results so far are kept, the run ends CANCELLED.
-        Returns True if anything was cancelled.
+        Returns True if anything was cancelled.  To cancel a run another process drives,
+        use ``await store.request_cancel(run_id)`` (``orchestrate cancel RUN_ID``).
         """
-        runs = (
-            list(self._runs.values())
-            if run_id is None
-            else [self._runs[run_id]]
-            if run_id in self._runs
-            else []
-        )
+        if run_id is None:
+            runs = list(self._runs.values())
+        else:
+            runs = [self._runs[run_id]] if run_id in self._runs else []
         for run in runs:
             run.cancel_requested = True
             if run.body is not None:
@@ -149,257 +164,174 @@ class BaseOrchestrator(abc.ABC):
         run_id = run_id or uuid.uuid4().hex[:16]
         if run_id in self._runs:
             raise ConfigError(f"run {run_id!r} is already in progress")
+        run = self._new_run(run_id, task, title or title_from(task), dict(context or {}), stream_callback)
+        return await self._execute(run, resumed=False)
+
+    async def resume(
+        self, run_id: str, stream_callback: StreamCallback | None = None, *, wait: bool = False
+    ) -> OrchestratorResult:
+        """Continue an interrupted (or paused) run from its stored events.
+
+        The plan and every completed subtask come from the store; only unfinished work
+        runs, and model calls that were already paid for are answered from the run's
+        recording.  A finished run just returns its result.  If another process holds the
+        run's lease, raises :class:`RunLeasedError` (with ``wait=True``, waits up to one
+        lease period for it to expire, e.g. after that process crashed).
+        """
+        state = await self.load_state(run_id)
+        if state.status.is_terminal:
+            return state.to_result()
+        if run_id in self._runs:
+            raise RunLeasedError(f"run {run_id!r} is already in progress in this process")
+        events = await self.store.events(run_id)
+        start = next((e for e in events if e.event_type is EventType.WORKFLOW_START), None)
+        context = dict(start.data.get("context") or {}) if start is not None else {}
+        run = self._new_run(run_id, state.task, state.title, context, stream_callback, state=state)
+        run.recording = Recording(events)
+        return await self._execute(run, resumed=True, wait_for_lease=wait)
+
+    async def replay(
+        self,
+        run_id: str,
+        *,
+        live: bool = False,
+        task: str | None = None,
+        context: dict[str, Any] | None = None,
+        stream_callback: StreamCallback | None = None,
+    ) -> OrchestratorResult:
+        """Run a recorded run again with zero provider calls (a new run id).
+
+        Every model request is answered from the recorded run's responses, so the same
+        routing decisions and outputs come back.  A request that is not in the recording
+        raises :class:`~orchestration.replay.ReplayMismatchError` inside the run (the run
+        reports it), unless ``live=True`` sends it to this orchestrator's provider.  A
+        changed ``task`` or ``context`` forks the run: what is unchanged is replayed,
+        what changed goes live (``live`` is implied).
+        """
+        events = await self.store.events(run_id)
+        start = next((e for e in events if e.event_type is EventType.WORKFLOW_START), None)
+        if start is None:
+            raise RunNotFoundError(f"no run {run_id!r} in the store")
+        forked = task is not None or context is not None
+        provider = RecordedProvider(
+            Recording(events), live=self.llm if (live or forked) else None, run_id=run_id
+        )
+        new_id = uuid.uuid4().hex[:16]
+        run = self._new_run(
+            new_id,
+            task if task is not None else str(start.data.get("task", "")),
+            str(start.data.get("title", "")),
+            dict(context if context is not None else start.data.get("context") or {}),
+            stream_callback,
+        )
+        run.llm = provider
+        run.replay_of = {"run_id": run_id, "live": live or forked, "forked": forked}
+        result = await self._execute(run, resumed=False)
+        return replace(
+            result,
+            metadata={
+                **result.metadata,
+                "replay_of": run_id,
+                "served_from_recording": provider.served,
+                "live_calls": provider.live_calls,
+            },
+        )
+
+    async def load_state(self, run_id: str) -> RunState:
+        """A stored run's state (from its latest snapshot plus the events after it)."""
+        snapshot = await self.store.load_snapshot(run_id)
+        if snapshot is not None:
+            seq, data = snapshot
+            return RunState.from_snapshot(data, await self.store.events(run_id, after_seq=seq))
+        events = await self.store.events(run_id)
+        if not events:
+            raise RunNotFoundError(f"no run {run_id!r} in the store")
+        return RunState.from_events(run_id, events)
+
+    def _new_run(
+        self,
+        run_id: str,
+        task: str,
+        title: str,
+        context: dict[str, Any],
+        stream_callback: StreamCallback | None,
+        *,
+        state: RunState | None = None,
+    ) -> RunContext:
         callbacks = [stream_callback] if stream_callback is not None else []
-        log = EventLog(run_id, self.store, callbacks)
-        run = RunContext(
+        durable = getattr(self.store, "durable", True)
+        log = EventLog(run_id, self.store, callbacks, state=state, durable=durable)
+        budget = Budget(self.config.max_total_cost)
+        if state is not None:
+            budget.charge(state.total_cost)  # a resumed run's cap counts what was spent before
+        return RunContext(
             run_id=run_id,
             task=task,
-            title=title or _title_from(task),
-            context=dict(context or {}),
+            title=title,
+            context=context,
             log=log,
-            budget=Budget(self.config.max_total_cost),
+            budget=budget,
             subtask_policy=self._retry_policy(subtask_level=True),
             call_policy=self._retry_policy(subtask_level=False),
+            llm=self.llm,
+            guardrails=self.guardrails,
+            labels=self.labels,
+            started_at=time.monotonic(),
         )
-        self._runs[run_id] = run
+
+    async def _execute(
+        self, run: RunContext, *, resumed: bool, wait_for_lease: bool = False
+    ) -> OrchestratorResult:
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        durable = run.log.durable
+        if durable:
+            await self._acquire_lease(run.run_id, owner, wait=wait_for_lease)
+        self._runs[run.run_id] = run
+        driver = WorkflowDriver(self, run)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(log.dispatch())
-                run.body = group.create_task(self._drive(run))
+                group.create_task(run.log.dispatch())
+                run.body = group.create_task(driver.drive(run, resumed=resumed))
+                watcher = group.create_task(self._watch(run, owner)) if durable else None
                 try:
                     await asyncio.wait([run.body])
                 finally:
-                    log.close()
+                    if watcher is not None:
+                        watcher.cancel()
+                    run.log.close()
         except asyncio.CancelledError:
-            await log.deliver_pending()  # keep what happened, then honour the cancellation
+            await run.log.deliver_pending()  # keep what happened, then honour the cancellation
             raise
         finally:
-            self._runs.pop(run_id, None)
+            self._runs.pop(run.run_id, None)
+            if durable:
+                with contextlib.suppress(Exception):
+                    await self.store.release_lease(run.run_id, owner)
         return run.state.to_result()
 
-    async def _drive(self, run: RunContext) -> None:
-        config = self.config
-        run.emit(
-            EventType.WORKFLOW_START,
-            {
-                "task": run.task,
-                "title": run.title,
-                "orchestrator": self.name or type(self).__name__,
-                "config": config.to_dict(),
-            },
-        )
-        try:
-            plan = await self._decompose(run)
-            await self._execute_plan(run, plan)
-            synthesis_error = None
-            try:
-                await self._synthesize(run)
-            except (asyncio.CancelledError, BudgetExceededError):
-                raise
-            except Exception as error:  # the agents' results are kept; the run is partial
-                synthesis_error = f"synthesis failed: {_describe(error)}"
-            await self._finish(run, synthesis_error)
-        except asyncio.CancelledError:
-            self._end(run, TaskStatus.CANCELLED, "the run was cancelled")
-            if not run.cancel_requested:
-                raise
-        except PlanError as error:
-            self._end(run, TaskStatus.FAILED, f"invalid plan: {error}")
-        except TimeoutError:
-            self._end(
-                run, TaskStatus.FAILED, f"timed out after {config.timeout_seconds:g}s (timeout_seconds)"
-            )
-        except BudgetExceededError as error:
-            self._end(run, TaskStatus.BUDGET_EXCEEDED, str(error))
-        except Exception as error:
-            self._end(run, TaskStatus.FAILED, f"{type(error).__name__}: {error}")
-
-    async def _decompose(self, run: RunContext) -> Plan:
-        run.emit(EventType.DECOMPOSITION_START, {"task": run.task})
-        with attributed(run, "planner"):
-            async with asyncio.timeout(self.config.timeout_seconds):
-                raw = await self.decompose_task(run.task, dict(run.context, run_id=run.run_id))
-        plan = build_plan(_as_subtasks(raw))
-        run.emit(
-            EventType.DECOMPOSITION_COMPLETE,
-            {"subtasks": [s.to_dict() for s in plan.subtasks], "count": len(plan)},
-        )
-        return plan
-
-    async def _execute_plan(self, run: RunContext, plan: Plan) -> None:
-        scheduler = Scheduler(plan)
-
-        def should_stop() -> bool:
-            if run.stop_reason is None and run.budget.exhausted:
-                run.stop_reason = TaskStatus.BUDGET_EXCEEDED
-                run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget))
-            return run.stop_reason is not None
-
-        def ruled_out(ids: list[str], reason: str) -> None:
-            for subtask_id in ids:
-                subtask = plan.by_id[subtask_id]
-                status = TaskStatus.SKIPPED
-                if run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
-                    reason = "not started: the budget was exhausted"
-                result = AgentResult(
-                    agent_id=_agent_id(subtask),
-                    agent_type=subtask.agent_type,
-                    subtask_id=subtask.id,
-                    content="",
-                    status=status,
-                    error=reason,
+    async def _acquire_lease(self, run_id: str, owner: str, *, wait: bool) -> None:
+        lease = self.config.lease_seconds
+        deadline = time.monotonic() + (lease + 1 if wait else 0)
+        while not await self.store.acquire_lease(run_id, owner, lease):
+            if time.monotonic() >= deadline:
+                raise RunLeasedError(
+                    f"run {run_id!r} is being driven by another process (it holds the run's lease); "
+                    f"if that process died, the lease expires within {lease:g}s: retry then, or wait=True"
                 )
-                run.results[subtask.id] = result
-                run.emit(EventType.AGENT_SKIPPED, {"result": result.to_dict()}, result.agent_id)
+            await asyncio.sleep(min(0.2, lease / 5))
 
-        await run_plan(
-            plan,
-            scheduler,
-            lambda subtask: self._run_subtask(run, subtask),
-            concurrency=self.config.concurrency,
-            should_stop=should_stop,
-            on_ruled_out=ruled_out,
-        )
-
-    async def _run_subtask(self, run: RunContext, subtask: SubTask) -> bool:
-        agent_id = _agent_id(subtask)
-        run.emit(
-            EventType.AGENT_START,
-            {
-                "subtask_id": subtask.id,
-                "description": subtask.description,
-                "agent_type": str(subtask.agent_type),
-                "dependencies": list(subtask.dependencies),
-            },
-            agent_id,
-        )
-        context = dict(
-            run.context,
-            task=run.task,
-            run_id=run.run_id,
-            agent_id=agent_id,
-            dependency_results={d: run.results[d] for d in subtask.dependencies},
-        )
-        timeout = subtask.timeout_seconds or self.config.timeout_seconds
-        attempts = 0
-
-        async def attempt() -> Any:
-            nonlocal attempts
-            attempts += 1
-            async with asyncio.timeout(timeout):
-                return await self.execute_subtask(subtask, context)
-
-        def on_retry(number: int, error: BaseException, wait: float) -> None:
-            run.emit(
-                EventType.AGENT_RETRY,
-                {
-                    "subtask_id": subtask.id,
-                    "attempt": number,
-                    "error": _describe(error),
-                    "wait_seconds": wait,
-                },
-                agent_id,
-            )
-
-        started = time.perf_counter()
-        try:
-            with attributed(run, agent_id):
-                result = _as_agent_result(
-                    await retry_call(attempt, run.subtask_policy, on_retry=on_retry), subtask, agent_id
-                )
-        except asyncio.CancelledError:
-            self._record(run, _failed(subtask, agent_id, TaskStatus.CANCELLED, "cancelled", attempts))
-            raise
-        except BudgetExceededError as error:
-            if run.stop_reason is None:
-                run.stop_reason = TaskStatus.BUDGET_EXCEEDED
-                run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget), agent_id)
-            result = _failed(subtask, agent_id, TaskStatus.FAILED, str(error), attempts)
-        except TimeoutError:
-            message = f"timed out after {timeout:g}s (attempt {attempts} of {self.config.max_retries + 1})"
-            result = _failed(subtask, agent_id, TaskStatus.FAILED, message, attempts)
-        except Exception as error:
-            result = _failed(subtask, agent_id, TaskStatus.FAILED, _describe(error), attempts)
-        result = self._account(run, agent_id, result, time.perf_counter() - started, attempts)
-        self._record(run, result)
-        return result.status is TaskStatus.COMPLETED
-
-    def _record(self, run: RunContext, result: AgentResult) -> None:
-        run.results[result.subtask_id] = result
-        kind = EventType.AGENT_COMPLETE if result.status is TaskStatus.COMPLETED else EventType.AGENT_ERROR
-        run.emit(kind, {"result": result.to_dict()}, result.agent_id)
-
-    def _account(
-        self, run: RunContext, agent_id: str, result: AgentResult, elapsed: float, attempts: int
-    ) -> AgentResult:
-        """Fill in the result's cost and usage from the run's cost events, adding any cost
-        the subtask reported itself (direct provider calls) to the bill."""
-        tracked = run.state.usage_by_agent.get(agent_id)
-        tracked_cost = tracked.cost_usd if tracked is not None else 0.0
-        if self.config.enable_cost_tracking and result.cost > tracked_cost + 1e-12:
-            extra = result.cost - tracked_cost
-            run.budget.charge(extra)
-            reported = replace(result.usage, cost_usd=extra, calls=result.usage.calls)
-            if tracked is not None:  # the tokens were already counted with the tracked calls
-                reported = Usage(cost_usd=extra)
-            run.emit(
-                EventType.COST_UPDATE,
-                {
-                    "model": result.model or "reported",
-                    "usage": reported.to_dict(),
-                    "cost": extra,
-                    "total_cost": run.state.total_cost + extra,
-                    "source": "reported by execute_subtask",
-                },
-                agent_id,
-            )
-            tracked = run.state.usage_by_agent.get(agent_id)
-        return AgentResult(
-            agent_id=result.agent_id,
-            agent_type=result.agent_type,
-            subtask_id=result.subtask_id,
-            content=result.content,
-            status=result.status,
-            execution_time=result.execution_time or elapsed,
-            cost=tracked.cost_usd if tracked is not None else result.cost,
-            error=result.error,
-            usage=tracked if tracked is not None else result.usage,
-            model=result.model,
-            attempts=attempts,
-            metadata=result.metadata,
-        )
-
-    async def _synthesize(self, run: RunContext) -> None:
-        if run.stop_reason is not None:
-            return
-        ordered = [run.results[i] for i in run.state.subtasks if i in run.results]
-        succeeded = [r for r in ordered if r.status is TaskStatus.COMPLETED]
-        if not succeeded:
-            return
-        run.emit(EventType.SYNTHESIS_START, {"inputs": len(succeeded)})
-        context = dict(
-            run.context,
-            task=run.task,
-            run_id=run.run_id,
-            failed_results=[r for r in ordered if r.status is not TaskStatus.COMPLETED],
-        )
-        started = time.perf_counter()
-        with attributed(run, "synthesizer"):
-            async with asyncio.timeout(self.config.timeout_seconds):
-                output = await self.synthesize_results(succeeded, context)
-            if output is None:
-                raise TypeError("synthesize_results returned None; return a str or a SynthesisResult")
-            synthesis = (
-                output
-                if isinstance(output, SynthesisResult)
-                else SynthesisResult(
-                    content=str(output),
-                    level=1 + max((s.get("level", 0) for s in run.state.syntheses), default=0),
-                    source_ids=[r.agent_id for r in succeeded],
-                    agent_id="synthesizer",
-                )
-            )
-            self.record_synthesis(synthesis, final=True, started=started)
+    async def _watch(self, run: RunContext, owner: str) -> None:
+        """Renew the lease and honour cancellation requested through the store."""
+        renew_every = self.config.lease_seconds / 3
+        last_renewal = time.monotonic()
+        while True:
+            await asyncio.sleep(min(_POLL_SECONDS, renew_every))
+            if await self.store.cancel_requested(run.run_id):
+                self.cancel(run.run_id)
+                return
+            if time.monotonic() - last_renewal >= renew_every:
+                await self.store.acquire_lease(run.run_id, owner, self.config.lease_seconds)
+                last_renewal = time.monotonic()
 
     def record_synthesis(
         self, synthesis: SynthesisResult, *, final: bool = False, started: float | None = None
@@ -424,70 +356,6 @@ class BaseOrchestrator(abc.ABC):
             synthesis.agent_id,
         )
         return synthesis
-
-    async def _finish(self, run: RunContext, synthesis_error: str | None = None) -> None:
-        results = list(run.results.values())
-        done = [r for r in results if r.status is TaskStatus.COMPLETED]
-        status, error = TaskStatus.COMPLETED, None
-        if synthesis_error is not None:
-            status, error = TaskStatus.PARTIAL, synthesis_error
-        elif run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
-            status = TaskStatus.BUDGET_EXCEEDED
-            error = (
-                f"budget of ${run.budget.cap:.4f} reached after ${run.budget.spent:.4f}; "
-                f"{len(done)} of {len(results)} subtasks completed"
-            )
-        elif not done:
-            status = TaskStatus.FAILED
-            first = next((r.error for r in results if r.error), "unknown error")
-            error = f"all {len(results)} subtasks failed; first error: {first}"
-        elif len(done) < len(results):
-            status = TaskStatus.PARTIAL
-            failed = [f"{r.subtask_id}: {r.error}" for r in results if r.status is not TaskStatus.COMPLETED]
-            error = f"{len(failed)} of {len(results)} subtasks did not complete ({'; '.join(failed[:3])})"
-        if run.outcome_status is not None and status in (TaskStatus.COMPLETED, TaskStatus.PARTIAL):
-            status = run.outcome_status
-        if run.outcome_error:
-            error = f"{error}; {run.outcome_error}" if error else run.outcome_error
-        if self.config.generate_documents:
-            error = await self._write_documents(run, status, error)
-        self._end(run, status, error)
-
-    async def _write_documents(self, run: RunContext, status: TaskStatus, error: str | None) -> str | None:
-        from .reports import write_reports
-
-        formats = list(self.config.document_formats)
-        run.emit(EventType.DOCUMENT_GENERATION_START, {"formats": formats})
-        preview = replace(run.state.to_result(), status=status, error=error)
-        try:
-            events = await self.store.events(run.run_id) if run.log.store_error is None else None
-            documents = await asyncio.to_thread(
-                write_reports, preview, formats, self.config.output_directory, events=events
-            )
-        except Exception as failure:
-            message = f"report generation failed: {_describe(failure)}"
-            run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": [], "error": message})
-            return f"{error}; {message}" if error else message
-        run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": [d.to_dict() for d in documents]})
-        return error
-
-    def _end(self, run: RunContext, status: TaskStatus, error: str | None) -> None:
-        if run.log.store_error is not None:
-            note = f"event store failed: {_describe(run.log.store_error)}"
-            error = f"{error}; {note}" if error else note
-            if status is TaskStatus.COMPLETED:
-                status = TaskStatus.PARTIAL
-        kind = {
-            TaskStatus.COMPLETED: EventType.WORKFLOW_COMPLETE,
-            TaskStatus.PARTIAL: EventType.WORKFLOW_COMPLETE,
-            TaskStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
-        }.get(status, EventType.WORKFLOW_ERROR)
-        data: dict[str, Any] = {"status": str(status), "total_cost": run.state.total_cost}
-        if run.outcome_metadata:
-            data["metadata"] = dict(run.outcome_metadata)
-        if error:
-            data["error"] = error
-        run.emit(kind, data)
 
     # -- services for subclasses ---------------------------------------------------------
 
@@ -525,9 +393,10 @@ class BaseOrchestrator(abc.ABC):
         )
         fallbacks = self.config.fallback_models
         chain = [primary, *[m for m in fallbacks if m != primary]] if fallbacks else [primary]
-        policy = None if current_scope() is not None else self._retry_policy(subtask_level=False)
+        scope = current_scope()
+        policy = None if scope is not None else self._retry_policy(subtask_level=False)
         return await call_model(
-            self.llm,
+            scope.run.llm if scope is not None else self.llm,
             request,
             chain,
             config=self.config,
@@ -602,69 +471,3 @@ def _require_reports() -> None:
             f"generate_documents=True needs the report writers, which failed to import ({error}); "
             "reinstall multi-agent-orchestration or set generate_documents=False"
         ) from error
-
-
-def _agent_id(subtask: SubTask) -> str:
-    return f"agent_{subtask.id}"
-
-
-def _title_from(task: str) -> str:
-    line = " ".join(task.split())
-    return line if len(line) <= 80 else line[:77] + "..."
-
-
-def _describe(error: BaseException) -> str:
-    text = redact(str(error))
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _budget_data(budget: Budget) -> dict[str, Any]:
-    return {"cap": budget.cap, "spent": budget.spent, "reserved": budget.reserved}
-
-
-def _failed(subtask: SubTask, agent_id: str, status: TaskStatus, error: str, attempts: int) -> AgentResult:
-    return AgentResult(
-        agent_id=agent_id,
-        agent_type=subtask.agent_type,
-        subtask_id=subtask.id,
-        content="",
-        status=status,
-        error=error,
-        attempts=max(1, attempts),
-    )
-
-
-def _as_agent_result(outcome: Any, subtask: SubTask, agent_id: str) -> AgentResult:
-    if isinstance(outcome, AgentResult):
-        return outcome if outcome.subtask_id == subtask.id else replace(outcome, subtask_id=subtask.id)
-    if isinstance(outcome, str):
-        return AgentResult(
-            agent_id=agent_id, agent_type=subtask.agent_type, subtask_id=subtask.id, content=outcome
-        )
-    if isinstance(outcome, Completion):
-        return AgentResult(
-            agent_id=agent_id,
-            agent_type=subtask.agent_type,
-            subtask_id=subtask.id,
-            content=outcome.content,
-            model=outcome.model,
-        )
-    raise TypeError(f"execute_subtask must return an AgentResult or a str, got {type(outcome).__name__}")
-
-
-def _as_subtasks(raw: Any) -> list[SubTask]:
-    if raw is None:
-        raise PlanError("decompose_task returned None; return a list of SubTask objects")
-    if isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
-        raise PlanError(f"decompose_task must return a list of SubTask objects, got {type(raw).__name__}")
-    subtasks: list[SubTask] = []
-    for index, item in enumerate(raw):
-        if isinstance(item, SubTask):
-            subtasks.append(item)
-        elif isinstance(item, Mapping) and "description" in item:
-            subtasks.append(SubTask.from_dict({"id": f"subtask_{index + 1}", **item}))
-        elif isinstance(item, str) and item.strip():
-            subtasks.append(SubTask(id=f"subtask_{index + 1}", description=item.strip()))
-        else:
-            raise PlanError(f"decompose_task item {index} is not a SubTask: {item!r}"[:300])
-    return subtasks

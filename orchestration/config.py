@@ -33,13 +33,16 @@ class OrchestratorConfig:
     - ``timeout_seconds``: limit for one attempt of one subtask (and of one model call).
     - ``parallel_execution`` / ``max_concurrent_agents``: independent subtasks run in
       parallel up to the cap; ``parallel_execution=False`` runs one at a time.
-    - ``enable_cost_tracking``: price every call and emit cost events; off means costs
-      are reported as 0 and no budget can be set.
+    - ``enable_cost_tracking``: price every call; off means tokens are still recorded
+      but every cost is 0 and no budget can be set.
     - ``max_total_cost``: hard cap in USD for the whole run (reserve before, settle after).
     - ``max_tokens``: output token limit sent with every model call (also the
       worst case a budget reservation prices).
     - ``temperature``: sent with every model call when set.
     - ``generate_documents`` / ``document_formats`` / ``output_directory``: reports.
+    - ``lease_seconds``: with a durable store, how long a run's lease lasts without
+      renewal (the driving process renews it); a crashed process's runs can be resumed
+      by another process once it expires.
     """
 
     num_agents: int = 3
@@ -58,6 +61,7 @@ class OrchestratorConfig:
     temperature: float | None = None
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
+    lease_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         errors = self.validate()
@@ -109,6 +113,7 @@ class OrchestratorConfig:
         check_number("temperature", positive=False, optional=True)
         check_number("retry_base_delay", positive=False)
         check_number("retry_max_delay", positive=False)
+        check_number("lease_seconds", positive=True)
         for name in ("parallel_execution", "enable_cost_tracking", "generate_documents"):
             if not isinstance(getattr(self, name), bool):
                 errors.append(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -24,6 +24,8 @@ class EventType(StrEnum):
     WORKFLOW_COMPLETE = "workflow_complete"
     WORKFLOW_ERROR = "workflow_error"
     WORKFLOW_CANCELLED = "workflow_cancelled"
+    WORKFLOW_RESUMED = "workflow_resumed"
+    WORKFLOW_PAUSED = "workflow_paused"
     DECOMPOSITION_START = "decomposition_start"
     DECOMPOSITION_COMPLETE = "decomposition_complete"
     AGENT_START = "agent_start"
@@ -45,12 +47,18 @@ class EventType(StrEnum):
     BRANCH_SELECTED = "branch_selected"
     DOCUMENT_GENERATION_START = "document_generation_start"
     DOCUMENT_GENERATION_COMPLETE = "document_generation_complete"
+    GUARDRAIL = "guardrail"
     CALLBACK_ERROR = "callback_error"
     WARNING = "warning"
 
 
 TERMINAL_EVENTS = frozenset(
-    {EventType.WORKFLOW_COMPLETE, EventType.WORKFLOW_ERROR, EventType.WORKFLOW_CANCELLED}
+    {
+        EventType.WORKFLOW_COMPLETE,
+        EventType.WORKFLOW_ERROR,
+        EventType.WORKFLOW_CANCELLED,
+        EventType.WORKFLOW_PAUSED,
+    }
 )
 
 

@@ -95,6 +95,11 @@ async def _call_one(
     stream: bool,
 ) -> Completion:
     tracking = config.enable_cost_tracking
+    fingerprint = request.fingerprint() if run is not None else ""
+    if run is not None and run.recording is not None:
+        recorded = run.recording.take(fingerprint)
+        if recorded is not None:  # paid for before the interruption: its event is in the log already
+            return recorded
     reservation: Reservation | None = None
     if run is not None and run.budget.cap is not None:
         reservation = run.budget.reserve(_worst_case(request, prices))
@@ -131,18 +136,20 @@ async def _call_one(
             run.budget.settle(reservation, usage.cost_usd)
         elif tracking:
             run.budget.charge(usage.cost_usd)
-        if tracking:
-            run.emit(
-                EventType.COST_UPDATE,
-                {
-                    "model": model,
-                    "usage": usage.to_dict(),
-                    "cost": usage.cost_usd,
-                    "total_cost": run.state.total_cost + usage.cost_usd,
-                    "provider": completion.provider,
-                },
-                agent_id,
-            )
+        run.emit(
+            EventType.COST_UPDATE,
+            {
+                "model": model,
+                "usage": usage.to_dict(),
+                "cost": usage.cost_usd,
+                "total_cost": run.state.total_cost + usage.cost_usd,
+                "provider": completion.provider,
+                "request_hash": fingerprint,
+                "response": {"content": completion.content, "finish_reason": completion.finish_reason},
+            },
+            agent_id,
+        )
+        await run.log.flush()  # a paid-for answer is durable before the run relies on it
     return Completion(
         completion.content, usage, model, completion.finish_reason, completion.request_id, completion.provider
     )

@@ -31,7 +31,8 @@ class TaskStatus(StrEnum):
 
     A run is ``COMPLETED`` only when every subtask and the synthesis succeeded.  ``PARTIAL``
     means some agents failed but a result was still produced; ``BUDGET_EXCEEDED`` means
-    ``max_total_cost`` stopped the run (results so far are kept).
+    ``max_total_cost`` stopped the run (results so far are kept); ``PAUSED`` means a
+    guardrail paused the run and ``resume`` continues it.
     """
 
     PENDING = "pending"
@@ -42,11 +43,12 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     BUDGET_EXCEEDED = "budget_exceeded"
+    PAUSED = "paused"
 
     @property
     def is_terminal(self) -> bool:
         """True for statuses a run or subtask never leaves."""
-        return self not in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+        return self not in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.PAUSED)
 
 
 class AgentType(StrEnum):

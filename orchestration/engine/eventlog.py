@@ -39,6 +39,7 @@ class EventLog:
         *,
         state: RunState | None = None,
         clock: Callable[[], float] = time.time,
+        durable: bool = True,
     ) -> None:
         self.run_id = run_id
         self.state = state or RunState(run_id)
@@ -53,6 +54,8 @@ class EventLog:
         self._closed = False
         self._reported: set[int] = set()
         self.store_error: BaseException | None = None
+        #: False for stores that keep nothing across processes: ``flush`` is then free.
+        self.durable = durable
 
     def emit(
         self, kind: EventType, data: Mapping[str, Any] | None = None, agent_id: str | None = None
@@ -69,7 +72,9 @@ class EventLog:
         return event
 
     async def flush(self) -> None:
-        """Wait until every event emitted so far is in the store."""
+        """Wait until every event emitted so far is in the store (no-op for a memory store)."""
+        if not self.durable:
+            return
         target = self.seq
         if self._written >= target or self.store_error is not None:
             return

@@ -10,7 +10,9 @@ from typing import Any
 
 from ..budget import Budget
 from ..events import EventType
+from ..llm import Provider
 from ..models import AgentResult, TaskStatus
+from ..replay import Recording
 from ..retry import RetryPolicy
 from .eventlog import EventLog
 from .state import RunState
@@ -34,6 +36,12 @@ class RunContext:
     budget: Budget
     subtask_policy: RetryPolicy
     call_policy: RetryPolicy
+    llm: Provider
+    recording: Recording | None = None  # calls already paid for (resume)
+    guardrails: Any = None
+    labels: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
+    replay_of: dict[str, Any] = field(default_factory=dict)
     results: dict[str, AgentResult] = field(default_factory=dict)
     cancel_requested: bool = False
     stop_reason: TaskStatus | None = None

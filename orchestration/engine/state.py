@@ -23,6 +23,13 @@ from ..usage import Usage
 
 __all__ = ["RunState"]
 
+_TERMINAL = (
+    EventType.WORKFLOW_COMPLETE,
+    EventType.WORKFLOW_ERROR,
+    EventType.WORKFLOW_CANCELLED,
+    EventType.WORKFLOW_PAUSED,
+)
+
 # Progress milestones (percent): decomposition 0-10, agents 10-90, synthesis 90-100.
 _AGENTS_START = 10.0
 _AGENTS_SPAN = 80.0
@@ -117,12 +124,17 @@ class RunState:
                 self._advance(100.0 * done / total * 0.95)
         elif kind is EventType.DOCUMENT_GENERATION_COMPLETE:
             self.documents.extend(data.get("documents", ()))
-        elif kind in (EventType.WORKFLOW_COMPLETE, EventType.WORKFLOW_ERROR, EventType.WORKFLOW_CANCELLED):
+        elif kind is EventType.WORKFLOW_RESUMED:
+            self.status = TaskStatus.IN_PROGRESS
+            self.error = None
+            self.ended_at = None
+        elif kind in _TERMINAL:
             self.status = TaskStatus(data.get("status", TaskStatus.FAILED))
             self.error = data.get("error")
             self.ended_at = timestamp
             self.metadata.update(data.get("metadata") or {})
-            self.progress = 100.0
+            if kind is not EventType.WORKFLOW_PAUSED:
+                self.progress = 100.0
         return self.progress
 
     def to_snapshot(self) -> dict[str, Any]:

@@ -17,6 +17,9 @@ __all__ = ["MemoryStore"]
 class MemoryStore:
     """Keeps every run's events in lists.  Implements :class:`~orchestration.stores.RunStore`."""
 
+    #: Nothing survives the process, so the engine skips durability waits and leases.
+    durable = False
+
     def __init__(self, *, clock: Any = time.time) -> None:
         self._events: dict[str, list[StreamEvent]] = {}
         self._summaries: dict[str, RunSummary] = {}

@@ -1,0 +1,437 @@
+"""Drives one run: decompose (or restore) the plan, run it, synthesize, finish.
+
+:class:`WorkflowDriver` is the engine's side of :class:`~orchestration.base.BaseOrchestrator`:
+the orchestrator provides the three hooks, the driver calls them in order and turns
+every state change into an event.  A resumed run starts from its folded state: the plan
+and every completed subtask come from the log, only unfinished work runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..budget import Budget
+from ..errors import BudgetExceededError, PlanError, redact
+from ..events import EventType
+from ..llm import Completion
+from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus
+from ..retry import retry_call
+from ..usage import Usage
+from .graph import Plan, Scheduler, build_plan
+from .run import RunContext, attributed
+from .runner import run_plan
+
+if TYPE_CHECKING:
+    from ..base import BaseOrchestrator
+
+__all__ = ["WorkflowDriver", "agent_id_for", "title_from"]
+
+
+class WorkflowDriver:
+    """Runs one workflow for one orchestrator."""
+
+    def __init__(self, orch: BaseOrchestrator, run: RunContext) -> None:
+        self.orch = orch
+        self.run = run
+        self.config = orch.config
+
+    async def drive(self, run: RunContext, *, resumed: bool = False) -> None:
+        """Run the workflow to its end (or continue it, when ``resumed``)."""
+        config = self.config
+        if resumed:
+            run.emit(
+                EventType.WORKFLOW_RESUMED,
+                {"from_seq": run.state.last_seq, "completed": len(self._completed_results(run))},
+            )
+        else:
+            start: dict[str, Any] = {
+                "task": run.task,
+                "title": run.title,
+                "orchestrator": self.orch.name or type(self.orch).__name__,
+                "orchestrator_class": f"{type(self.orch).__module__}:{type(self.orch).__qualname__}",
+                "config": config.to_dict(),
+                "context": _json_ready(run.context),
+            }
+            if run.labels:
+                start["labels"] = dict(run.labels)
+            if run.replay_of:
+                start["replay_of"] = dict(run.replay_of)
+            run.emit(EventType.WORKFLOW_START, start)
+        try:
+            plan = self._restored_plan(run) if resumed else None
+            if plan is None:
+                plan = await self._decompose(run)
+            await self._execute_plan(run, plan, completed=self._completed_results(run) if resumed else {})
+            synthesis_error = None
+            try:
+                await self._synthesize(run)
+            except (asyncio.CancelledError, BudgetExceededError):
+                raise
+            except Exception as error:  # the agents' results are kept; the run is partial
+                synthesis_error = f"synthesis failed: {_describe(error)}"
+            await self._finish(run, synthesis_error)
+        except asyncio.CancelledError:
+            self._end(run, TaskStatus.CANCELLED, "the run was cancelled")
+            if not run.cancel_requested:
+                raise
+        except PlanError as error:
+            self._end(run, TaskStatus.FAILED, f"invalid plan: {error}")
+        except TimeoutError:
+            self._end(
+                run, TaskStatus.FAILED, f"timed out after {config.timeout_seconds:g}s (timeout_seconds)"
+            )
+        except BudgetExceededError as error:
+            self._end(run, TaskStatus.BUDGET_EXCEEDED, str(error))
+        except Exception as error:
+            self._end(run, TaskStatus.FAILED, f"{type(error).__name__}: {error}")
+
+    async def _decompose(self, run: RunContext) -> Plan:
+        run.emit(EventType.DECOMPOSITION_START, {"task": run.task})
+        with attributed(run, "planner"):
+            async with asyncio.timeout(self.config.timeout_seconds):
+                raw = await self.orch.decompose_task(run.task, dict(run.context, run_id=run.run_id))
+        plan = build_plan(_as_subtasks(raw))
+        run.emit(
+            EventType.DECOMPOSITION_COMPLETE,
+            {"subtasks": [s.to_dict() for s in plan.subtasks], "count": len(plan)},
+        )
+        return plan
+
+    def _completed_results(self, run: RunContext) -> dict[str, AgentResult]:
+        """Subtasks a resumed run already completed (they are not run again)."""
+        return {
+            subtask_id: AgentResult.from_dict(result)
+            for subtask_id, result in run.state.results.items()
+            if result.get("status") == TaskStatus.COMPLETED and subtask_id in run.state.subtasks
+        }
+
+    def _restored_plan(self, run: RunContext) -> Plan | None:
+        """The plan recorded before the interruption, or None if decomposition never finished."""
+        if not run.state.subtasks:
+            return None
+        return build_plan(SubTask.from_dict(s) for s in run.state.subtasks.values())
+
+    async def _execute_plan(self, run: RunContext, plan: Plan, completed: Mapping[str, AgentResult]) -> None:
+        run.results.update(completed)
+        scheduler = Scheduler(plan, completed=completed)
+
+        def should_stop() -> bool:
+            if run.stop_reason is None and run.budget.exhausted:
+                run.stop_reason = TaskStatus.BUDGET_EXCEEDED
+                run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget))
+            return run.stop_reason is not None
+
+        def ruled_out(ids: list[str], reason: str) -> None:
+            for subtask_id in ids:
+                subtask = plan.by_id[subtask_id]
+                status = TaskStatus.SKIPPED
+                if run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
+                    reason = "not started: the budget was exhausted"
+                result = AgentResult(
+                    agent_id=agent_id_for(subtask),
+                    agent_type=subtask.agent_type,
+                    subtask_id=subtask.id,
+                    content="",
+                    status=status,
+                    error=reason,
+                )
+                run.results[subtask.id] = result
+                run.emit(EventType.AGENT_SKIPPED, {"result": result.to_dict()}, result.agent_id)
+
+        await run_plan(
+            plan,
+            scheduler,
+            lambda subtask: self._run_subtask(run, subtask),
+            concurrency=self.config.concurrency,
+            should_stop=should_stop,
+            on_ruled_out=ruled_out,
+        )
+
+    async def _run_subtask(self, run: RunContext, subtask: SubTask) -> bool:
+        agent_id = agent_id_for(subtask)
+        run.emit(
+            EventType.AGENT_START,
+            {
+                "subtask_id": subtask.id,
+                "description": subtask.description,
+                "agent_type": str(subtask.agent_type),
+                "dependencies": list(subtask.dependencies),
+            },
+            agent_id,
+        )
+        context = dict(
+            run.context,
+            task=run.task,
+            run_id=run.run_id,
+            agent_id=agent_id,
+            dependency_results={d: run.results[d] for d in subtask.dependencies},
+        )
+        timeout = subtask.timeout_seconds or self.config.timeout_seconds
+        attempts = 0
+
+        async def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            async with asyncio.timeout(timeout):
+                return await self.orch.execute_subtask(subtask, context)
+
+        def on_retry(number: int, error: BaseException, wait: float) -> None:
+            run.emit(
+                EventType.AGENT_RETRY,
+                {
+                    "subtask_id": subtask.id,
+                    "attempt": number,
+                    "error": _describe(error),
+                    "wait_seconds": wait,
+                },
+                agent_id,
+            )
+
+        started = time.perf_counter()
+        try:
+            with attributed(run, agent_id):
+                result = _as_agent_result(
+                    await retry_call(attempt, run.subtask_policy, on_retry=on_retry), subtask, agent_id
+                )
+        except asyncio.CancelledError:
+            self._record(run, _failed(subtask, agent_id, TaskStatus.CANCELLED, "cancelled", attempts))
+            raise
+        except BudgetExceededError as error:
+            if run.stop_reason is None:
+                run.stop_reason = TaskStatus.BUDGET_EXCEEDED
+                run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget), agent_id)
+            result = _failed(subtask, agent_id, TaskStatus.FAILED, str(error), attempts)
+        except TimeoutError:
+            message = f"timed out after {timeout:g}s (attempt {attempts} of {self.config.max_retries + 1})"
+            result = _failed(subtask, agent_id, TaskStatus.FAILED, message, attempts)
+        except Exception as error:
+            result = _failed(subtask, agent_id, TaskStatus.FAILED, _describe(error), attempts)
+        result = self._account(run, agent_id, result, time.perf_counter() - started, attempts)
+        self._record(run, result)
+        return result.status is TaskStatus.COMPLETED
+
+    def _record(self, run: RunContext, result: AgentResult) -> None:
+        run.results[result.subtask_id] = result
+        kind = EventType.AGENT_COMPLETE if result.status is TaskStatus.COMPLETED else EventType.AGENT_ERROR
+        run.emit(kind, {"result": result.to_dict()}, result.agent_id)
+
+    def _account(
+        self, run: RunContext, agent_id: str, result: AgentResult, elapsed: float, attempts: int
+    ) -> AgentResult:
+        """Fill in the result's cost and usage from the run's cost events, adding any cost
+        the subtask reported itself (direct provider calls) to the bill."""
+        tracked = run.state.usage_by_agent.get(agent_id)
+        tracked_cost = tracked.cost_usd if tracked is not None else 0.0
+        if self.config.enable_cost_tracking and result.cost > tracked_cost + 1e-12:
+            extra = result.cost - tracked_cost
+            run.budget.charge(extra)
+            reported = replace(result.usage, cost_usd=extra, calls=result.usage.calls)
+            if tracked is not None:  # the tokens were already counted with the tracked calls
+                reported = Usage(cost_usd=extra)
+            run.emit(
+                EventType.COST_UPDATE,
+                {
+                    "model": result.model or "reported",
+                    "usage": reported.to_dict(),
+                    "cost": extra,
+                    "total_cost": run.state.total_cost + extra,
+                    "source": "reported by execute_subtask",
+                },
+                agent_id,
+            )
+            tracked = run.state.usage_by_agent.get(agent_id)
+        return AgentResult(
+            agent_id=result.agent_id,
+            agent_type=result.agent_type,
+            subtask_id=result.subtask_id,
+            content=result.content,
+            status=result.status,
+            execution_time=result.execution_time or elapsed,
+            cost=tracked.cost_usd if tracked is not None else result.cost,
+            error=result.error,
+            usage=tracked if tracked is not None else result.usage,
+            model=result.model,
+            attempts=attempts,
+            metadata=result.metadata,
+        )
+
+    async def _synthesize(self, run: RunContext) -> None:
+        if run.stop_reason is not None:
+            return
+        ordered = [run.results[i] for i in run.state.subtasks if i in run.results]
+        succeeded = [r for r in ordered if r.status is TaskStatus.COMPLETED]
+        if not succeeded:
+            return
+        run.emit(EventType.SYNTHESIS_START, {"inputs": len(succeeded)})
+        context = dict(
+            run.context,
+            task=run.task,
+            run_id=run.run_id,
+            failed_results=[r for r in ordered if r.status is not TaskStatus.COMPLETED],
+        )
+        started = time.perf_counter()
+        with attributed(run, "synthesizer"):
+            async with asyncio.timeout(self.config.timeout_seconds):
+                output = await self.orch.synthesize_results(succeeded, context)
+            if output is None:
+                raise TypeError("synthesize_results returned None; return a str or a SynthesisResult")
+            synthesis = (
+                output
+                if isinstance(output, SynthesisResult)
+                else SynthesisResult(
+                    content=str(output),
+                    level=1 + max((s.get("level", 0) for s in run.state.syntheses), default=0),
+                    source_ids=[r.agent_id for r in succeeded],
+                    agent_id="synthesizer",
+                )
+            )
+            self.orch.record_synthesis(synthesis, final=True, started=started)
+
+    async def _finish(self, run: RunContext, synthesis_error: str | None = None) -> None:
+        results = list(run.results.values())
+        done = [r for r in results if r.status is TaskStatus.COMPLETED]
+        status, error = TaskStatus.COMPLETED, None
+        if synthesis_error is not None:
+            status, error = TaskStatus.PARTIAL, synthesis_error
+        elif run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
+            status = TaskStatus.BUDGET_EXCEEDED
+            error = (
+                f"budget of ${run.budget.cap:.4f} reached after ${run.budget.spent:.4f}; "
+                f"{len(done)} of {len(results)} subtasks completed"
+            )
+        elif not done:
+            status = TaskStatus.FAILED
+            first = next((r.error for r in results if r.error), "unknown error")
+            error = f"all {len(results)} subtasks failed; first error: {first}"
+        elif len(done) < len(results):
+            status = TaskStatus.PARTIAL
+            failed = [f"{r.subtask_id}: {r.error}" for r in results if r.status is not TaskStatus.COMPLETED]
+            error = f"{len(failed)} of {len(results)} subtasks did not complete ({'; '.join(failed[:3])})"
+        if run.outcome_status is not None and status in (TaskStatus.COMPLETED, TaskStatus.PARTIAL):
+            status = run.outcome_status
+        if run.outcome_error:
+            error = f"{error}; {run.outcome_error}" if error else run.outcome_error
+        if self.config.generate_documents:
+            error = await self._write_documents(run, status, error)
+        self._end(run, status, error)
+
+    async def _write_documents(self, run: RunContext, status: TaskStatus, error: str | None) -> str | None:
+        from ..reports import write_reports
+
+        formats = list(self.config.document_formats)
+        run.emit(EventType.DOCUMENT_GENERATION_START, {"formats": formats})
+        preview = replace(run.state.to_result(), status=status, error=error)
+        try:
+            events = await self.orch.store.events(run.run_id) if run.log.store_error is None else None
+            documents = await asyncio.to_thread(
+                write_reports, preview, formats, self.config.output_directory, events=events
+            )
+        except Exception as failure:
+            message = f"report generation failed: {_describe(failure)}"
+            run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": [], "error": message})
+            return f"{error}; {message}" if error else message
+        run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": [d.to_dict() for d in documents]})
+        return error
+
+    def _end(self, run: RunContext, status: TaskStatus, error: str | None) -> None:
+        if run.log.store_error is not None:
+            note = f"event store failed: {_describe(run.log.store_error)}"
+            error = f"{error}; {note}" if error else note
+            if status is TaskStatus.COMPLETED:
+                status = TaskStatus.PARTIAL
+        kind = {
+            TaskStatus.COMPLETED: EventType.WORKFLOW_COMPLETE,
+            TaskStatus.PARTIAL: EventType.WORKFLOW_COMPLETE,
+            TaskStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
+            TaskStatus.PAUSED: EventType.WORKFLOW_PAUSED,
+        }.get(status, EventType.WORKFLOW_ERROR)
+        data: dict[str, Any] = {"status": str(status), "total_cost": run.state.total_cost}
+        if run.outcome_metadata:
+            data["metadata"] = dict(run.outcome_metadata)
+        if error:
+            data["error"] = error
+        run.emit(kind, data)
+
+
+def agent_id_for(subtask: SubTask) -> str:
+    return f"agent_{subtask.id}"
+
+
+def _describe(error: BaseException) -> str:
+    text = redact(str(error))
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _budget_data(budget: Budget) -> dict[str, Any]:
+    return {"cap": budget.cap, "spent": budget.spent, "reserved": budget.reserved}
+
+
+def _failed(subtask: SubTask, agent_id: str, status: TaskStatus, error: str, attempts: int) -> AgentResult:
+    return AgentResult(
+        agent_id=agent_id,
+        agent_type=subtask.agent_type,
+        subtask_id=subtask.id,
+        content="",
+        status=status,
+        error=error,
+        attempts=max(1, attempts),
+    )
+
+
+def _as_agent_result(outcome: Any, subtask: SubTask, agent_id: str) -> AgentResult:
+    if isinstance(outcome, AgentResult):
+        return outcome if outcome.subtask_id == subtask.id else replace(outcome, subtask_id=subtask.id)
+    if isinstance(outcome, str):
+        return AgentResult(
+            agent_id=agent_id, agent_type=subtask.agent_type, subtask_id=subtask.id, content=outcome
+        )
+    if isinstance(outcome, Completion):
+        return AgentResult(
+            agent_id=agent_id,
+            agent_type=subtask.agent_type,
+            subtask_id=subtask.id,
+            content=outcome.content,
+            model=outcome.model,
+        )
+    raise TypeError(f"execute_subtask must return an AgentResult or a str, got {type(outcome).__name__}")
+
+
+def _as_subtasks(raw: Any) -> list[SubTask]:
+    if raw is None:
+        raise PlanError("decompose_task returned None; return a list of SubTask objects")
+    if isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
+        raise PlanError(f"decompose_task must return a list of SubTask objects, got {type(raw).__name__}")
+    subtasks: list[SubTask] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, SubTask):
+            subtasks.append(item)
+        elif isinstance(item, Mapping) and "description" in item:
+            subtasks.append(SubTask.from_dict({"id": f"subtask_{index + 1}", **item}))
+        elif isinstance(item, str) and item.strip():
+            subtasks.append(SubTask(id=f"subtask_{index + 1}", description=item.strip()))
+        else:
+            raise PlanError(f"decompose_task item {index} is not a SubTask: {item!r}"[:300])
+    return subtasks
+
+
+def title_from(task: str) -> str:
+    line = " ".join(task.split())
+    return line if len(line) <= 80 else line[:77] + "..."
+
+
+def _json_ready(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-serialisable part of a context (so a resumed run gets it back)."""
+    import json
+
+    ready: dict[str, Any] = {}
+    for key, item in value.items():
+        try:
+            json.dumps(item)
+        except (TypeError, ValueError):
+            continue
+        ready[str(key)] = item
+    return ready
