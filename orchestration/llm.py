@@ -92,9 +92,15 @@ class CompletionRequest:
         }
 
     def fingerprint(self) -> str:
-        """SHA-256 of the canonical JSON of this request."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        """A stable hash (BLAKE2b, 128 bits) of the canonical JSON of this request."""
+        canonical = json.dumps(
+            [self.messages, self.model, self.max_tokens, self.temperature, self.stop, self.options],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=str,
+        )
+        return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ class WorkflowDriver:
                 "orchestrator_class": f"{type(self.orch).__module__}:{type(self.orch).__qualname__}",
                 "config": config.to_dict(),
                 "context": _json_ready(run.context),
+                "provider": getattr(run.llm, "name", type(run.llm).__name__),
             }
             if run.labels:
                 start["labels"] = dict(run.labels)

@@ -2,8 +2,9 @@
 
 ``orchestrate run PATTERN "TASK"`` runs a built-in pattern (or ``module:Class``) with a
 live progress display on stderr and the result on stdout (``--json`` for machines);
-``orchestrate demo`` does the same offline with the scripted provider.  Exit status is
-0 only when the run completed; errors are one line, never a traceback.
+``orchestrate demo`` does the same offline with the scripted provider; ``runs``,
+``show``, ``resume``, ``replay`` and ``cancel`` work on stored runs.  Exit status is 0
+only when the run completed; errors are one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
-from .base import BaseOrchestrator
-from .errors import ConfigError, OrchestrationError, redact
-from .events import EventType, StreamEvent
-from .models import OrchestratorResult, TaskStatus
-from .utils import format_cost, format_duration
+from ..base import BaseOrchestrator
+from ..errors import ConfigError, OrchestrationError, redact
+from ..models import TaskStatus
+from .common import add_display_options, add_store_option, open_cli_store, print_result, run_with_display
+from .history import COMMANDS, add_commands, handle
 
 __all__ = ["main"]
 
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--pattern", default="cascade")
     _add_run_options(demo)
 
+    add_commands(commands)
+
     serve = commands.add_parser("serve", help="serve the JSON/SSE API and the live run page")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
@@ -72,8 +75,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a config field, e.g. -o num_agents=5 -o max_concurrent_agents=3 (values are JSON)",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_display_options(parser)
+    add_store_option(parser)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,87 +116,16 @@ def _default_provider_name() -> str:
 
 
 def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> BaseOrchestrator:
-    from .registry import resolve_orchestrator, resolve_provider
+    from ..registry import resolve_orchestrator, resolve_provider
 
     cls = resolve_orchestrator(pattern)
     config_class = cls.config_class
     config = config_class.from_dict(_options(args))
     provider = resolve_provider(provider_name, config.primary_model)
     try:
-        return cls(config, provider)
+        return cls(config, provider, store=open_cli_store(args))
     except TypeError as error:
         raise ConfigError(f"cannot construct {cls.__name__} from the command line: {error}") from error
-
-
-async def _run(orchestrator: BaseOrchestrator, task: str, args: argparse.Namespace, err: TextIO) -> OrchestratorResult:
-    callbacks: list[Any] = []
-
-    def announce(event: StreamEvent) -> None:
-        if event.event_type is EventType.WORKFLOW_START:
-            print(f"run {event.run_id} started", file=err, flush=True)
-
-    callbacks.append(announce)
-    if not args.quiet:
-        from .streaming import create_progress_bar_callback
-
-        callbacks.append(create_progress_bar_callback(file=err))
-
-    async def fan_out(event: StreamEvent) -> None:
-        for callback in callbacks:
-            outcome = callback(event)
-            if asyncio.iscoroutine(outcome):
-                await outcome
-
-    run = asyncio.ensure_future(
-        orchestrator.execute_workflow(task, title=args.title, stream_callback=fan_out)
-    )
-    try:
-        return await asyncio.shield(run)
-    except asyncio.CancelledError:  # Ctrl-C: stop the run cleanly and keep its results
-        orchestrator.cancel()
-        return await run
-
-
-def _print_result(result: OrchestratorResult, args: argparse.Namespace, out: TextIO) -> None:
-    if args.json:
-        json.dump(result.to_dict(), out, ensure_ascii=False, indent=2)
-        out.write("\n")
-        return
-    from rich.console import Console
-    from rich.markdown import Markdown
-    from rich.table import Table
-
-    console = Console(file=out, highlight=False)
-    console.rule(f"[bold]{_escape(result.title)}[/bold]")
-    if result.final_synthesis:
-        console.print(Markdown(result.final_synthesis))
-    table = Table(title="Agents", show_lines=False)
-    for column in ("agent", "status", "tokens", "cost", "time"):
-        table.add_column(column, justify="right" if column in ("tokens", "cost", "time") else "left")
-    for agent in result.agent_results:
-        table.add_row(
-            _escape(agent.agent_id),
-            str(agent.status),
-            str(agent.usage.total_tokens),
-            format_cost(agent.cost),
-            format_duration(agent.execution_time),
-        )
-    console.print(table)
-    console.print(
-        f"status: [bold]{result.status}[/bold]   total: {format_cost(result.total_cost)} "
-        f"({result.usage.total_tokens} tokens, {result.usage.calls} calls)   "
-        f"time: {format_duration(result.execution_time)}   run: {result.run_id}"
-    )
-    for document in result.generated_documents:
-        console.print(f"report: {_escape(document.path)} ({document.size_bytes} bytes)")
-    if result.error:
-        console.print(f"[yellow]{_escape(result.error)}[/yellow]")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,31 +135,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command in COMMANDS:
+            return asyncio.run(handle(args, out, err))
         if not args.task.strip():
             raise ConfigError("TASK is empty; say what the orchestration should do")
         provider = "scripted" if args.command == "demo" else args.provider or _default_provider_name()
         orchestrator = _build(args.pattern, provider, args)
-        result = asyncio.run(_run(orchestrator, args.task, args, err))
+        result = asyncio.run(
+            run_with_display(
+                lambda cb: orchestrator.execute_workflow(args.task, title=args.title, stream_callback=cb),
+                orchestrator.cancel,
+                args,
+                err,
+            )
+        )
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return EXIT_INTERRUPTED
-    except OrchestrationError as error:
-        print(f"error: {redact(str(error))}", file=err)
-        return EXIT_USAGE
-    except ValueError as error:
-        print(f"error: {redact(str(error))}", file=err)
+    except (OrchestrationError, ValueError, KeyError) as error:
+        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        print(f"error: {redact(message)}", file=err)
         return EXIT_USAGE
     except Exception as error:  # a bug: still one line; ORCHESTRATION_DEBUG=1 shows the traceback
         if os.environ.get("ORCHESTRATION_DEBUG"):
             raise
         print(f"error: unexpected {type(error).__name__}: {redact(str(error))}", file=err)
         return EXIT_RUN_FAILED
-    _print_result(result, args, out)
+    print_result(result, args, out)
     return EXIT_OK if result.status is TaskStatus.COMPLETED else EXIT_RUN_FAILED
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from ..server import serve
 
     serve(host=args.host, port=args.port, token=args.token or os.environ.get("ORCHESTRATION_TOKEN"))
     return EXIT_OK

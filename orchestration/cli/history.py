@@ -1,0 +1,169 @@
+"""Stored runs from the command line: ``runs``, ``show``, ``resume``, ``replay``, ``cancel``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any, TextIO
+
+from ..base import BaseOrchestrator
+from ..errors import ConfigError, RunNotFoundError
+from ..events import EventType
+from ..models import OrchestratorResult, TaskStatus
+from ..stores.base import RunStore
+from ..utils import format_cost, format_duration
+from .common import (
+    add_display_options,
+    add_store_option,
+    escape,
+    open_cli_store,
+    print_result,
+    run_with_display,
+)
+
+__all__ = ["add_commands", "handle"]
+
+COMMANDS = ("runs", "show", "resume", "replay", "cancel")
+
+
+def add_commands(commands: Any) -> None:
+    """Register the history subcommands on the main parser."""
+    runs = commands.add_parser("runs", help="list stored runs with status, cost and age")
+    runs.add_argument("--status", choices=[str(s) for s in TaskStatus], help="only runs with this status")
+    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--json", action="store_true", help="a JSON list")
+    add_store_option(runs)
+
+    show = commands.add_parser("show", help="print a stored run's result and history")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+    add_store_option(show)
+
+    resume = commands.add_parser("resume", help="continue an interrupted or paused run")
+    resume.add_argument("run_id")
+    resume.add_argument("--provider", help="provider to continue with (default: the one the run used)")
+    resume.add_argument("--wait", action="store_true", help="wait for a crashed process's lease to expire")
+    add_display_options(resume)
+    add_store_option(resume)
+
+    replay = commands.add_parser("replay", help="re-run a recorded run with zero provider calls")
+    replay.add_argument("run_id")
+    replay.add_argument("--live", action="store_true", help="send requests missing from the recording live")
+    replay.add_argument("--provider", help="provider for --live (default: the one the run used)")
+    add_display_options(replay)
+    add_store_option(replay)
+
+    cancel = commands.add_parser("cancel", help="cancel a run, whichever process is running it")
+    cancel.add_argument("run_id")
+    add_store_option(cancel)
+
+
+async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run one history command; returns the exit status."""
+    store = open_cli_store(args)
+    try:
+        if args.command == "runs":
+            return await _runs(store, args, out)
+        if args.command == "show":
+            return await _show(store, args, out)
+        if args.command == "cancel":
+            if not await store.request_cancel(args.run_id):
+                raise RunNotFoundError(f"no run {args.run_id!r} in the store")
+            print(f"cancellation of run {args.run_id} requested", file=err)
+            return 0
+        orchestrator = await _orchestrator_for(store, args)
+        result: OrchestratorResult
+        if args.command == "resume":
+            result = await run_with_display(
+                lambda cb: orchestrator.resume(args.run_id, cb, wait=args.wait),
+                lambda: orchestrator.cancel(args.run_id),
+                args,
+                err,
+            )
+        else:
+            result = await run_with_display(
+                lambda cb: orchestrator.replay(args.run_id, live=args.live, stream_callback=cb),
+                orchestrator.cancel,
+                args,
+                err,
+            )
+        print_result(result, args, out)
+        return 0 if result.status is TaskStatus.COMPLETED else 1
+    finally:
+        await store.close()
+
+
+async def _runs(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
+    status = TaskStatus(args.status) if args.status else None
+    runs = await store.list_runs(status=status, limit=args.limit)
+    if args.json:
+        json.dump([r.to_dict() for r in runs], out, indent=2)
+        out.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(runs)} run(s)")
+    for column in ("run", "status", "cost", "age", "orchestrator", "title"):
+        table.add_column(column, justify="right" if column in ("cost", "age") else "left")
+    now = time.time()
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            str(run.status),
+            format_cost(run.total_cost),
+            format_duration(now - run.created_at),
+            escape(run.orchestrator),
+            escape(run.title),
+        )
+    Console(file=out).print(table)
+    return 0
+
+
+async def _show(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
+    events = await store.events(args.run_id)
+    if not events:
+        raise RunNotFoundError(f"no run {args.run_id!r} in the store")
+    from ..engine.state import RunState
+
+    result = RunState.from_events(args.run_id, events).to_result()
+    if args.json:
+        json.dump({"result": result.to_dict(), "events": [e.to_dict() for e in events]}, out, indent=2)
+        out.write("\n")
+        return 0
+    print_result(result, args, out)
+    start = events[0].timestamp
+    for event in events:
+        detail = event.data.get("error") or event.data.get("subtask_id") or ""
+        out.write(
+            f"{event.seq:>5} +{event.timestamp - start:8.3f}s {event.event_type:<28} "
+            f"{event.agent_id or '':<20} {str(detail)[:60]}\n"
+        )
+    return 0
+
+
+async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOrchestrator:
+    """Rebuild the orchestrator a stored run used (class, config, provider)."""
+    from ..registry import resolve_orchestrator, resolve_provider
+
+    events = await store.events(args.run_id, after_seq=0)
+    start = next((e for e in events if e.event_type is EventType.WORKFLOW_START), None)
+    if start is None:
+        raise RunNotFoundError(f"no run {args.run_id!r} in the store")
+    class_path = start.data.get("orchestrator_class")
+    if not class_path:
+        raise ConfigError(f"run {args.run_id} does not record its orchestrator class")
+    cls = resolve_orchestrator(str(class_path))
+    config = cls.config_class.from_dict(dict(start.data.get("config") or {}))
+    provider_name = args.provider or str(start.data.get("provider") or "")
+    if not provider_name:
+        raise ConfigError(f"run {args.run_id} does not record its provider; pass --provider NAME")
+    provider = resolve_provider(provider_name, config.primary_model)
+    try:
+        return cls(config, provider, store=store)
+    except TypeError as error:
+        raise ConfigError(
+            f"cannot rebuild {cls.__name__} from the command line ({error}); resume it from Python with "
+            f"await orchestrator.resume({args.run_id!r})"
+        ) from error
