@@ -64,6 +64,7 @@ from .utils import (
 if TYPE_CHECKING:
     from patterns.cascade import DreamCascadeConfig, DreamCascadeOrchestrator
     from patterns.conditional import ConditionalOrchestrator
+    from patterns.fanout import FanOutOrchestrator
     from patterns.iterative import IterationResult, IterativeOrchestrator
     from patterns.sequential import SequentialOrchestrator
     from patterns.swarm import DreamSwarmConfig, DreamSwarmOrchestrator
@@ -80,6 +81,7 @@ _LAZY = {
     "ConditionalOrchestrator": "patterns.conditional",
     "IterativeOrchestrator": "patterns.iterative",
     "IterationResult": "patterns.iterative",
+    "FanOutOrchestrator": "patterns.fanout",
     "create_sse_callback": "orchestration.streaming",
     "create_websocket_callback": "orchestration.streaming",
     "create_progress_bar_callback": "orchestration.streaming",
@@ -121,6 +123,7 @@ __all__ = [
     "DreamSwarmConfig",
     "DreamSwarmOrchestrator",
     "EventType",
+    "FanOutOrchestrator",
     "GeneratedDocument",
     "IterationResult",
     "IterativeOrchestrator",

@@ -383,7 +383,13 @@ class BaseOrchestrator(abc.ABC):
             messages = [dict(m) for m in prompt]
         if system:
             messages.insert(0, {"role": "system", "content": system})
-        primary = model or self.config.primary_model or getattr(self.llm, "model", None)
+        scope = current_scope()
+        primary = (
+            model
+            or (scope.model if scope is not None else None)
+            or self.config.primary_model
+            or getattr(self.llm, "model", None)
+        )
         request = CompletionRequest(
             messages=messages,
             model=primary,
@@ -393,7 +399,6 @@ class BaseOrchestrator(abc.ABC):
         )
         fallbacks = self.config.fallback_models
         chain = [primary, *[m for m in fallbacks if m != primary]] if fallbacks else [primary]
-        scope = current_scope()
         policy = None if scope is not None else self._retry_policy(subtask_level=False)
         return await call_model(
             scope.run.llm if scope is not None else self.llm,
@@ -422,8 +427,8 @@ class BaseOrchestrator(abc.ABC):
     ) -> None:
         """Tell the engine how the current run went, in the pattern's own terms.
 
-        ``status`` replaces COMPLETED/PARTIAL (never a budget stop, cancellation or
-        failure); ``error`` is added to the result's error; ``metadata`` is merged into
+        ``status`` can only make the engine's verdict worse (COMPLETED < PARTIAL <
+        PAUSED < FAILED; never over a budget stop or a cancellation); ``error`` is added to the result's error; ``metadata`` is merged into
         ``OrchestratorResult.metadata``.  E.g. an iterative pattern that hit its cap:
         ``self.set_outcome(TaskStatus.PARTIAL, "did not converge in 5 iterations",
         {"converged": False})``.

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 __all__ = ["WorkflowDriver", "agent_id_for", "title_from"]
 
 
+# How bad a run's outcome is; set_outcome can only move a run down this scale.
+_SEVERITY = {TaskStatus.COMPLETED: 0, TaskStatus.PARTIAL: 1, TaskStatus.PAUSED: 2, TaskStatus.FAILED: 3}
+
+
 class WorkflowDriver:
     """Runs one workflow for one orchestrator."""
 
@@ -194,7 +198,7 @@ class WorkflowDriver:
 
         started = time.perf_counter()
         try:
-            with attributed(run, agent_id):
+            with attributed(run, agent_id, subtask.model):
                 result = _as_agent_result(
                     await retry_call(attempt, run.subtask_policy, on_retry=on_retry), subtask, agent_id
                 )
@@ -312,8 +316,8 @@ class WorkflowDriver:
             status = TaskStatus.PARTIAL
             failed = [f"{r.subtask_id}: {r.error}" for r in results if r.status is not TaskStatus.COMPLETED]
             error = f"{len(failed)} of {len(results)} subtasks did not complete ({'; '.join(failed[:3])})"
-        if run.outcome_status is not None and status in (TaskStatus.COMPLETED, TaskStatus.PARTIAL):
-            status = run.outcome_status
+        if run.outcome_status is not None and _SEVERITY.get(run.outcome_status, 0) > _SEVERITY.get(status, 9):
+            status = run.outcome_status  # a pattern may make the verdict worse, never better
         if run.outcome_error:
             error = f"{error}; {run.outcome_error}" if error else run.outcome_error
         if self.config.generate_documents:

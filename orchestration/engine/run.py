@@ -75,6 +75,7 @@ class Scope:
 
     run: RunContext
     agent_id: str
+    model: str | None = None  # the subtask's own model, if it names one
 
 
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("orchestration_scope", default=None)
@@ -90,8 +91,8 @@ class attributed:
 
     __slots__ = ("_scope", "_token")
 
-    def __init__(self, run: RunContext, agent_id: str) -> None:
-        self._scope = Scope(run, agent_id)
+    def __init__(self, run: RunContext, agent_id: str, model: str | None = None) -> None:
+        self._scope = Scope(run, agent_id, model)
         self._token: contextvars.Token[Scope | None] | None = None
 
     def __enter__(self) -> Scope:

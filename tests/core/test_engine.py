@@ -485,3 +485,37 @@ async def test_a_snapshot_plus_the_tail_folds_to_the_same_state() -> None:
     rebuilt = RunState.from_snapshot(snapshot, events[7:])
     assert rebuilt.last_seq == events[-1].seq
     assert rebuilt.to_result().to_dict() == result.to_dict()
+
+
+async def test_a_subtask_model_overrides_the_primary_model() -> None:
+    provider = ScriptedProvider()
+    subtasks = [SubTask(id="cheap", description="x", model="gpt-4o-mini"), SubTask(id="default", description="y")]
+    orch = GraphOrchestrator(config(primary_model="gpt-4o"), provider, subtasks=subtasks)
+    result = await orch.execute_workflow("task")
+    models = {r.subtask_id: r.model for r in result.agent_results}
+    assert models == {"cheap": "gpt-4o-mini", "default": "gpt-4o"}
+
+
+async def test_set_outcome_can_only_make_the_verdict_worse() -> None:
+    from orchestration import TaskStatus as S
+
+    def claim_success(orch: Any, results: Any, context: Any) -> str:
+        orch.set_outcome(S.COMPLETED, metadata={"claimed": True})
+        return "done"
+
+    def explode(*_: Any) -> None:
+        raise ValueError("boom")
+
+    orch = GraphOrchestrator(
+        config(), ScriptedProvider(), subtasks=fan(2), behaviour={"s0": explode}, synthesis=claim_success
+    )
+    result = await orch.execute_workflow("task")
+    assert result.status is S.PARTIAL and result.metadata["claimed"] is True
+
+    def admit_failure(orch: Any, results: Any, context: Any) -> str:
+        orch.set_outcome(S.PARTIAL, "did not converge")
+        return "best effort"
+
+    orch = GraphOrchestrator(config(), ScriptedProvider(), subtasks=fan(2), synthesis=admit_failure)
+    result = await orch.execute_workflow("task")
+    assert result.status is S.PARTIAL and result.error == "did not converge"

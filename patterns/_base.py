@@ -1,0 +1,182 @@
+"""What the built-in patterns share: prompts, LLM planning with a fallback, bounded fan-out.
+
+Patterns keep no per-run state on ``self``: everything a run needs travels in its
+subtasks' metadata and its agents' results, so two runs of one instance (even at the
+same time) never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from orchestration import (
+    AgentResult,
+    BaseOrchestrator,
+    EventType,
+    OrchestratorConfig,
+)
+
+from ._parsing import PlanItem, parse_plan
+from ._prompts import PromptSet
+
+__all__ = [
+    "PIPELINE_STAGES",
+    "RESEARCH_ANGLES",
+    "PatternOrchestrator",
+    "format_results",
+    "run_bounded",
+    "split_by",
+]
+
+T = TypeVar("T")
+
+#: How an unparseable research decomposition is split instead (one angle per subtask).
+RESEARCH_ANGLES = (
+    "background and key concepts",
+    "current state and recent developments",
+    "practical applications and examples",
+    "challenges, risks and limitations",
+    "open questions and future directions",
+    "comparison with alternatives",
+    "costs and trade-offs",
+    "evidence and sources",
+)
+
+#: How an unparseable pipeline decomposition is split instead (in order).
+PIPELINE_STAGES = (
+    "gather the facts and requirements",
+    "analyse what was gathered",
+    "draft the answer",
+    "review the draft and correct it",
+    "finalise and polish",
+)
+
+
+def split_by(labels: Sequence[str]) -> Callable[[str, int], list[str]]:
+    """A fallback splitter: ``count`` subtasks, one per label (cycled), each about ``task``."""
+
+    def split(task: str, count: int) -> list[str]:
+        parts = []
+        for index in range(count):
+            label = labels[index % len(labels)]
+            lap = index // len(labels)
+            suffix = f" (part {lap + 1})" if lap else ""
+            parts.append(f"{label[0].upper()}{label[1:]} of: {task}{suffix}")
+        return parts
+
+    return split
+
+
+class PatternOrchestrator(BaseOrchestrator):
+    """Base of the built-in patterns: prompts as data and shared helpers.
+
+    Args:
+        config: the run configuration (a pattern may require its own subclass).
+        provider: any provider :func:`orchestration.as_provider` accepts.
+        prompts: overrides for this instance's prompts (see ``default_prompts``).
+        options: the other keyword arguments of :class:`~orchestration.BaseOrchestrator`
+            (``store``, ``prices``, ...).
+    """
+
+    #: The prompts this pattern uses (``string.Template`` syntax), by name.
+    default_prompts: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(
+        self,
+        config: OrchestratorConfig | None = None,
+        provider: Any = None,
+        *,
+        prompts: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(config, provider, **options)
+        # A pattern config's prompts are that pattern's; another pattern sharing the config ignores them.
+        own = self.config_class is not OrchestratorConfig and isinstance(self.config, self.config_class)
+        layer = getattr(self.config, "prompts", None) if own else None
+        self.prompts = PromptSet(type(self).__name__, self.default_prompts, layer, prompts)
+
+    def warn(self, message: str, **data: Any) -> None:
+        """Emit a ``warning`` event on the current run."""
+        self.emit_event(EventType.WARNING, {"message": message, **data})
+
+    async def plan_with_llm(
+        self,
+        task: str,
+        count: int,
+        *,
+        fallback: Callable[[str, int], list[str]],
+        fallback_label: str,
+        prompt: str = "decompose",
+        model: str | None = None,
+        **values: Any,
+    ) -> list[PlanItem]:
+        """Ask the model for ``count`` subtasks; parse its answer robustly.
+
+        An answer with nothing usable falls back to ``fallback(task, count)`` and says so
+        in a ``warning`` event; a longer plan is cut to ``count`` (also a warning).
+        """
+        completion = await self.call_llm(self.prompts.render(prompt, task=task, count=count, **values),
+                                         model=model)
+        items = parse_plan(completion.content)
+        if not items:
+            self.warn(
+                f"decomposition output could not be parsed; fell back to a split by {fallback_label} "
+                f"({count} subtasks)",
+                output=completion.content[:500],
+            )
+            return [PlanItem(text, {}) for text in fallback(task, count)]
+        if len(items) > count:
+            self.warn(f"decomposition proposed {len(items)} subtasks; using the first {count}")
+            items = items[:count]
+        elif len(items) < count:
+            self.warn(f"decomposition proposed {len(items)} subtasks instead of {count}; running those")
+        return items
+
+    @staticmethod
+    def result_for(
+        context: Mapping[str, Any] | None, subtask_id: str, agent_type: Any, content: str, **fields: Any
+    ) -> AgentResult:
+        """An :class:`AgentResult` for the subtask running in ``context``."""
+        agent_id = str((context or {}).get("agent_id") or f"agent_{subtask_id}")
+        return AgentResult(agent_id=agent_id, agent_type=agent_type, subtask_id=subtask_id, content=content,
+                           **fields)
+
+
+def format_results(results: Sequence[AgentResult], heading: str = "Result") -> str:
+    """Agent results as numbered Markdown sections for a synthesis prompt."""
+    return "\n\n".join(
+        f"### {heading} {index} ({result.agent_id})\n{result.content.strip()}"
+        for index, result in enumerate(results, 1)
+    )
+
+
+async def run_bounded(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run ``factories`` concurrently, at most ``limit`` at once; results in order.
+
+    Every coroutine is awaited inside one task group (nothing outlives the call).  If one
+    raises, the others are cancelled and that error is raised as itself (not wrapped in
+    an exception group), so the engine still recognises e.g. an exhausted budget.
+    """
+    semaphore = asyncio.Semaphore(max(1, limit))
+    results: dict[int, T] = {}
+
+    async def one(index: int, factory: Callable[[], Awaitable[T]]) -> None:
+        async with semaphore:
+            results[index] = await factory()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index, factory in enumerate(factories):
+                group.create_task(one(index, factory))
+    except BaseExceptionGroup as failure:
+        raise _first_leaf(failure) from None
+    return [results[index] for index in range(len(factories))]
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
