@@ -40,8 +40,8 @@ from .models import AgentResult, OrchestratorResult, SubTask, SynthesisResult, T
 from .pricing import PriceTable
 from .replay import RecordedProvider, Recording
 from .retry import RetryPolicy, is_retryable
+from .stores import default_store
 from .stores.base import RunStore
-from .stores.memory import MemoryStore
 
 __all__ = ["BaseOrchestrator", "RunContext", "RunLeasedError"]
 
@@ -61,7 +61,8 @@ class BaseOrchestrator(abc.ABC):
         config: an :class:`OrchestratorConfig` (or a pattern's subclass of it).
         provider: a :class:`~orchestration.llm.Provider`, or any object with
             ``complete(messages, **kwargs)`` / ``chat(...)``; kept as ``self.provider``.
-        store: where runs' events go (default: an in-memory store per orchestrator).
+        store: where runs' events go (default: ``$ORCHESTRATION_DATABASE_URL`` if set, else
+            the SQLite file ``.orchestration/runs.db`` under the working directory).
         prices: the price table used for cost (default: the built-in, dated table).
         guardrails: guardrail policies enforced before and after every model call.
         labels: run labels (e.g. ``{"tenant": "acme"}``) recorded with every run and
@@ -93,7 +94,7 @@ class BaseOrchestrator(abc.ABC):
             _require_reports()
         self.provider = provider
         self.llm: Provider = as_provider(provider)
-        self.store: RunStore = store if store is not None else MemoryStore()
+        self.store: RunStore = store if store is not None else default_store()
         self.prices = prices if prices is not None else PriceTable()
         self.guardrails = guardrails
         self.labels = dict(labels or {})

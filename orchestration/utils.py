@@ -46,6 +46,8 @@ def format_duration(seconds: float) -> str:
 
 def format_cost(cost: float) -> str:
     """USD with enough precision for small LLM bills: ``$0.0042``, ``$1.25``."""
+    if 0 < abs(cost) < 0.0001:
+        return f"${cost:.6f}"  # sub-cent model calls still show what they cost
     if abs(cost) < 1:
         return f"${cost:.4f}"
     return f"${cost:,.2f}"

@@ -19,3 +19,10 @@ def require_service(name: str, available: bool, how: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _runs_in_memory_unless_a_test_chooses_a_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orchestrators built without a store would write ``.orchestration/runs.db`` in the
+    working directory; tests keep runs in memory unless they pass a store themselves."""
+    monkeypatch.setenv("ORCHESTRATION_DATABASE_URL", "memory:")

@@ -34,9 +34,10 @@ def add_display_options(parser: argparse.ArgumentParser) -> None:
 
 def open_cli_store(args: argparse.Namespace) -> RunStore:
     """The store the command works on."""
-    from ..stores import open_store
+    from ..stores import default_store, open_store
 
-    store: RunStore = open_store(getattr(args, "store", None))
+    url = getattr(args, "store", None)
+    store: RunStore = open_store(url) if url else default_store()
     return store
 
 

@@ -105,7 +105,8 @@ async def _runs(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
     from rich.table import Table
 
     table = Table(title=f"{len(runs)} run(s)")
-    for column in ("run", "status", "cost", "age", "orchestrator", "title"):
+    table.add_column("run", no_wrap=True, min_width=16)
+    for column in ("status", "cost", "age", "orchestrator", "title"):
         table.add_column(column, justify="right" if column in ("cost", "age") else "left")
     now = time.time()
     for run in runs:

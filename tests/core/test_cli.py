@@ -92,3 +92,57 @@ def test_bad_input_is_one_line_never_a_traceback() -> None:
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_stored_runs_can_be_listed_shown_resumed_replayed_and_cancelled(tmp_path: Path) -> None:
+    import asyncio
+
+    from orchestration import EventType, OrchestratorConfig
+    from orchestration.scripted import demo_provider
+    from orchestration.stores import SQLiteStore
+
+    from .cli_fixture import TwoStep
+
+    full_db, crashed_db = tmp_path / "full.db", tmp_path / "crashed.db"
+
+    async def prepare() -> tuple[str, int]:
+        full = SQLiteStore(full_db)
+        result = await TwoStep(OrchestratorConfig(), demo_provider(), store=full).execute_workflow(
+            "a task", run_id="cli-run"
+        )
+        events = await full.events("cli-run")
+        cut = next(i for i, e in enumerate(events) if e.event_type is EventType.AGENT_COMPLETE) + 1
+        crashed = SQLiteStore(crashed_db)
+        await crashed.append("cli-run", events[:cut])
+        await full.close()
+        await crashed.close()
+        return result.final_synthesis or "", result.usage.calls
+
+    synthesis, calls = asyncio.run(prepare())
+
+    listed = orchestrate("runs", "--json", "--store", str(full_db))
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert [r["run_id"] for r in runs] == ["cli-run"]
+    assert {"run_id", "status", "total_cost", "created_at"} <= set(runs[0]) and runs[0][
+        "status"
+    ] == "completed"
+
+    shown = orchestrate("show", "cli-run", "--store", str(full_db))
+    assert shown.returncode == 0 and "workflow_complete" in shown.stdout and "agent_one" in shown.stdout
+
+    resumed = orchestrate("resume", "cli-run", "--json", "-q", "--store", str(crashed_db))
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["status"] == "completed" and result["final_synthesis"] == synthesis
+    assert "run cli-run resumed" in resumed.stderr
+
+    replayed = orchestrate("replay", "cli-run", "--json", "-q", "--store", str(full_db))
+    assert replayed.returncode == 0, replayed.stderr
+    replay = json.loads(replayed.stdout)
+    assert replay["final_synthesis"] == synthesis and replay["metadata"]["served_from_recording"] == calls
+
+    cancelled = orchestrate("cancel", "cli-run", "--store", str(full_db))
+    assert cancelled.returncode == 0 and "requested" in cancelled.stderr
+    missing = orchestrate("show", "nope", "--store", str(full_db))
+    assert missing.returncode == 2 and missing.stderr == "error: no run 'nope' in the store\n"

@@ -489,7 +489,10 @@ async def test_a_snapshot_plus_the_tail_folds_to_the_same_state() -> None:
 
 async def test_a_subtask_model_overrides_the_primary_model() -> None:
     provider = ScriptedProvider()
-    subtasks = [SubTask(id="cheap", description="x", model="gpt-4o-mini"), SubTask(id="default", description="y")]
+    subtasks = [
+        SubTask(id="cheap", description="x", model="gpt-4o-mini"),
+        SubTask(id="default", description="y"),
+    ]
     orch = GraphOrchestrator(config(primary_model="gpt-4o"), provider, subtasks=subtasks)
     result = await orch.execute_workflow("task")
     models = {r.subtask_id: r.model for r in result.agent_results}
