@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .budget import Budget
 from .config import OrchestratorConfig
@@ -42,6 +42,9 @@ from .replay import RecordedProvider, Recording
 from .retry import RetryPolicy, is_retryable
 from .stores import default_store
 from .stores.base import RunStore
+
+if TYPE_CHECKING:
+    from .guardrails import Guardrails
 
 __all__ = ["BaseOrchestrator", "RunContext", "RunLeasedError"]
 
@@ -81,7 +84,7 @@ class BaseOrchestrator(abc.ABC):
         *,
         store: RunStore | None = None,
         prices: PriceTable | None = None,
-        guardrails: Any = None,
+        guardrails: Guardrails | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config if config is not None else self.config_class()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from .budget import Reservation
 from .config import OrchestratorConfig
+from .engine import guard
 from .engine.run import RunContext, current_scope
 from .errors import BudgetExceededError, redact
 from .events import EventType
@@ -101,8 +103,13 @@ async def _call_one(
         if recorded is not None:  # paid for before the interruption: its event is in the log already
             return recorded
     reservation: Reservation | None = None
-    if run is not None and run.budget.cap is not None:
-        reservation = run.budget.reserve(_worst_case(request, prices))
+    guarded = run is not None and run.guardrails is not None
+    if run is not None and (run.budget.cap is not None or guarded):
+        worst, prompt_tokens = _worst_case(request, prices)
+        if guarded:
+            guard.before_call(run, worst, prompt_tokens, request.max_tokens or 0, agent_id)
+        reservation = run.budget.reserve(worst)
+    started = time.monotonic() if guarded else 0.0
 
     try:
         try:  # the first attempt runs without the retry machinery: the common path stays cheap
@@ -150,6 +157,8 @@ async def _call_one(
             agent_id,
         )
         await run.log.flush()  # a paid-for answer is durable before the run relies on it
+        if guarded:
+            guard.after_call(run, usage, (time.monotonic() - started) * 1000, agent_id)
     return Completion(
         completion.content, usage, model, completion.finish_reason, completion.request_id, completion.provider
     )
@@ -244,12 +253,13 @@ async def _streamed(
     )
 
 
-def _worst_case(request: CompletionRequest, prices: PriceTable) -> float:
+def _worst_case(request: CompletionRequest, prices: PriceTable) -> tuple[float, int]:
+    """The most this call can cost (prompt counted, ``max_tokens`` out) and its prompt tokens."""
+    prompt = count_message_tokens(request.messages, request.model).tokens
     price = prices.lookup(request.model)
     if price is None:
-        return 0.0
-    prompt = count_message_tokens(request.messages, request.model).tokens
-    return price.cost(Usage(input_tokens=prompt, output_tokens=request.max_tokens or 0))
+        return 0.0, prompt
+    return price.cost(Usage(input_tokens=prompt, output_tokens=request.max_tokens or 0)), prompt
 
 
 def _describe(error: BaseException) -> str:

@@ -22,6 +22,7 @@ from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus
 from ..retry import retry_call
 from ..usage import Usage
 from .graph import Plan, Scheduler, build_plan
+from .guard import RunPausedError
 from .run import RunContext, attributed
 from .runner import run_plan
 
@@ -74,15 +75,20 @@ class WorkflowDriver:
             synthesis_error = None
             try:
                 await self._synthesize(run)
-            except (asyncio.CancelledError, BudgetExceededError):
+            except (asyncio.CancelledError, BudgetExceededError, RunPausedError):
                 raise
             except Exception as error:  # the agents' results are kept; the run is partial
                 synthesis_error = f"synthesis failed: {_describe(error)}"
             await self._finish(run, synthesis_error)
         except asyncio.CancelledError:
-            self._end(run, TaskStatus.CANCELLED, "the run was cancelled")
+            if run.abort_reason is not None:
+                self._end(run, TaskStatus.FAILED, f"aborted: {run.abort_reason}")
+            else:
+                self._end(run, TaskStatus.CANCELLED, "the run was cancelled")
             if not run.cancel_requested:
                 raise
+        except RunPausedError:  # a guardrail paused the run during decomposition or synthesis
+            self._end(run, TaskStatus.PAUSED, run.stop_message)
         except PlanError as error:
             self._end(run, TaskStatus.FAILED, f"invalid plan: {error}")
         except TimeoutError:
@@ -136,6 +142,10 @@ class WorkflowDriver:
                 status = TaskStatus.SKIPPED
                 if run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
                     reason = "not started: the budget was exhausted"
+                elif run.stop_reason is TaskStatus.PAUSED:
+                    reason = "not started: the run was paused (resume continues it)"
+                elif run.abort_reason is not None:
+                    reason = "not started: a guardrail aborted the run"
                 result = AgentResult(
                     agent_id=agent_id_for(subtask),
                     agent_type=subtask.agent_type,
@@ -210,6 +220,8 @@ class WorkflowDriver:
                 run.stop_reason = TaskStatus.BUDGET_EXCEEDED
                 run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget), agent_id)
             result = _failed(subtask, agent_id, TaskStatus.FAILED, str(error), attempts)
+        except RunPausedError as error:
+            result = _failed(subtask, agent_id, TaskStatus.PAUSED, str(error), attempts)
         except TimeoutError:
             message = f"timed out after {timeout:g}s (attempt {attempts} of {self.config.max_retries + 1})"
             result = _failed(subtask, agent_id, TaskStatus.FAILED, message, attempts)
@@ -302,6 +314,10 @@ class WorkflowDriver:
         status, error = TaskStatus.COMPLETED, None
         if synthesis_error is not None:
             status, error = TaskStatus.PARTIAL, synthesis_error
+        elif run.abort_reason is not None:
+            status, error = TaskStatus.FAILED, f"aborted: {run.abort_reason}"
+        elif run.stop_reason is TaskStatus.PAUSED:
+            status, error = TaskStatus.PAUSED, run.stop_message
         elif run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
             status = TaskStatus.BUDGET_EXCEEDED
             error = (

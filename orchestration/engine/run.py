@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..budget import Budget
 from ..events import EventType
@@ -16,6 +16,9 @@ from ..replay import Recording
 from ..retry import RetryPolicy
 from .eventlog import EventLog
 from .state import RunState
+
+if TYPE_CHECKING:
+    from ..guardrails import CallStats, Guardrails
 
 __all__ = ["RunContext", "Scope", "attributed", "current_scope"]
 
@@ -38,10 +41,14 @@ class RunContext:
     call_policy: RetryPolicy
     llm: Provider
     recording: Recording | None = None  # calls already paid for (resume)
-    guardrails: Any = None
+    guardrails: Guardrails | None = None
     labels: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
     replay_of: dict[str, Any] = field(default_factory=dict)
+    stop_message: str | None = None
+    abort_reason: str | None = None
+    latency_ms: float = 0.0
+    max_call: CallStats | None = None  # the largest single call so far
     results: dict[str, AgentResult] = field(default_factory=dict)
     cancel_requested: bool = False
     stop_reason: TaskStatus | None = None

@@ -58,6 +58,7 @@ class RunState:
         self.metadata: dict[str, Any] = {}
         self.progress = 0.0
         self.last_seq = 0
+        self.iterations = 0
         self._planned = 0
         self._finished_agents = 0
 
@@ -117,6 +118,8 @@ class RunState:
                 self.final_synthesis = synthesis["content"]
                 self._advance(97.0)
         elif kind is EventType.ITERATION_START or kind is EventType.ITERATION_COMPLETE:
+            if kind is EventType.ITERATION_START:
+                self.iterations += 1
             total = data.get("max_iterations")
             number = data.get("iteration")
             if isinstance(total, int) and isinstance(number, int) and total > 0:
@@ -159,6 +162,7 @@ class RunState:
             "metadata": self.metadata,
             "progress": self.progress,
             "last_seq": self.last_seq,
+            "iterations": self.iterations,
             "planned": self._planned,
             "finished_agents": self._finished_agents,
         }
@@ -185,6 +189,7 @@ class RunState:
         state.metadata = dict(data["metadata"])
         state.progress = float(data["progress"])
         state.last_seq = int(data["last_seq"])
+        state.iterations = int(data.get("iterations", 0))
         state._planned = int(data["planned"])
         state._finished_agents = int(data["finished_agents"])
         for event in events:
