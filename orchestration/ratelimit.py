@@ -19,6 +19,7 @@ what the server says in ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import threading
@@ -129,10 +130,8 @@ class RateWindow:
 
     def release(self, grant: _Grant) -> None:
         """Forget a grant whose call never went out (e.g. cancelled while waiting)."""
-        try:
+        with contextlib.suppress(ValueError):  # already pruned
             self._grants.remove(grant)
-        except ValueError:
-            pass
 
     def settle(self, grant: _Grant, tokens: int) -> None:
         """Replace a grant's reserved tokens by the tokens the call really used."""
@@ -209,7 +208,9 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def parse_rate_limit_headers(headers: Mapping[str, str], wall_now: float | None = None) -> ServerLimits | None:
+def parse_rate_limit_headers(
+    headers: Mapping[str, str], wall_now: float | None = None
+) -> ServerLimits | None:
     """Read ``x-ratelimit-*`` (OpenAI and compatibles) or ``anthropic-ratelimit-*`` headers.
 
     ``headers`` must look names up case-insensitively (``httpx.Headers`` does).  Returns

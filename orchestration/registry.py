@@ -74,4 +74,4 @@ def resolve_provider(name: str, model: str | None = None) -> Any:
             "(choose with --provider NAME)"
         )
     factory = found[vendor].load()
-    return factory(model)
+    return factory(model=model)

@@ -1,0 +1,180 @@
+"""Ollama's native chat API (``POST {host}/api/chat``).
+
+Streaming is newline-delimited JSON; the final object (``"done": true``) carries
+``prompt_eval_count`` (input) and ``eval_count`` (output).  Ollama omits
+``prompt_eval_count`` when the whole prompt came from its cache; that count is then
+estimated offline and the usage marked so.  (Ollama also speaks the OpenAI format on
+``/v1``: use :class:`~providers.openai.OpenAIProvider` with that base URL if you prefer.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from orchestration.errors import ProviderError
+from orchestration.llm import Completion, CompletionChunk, CompletionRequest
+from orchestration.tokens import count_message_tokens, count_tokens
+from orchestration.usage import Usage
+
+from ._http import HttpProvider
+from ._wire import mark_no_retry
+
+__all__ = ["OLLAMA_DEFAULT_HOST", "OllamaProvider", "normalize_ollama_host", "parse_ollama_usage"]
+
+OLLAMA_DEFAULT_HOST = "http://127.0.0.1:11434"
+# Keys of a request's options that belong at the top level of Ollama's payload; every
+# other option is a model option (num_ctx, top_k, seed...).
+_TOP_LEVEL = frozenset({"format", "keep_alive", "tools", "think"})
+
+
+def normalize_ollama_host(host: str) -> str:
+    """``OLLAMA_HOST`` as a client URL, as Ollama reads it: ``0.0.0.0:11434`` ->
+    ``http://127.0.0.1:11434``; port 11434 unless a scheme is given (then its default)."""
+    host = host.strip().rstrip("/")
+    has_scheme = "://" in host
+    scheme, rest = host.split("://", 1) if has_scheme else ("http", host)
+    authority, slash, path = rest.partition("/")
+    hostname, colon, port = authority.rpartition(":") if ":" in authority.lstrip("[") else (authority, "", "")
+    if not colon or not port.isdigit():
+        hostname, port = authority, ("" if has_scheme else "11434")
+    if hostname in ("", "0.0.0.0"):  # a bind-all address is not a destination
+        hostname = "127.0.0.1"
+    elif hostname in ("::", "[::]"):
+        hostname = "[::1]"
+    return f"{scheme}://{hostname}{':' + port if port else ''}{slash}{path}"
+
+
+def parse_ollama_usage(raw: Mapping[str, Any], request: CompletionRequest, model: str, content: str) -> Usage:
+    """Usage from a final Ollama object; a missing count is estimated offline."""
+    prompt = raw.get("prompt_eval_count")
+    output = raw.get("eval_count")
+    estimated = False
+    if not isinstance(prompt, int) or isinstance(prompt, bool):
+        prompt, estimated = count_message_tokens(request.messages, model).tokens, True
+    if not isinstance(output, int) or isinstance(output, bool):
+        output, estimated = count_tokens(content, model).tokens, True
+    return Usage(input_tokens=prompt, output_tokens=output, calls=1, estimated=estimated)
+
+
+class OllamaProvider(HttpProvider):
+    """A local or remote Ollama server.
+
+    Args:
+        model: the default model (e.g. ``"llama3.2"``; a request's ``model`` wins).
+        host: the server; default ``OLLAMA_HOST`` (read now) or ``127.0.0.1:11434``.
+        api_key: optional bearer token, for an Ollama behind an authenticating proxy.
+    """
+
+    name = "ollama"
+    default_base_url = OLLAMA_DEFAULT_HOST
+    default_model = "llama3.2"
+    base_url_env = "OLLAMA_HOST"
+    chat_path = "/api/chat"
+
+    def __init__(
+        self, model: str | None = None, *, host: str | None = None, api_key: str | None = None, **options: Any
+    ) -> None:
+        if host is None:
+            host = os.environ.get("OLLAMA_HOST") or self.default_base_url
+        super().__init__(base_url=normalize_ollama_host(host), api_key=api_key, model=model, **options)
+
+    def _payload(self, request: CompletionRequest, model: str, stream: bool) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            options["num_predict"] = request.max_tokens
+        if request.stop:
+            options["stop"] = list(request.stop)
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": [dict(m) for m in request.messages],
+            "stream": stream,
+        }
+        for key, value in request.options.items():
+            if key == "options" and isinstance(value, Mapping):
+                options.update(value)
+            elif key in _TOP_LEVEL:
+                payload[key] = value
+            else:
+                options[key] = value
+        if options:
+            payload["options"] = options
+        return payload
+
+    def _hint(self, kind: type[ProviderError], status: int | None) -> str:
+        if status == 404:
+            return "; is the model pulled (`ollama pull <model>`) and OLLAMA_HOST right?"
+        return super()._hint(kind, status)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """One chat call."""
+        model = self._model(request)
+        payload = self._payload(request, model, stream=False)
+        async with self._limited(request, model) as slot:
+            data, _headers = await self._post_json(self.chat_path, payload, model, slot)
+            if not isinstance(data, Mapping):
+                raise self._malformed(f"expected a JSON object, got {type(data).__name__}", model)
+            message = data.get("message")
+            if not isinstance(message, Mapping):
+                raise self._malformed("no 'message' in the answer", model)
+            content = str(message.get("content") or "")
+            usage = parse_ollama_usage(data, request, model, content)
+            slot.settle(usage)
+        return Completion(
+            content=content,
+            usage=usage,
+            model=data.get("model") or model,
+            finish_reason=data.get("done_reason") or ("stop" if data.get("done") else None),
+            provider=self.name,
+        )
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
+        """Stream newline-delimited JSON deltas; the last chunk carries usage."""
+        model = self._model(request)
+        payload = self._payload(request, model, stream=True)
+        parts: list[str] = []
+        async with (
+            self._limited(request, model) as slot,
+            self._open_stream(self.chat_path, payload, model, slot) as response,
+        ):
+            try:
+                final: Mapping[str, Any] | None = None
+                async for line in self._lines(response, model):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        raise self._malformed(
+                            f"stream line is not JSON: {line[:200]!r}", model, response
+                        ) from None
+                    if not isinstance(obj, Mapping):
+                        raise self._malformed("stream line is not a JSON object", model, response)
+                    if obj.get("error") is not None:
+                        raise self._stream_error(obj, model, response)
+                    message = obj.get("message")
+                    text = str(message.get("content") or "") if isinstance(message, Mapping) else ""
+                    if text:
+                        parts.append(text)
+                        yield CompletionChunk(delta=text, model=obj.get("model") or model)
+                    if obj.get("done"):
+                        final = obj
+                        break
+                if final is None:
+                    raise self._cut(model, response, 'the final "done": true line')
+            except ProviderError as error:
+                if parts:
+                    raise mark_no_retry(error) from None
+                raise
+            usage = parse_ollama_usage(final, request, model, "".join(parts))
+            slot.settle(usage)
+        yield CompletionChunk(
+            usage=usage,
+            finish_reason=final.get("done_reason") or "stop",
+            model=final.get("model") or model,
+        )
+

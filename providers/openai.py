@@ -1,0 +1,230 @@
+"""OpenAI-compatible Chat Completions (``POST {base_url}/chat/completions``).
+
+Works for OpenAI and the many servers that speak its format: vLLM, llama.cpp server,
+LM Studio, Ollama's ``/v1``, Groq, Together, xAI, OpenRouter...  Streaming asks for
+usage with ``stream_options: {"include_usage": true}``; servers that still send none
+get their usage counted offline and marked estimated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+
+import httpx
+
+from orchestration.errors import ConfigError, ProviderError
+from orchestration.llm import Completion, CompletionChunk, CompletionRequest
+from orchestration.usage import Usage
+
+from ._errors import error_class, request_id_of, vendor_error
+from ._http import HttpProvider
+from ._wire import estimate_usage, mark_no_retry
+
+__all__ = ["OPENAI_BASE_URL", "OpenAIProvider", "parse_openai_usage"]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def parse_openai_usage(raw: Any, request: CompletionRequest, model: str, content: str) -> Usage:
+    """Usage from an OpenAI ``usage`` object; cached tokens are part of the prompt and
+    reasoning tokens part of the completion, as OpenAI reports them.  Missing counts
+    are estimated offline (and the usage marked so)."""
+    if not isinstance(raw, Mapping):
+        return estimate_usage(request, model, content)
+    prompt = _count(raw.get("prompt_tokens"))
+    completion = _count(raw.get("completion_tokens"))
+    if prompt is None and completion is None:
+        return estimate_usage(request, model, content)
+    estimated = prompt is None or completion is None
+    if estimated:
+        guess = estimate_usage(request, model, content)
+        prompt = guess.input_tokens if prompt is None else prompt
+        completion = guess.output_tokens if completion is None else completion
+    prompt_details = raw.get("prompt_tokens_details")
+    completion_details = raw.get("completion_tokens_details")
+    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, Mapping) else None
+    reasoning = None
+    if isinstance(completion_details, Mapping):
+        reasoning = _count(completion_details.get("reasoning_tokens"))
+    cost = raw.get("cost")  # OpenRouter and some gateways report what they charged
+    return Usage(
+        input_tokens=prompt or 0,
+        output_tokens=completion or 0,
+        cached_input_tokens=min(cached or 0, prompt or 0),
+        reasoning_tokens=min(reasoning or 0, completion or 0),
+        cost_usd=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0,
+        calls=1,
+        estimated=estimated,
+    )
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # a few servers answer with content parts
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return ""
+
+
+class OpenAIProvider(HttpProvider):
+    """An OpenAI-compatible Chat Completions endpoint.
+
+    Args:
+        model: the default model (a request's ``model`` wins).
+        api_key: the key; when omitted it is read from ``OPENAI_API_KEY`` now, unless
+            ``base_url`` was passed explicitly (so your OpenAI key is never sent to
+            another server by accident: pass that server's key as ``api_key``).
+        base_url: the API root (``.../v1``); default ``OPENAI_BASE_URL`` or OpenAI's.
+        name: the provider name in results and errors (e.g. ``"groq"``).
+        stream_usage: send ``stream_options.include_usage`` when streaming.
+        max_tokens_field: ``"max_tokens"`` or ``"max_completion_tokens"`` (default: the
+            latter for OpenAI itself, whose reasoning models require it).
+        timeout, max_response_bytes, rate_limiter, headers, limits, transport: see
+            :class:`~providers._http.HttpProvider`.
+    """
+
+    name = "openai"
+    default_base_url = OPENAI_BASE_URL
+    default_model = "gpt-4o-mini"
+    key_env: ClassVar[str | None] = "OPENAI_API_KEY"
+    base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
+    chat_path = "/chat/completions"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        name: str | None = None,
+        stream_usage: bool = True,
+        max_tokens_field: str | None = None,
+        require_key: bool | None = None,
+        **options: Any,
+    ) -> None:
+        explicit_url = base_url is not None
+        if base_url is None:
+            base_url = os.environ.get(self.base_url_env or "") or self.default_base_url
+        if api_key is None and not explicit_url and self.key_env:
+            api_key = os.environ.get(self.key_env) or None
+        official = httpx.URL(base_url).host == "api.openai.com" if "://" in base_url else False
+        if (official if require_key is None else require_key) and not api_key:
+            raise ConfigError(
+                f"{name or self.name}: {self.key_env} is not set; export it, or choose another provider "
+                "(--provider anthropic|ollama|local|scripted)"
+            )
+        super().__init__(base_url=base_url, api_key=api_key, model=model, name=name, **options)
+        self.stream_usage = stream_usage
+        self.max_tokens_field = max_tokens_field or ("max_completion_tokens" if official else "max_tokens")
+
+    def _payload(self, request: CompletionRequest, model: str, stream: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": model, "messages": [dict(m) for m in request.messages]}
+        if request.max_tokens is not None:
+            payload[self.max_tokens_field] = request.max_tokens
+        if request.temperature is not None:
+            payload["temperature"] = request.temperature
+        if request.stop:
+            payload["stop"] = list(request.stop)
+        payload.update(request.options)
+        if stream:
+            payload["stream"] = True
+            if self.stream_usage:
+                payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """One Chat Completions call."""
+        model = self._model(request)
+        payload = self._payload(request, model, stream=False)
+        async with self._limited(request, model) as slot:
+            data, headers = await self._post_json(self.chat_path, payload, model, slot)
+            if not isinstance(data, Mapping):
+                raise self._malformed(f"expected a JSON object, got {type(data).__name__}", model)
+            choices = data.get("choices")
+            if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+                if "error" in data:
+                    raise self._error_object(data, model, headers)
+                raise self._malformed("no 'choices' in the answer", model)
+            choice = choices[0]
+            message = choice.get("message")
+            content = _text(message.get("content")) if isinstance(message, Mapping) else ""
+            usage = parse_openai_usage(data.get("usage"), request, model, content)
+            slot.settle(usage)
+        return Completion(
+            content=content,
+            usage=usage,
+            model=data.get("model") or model,
+            finish_reason=choice.get("finish_reason"),
+            request_id=request_id_of(headers) or _id(data),
+            provider=self.name,
+        )
+
+    def _error_object(self, data: Mapping[str, Any], model: str, headers: httpx.Headers) -> ProviderError:
+        vendor = vendor_error(data)
+        kind = error_class(None, vendor)
+        detail = vendor.message if vendor and vendor.message else "unknown error"
+        return self._error(kind, f"error in a 200 answer: {detail}", model, request_id=request_id_of(headers))
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
+        """Stream the answer; the last chunk carries usage and the finish reason."""
+        model = self._model(request)
+        payload = self._payload(request, model, stream=True)
+        parts: list[str] = []
+        async with (
+            self._limited(request, model) as slot,
+            self._open_stream(self.chat_path, payload, model, slot) as response,
+        ):
+            try:
+                usage_raw: Any = None
+                finish: str | None = None
+                answered_model: str | None = None
+                done = False
+                async for event, data in self._sse(response, model):
+                    if data.strip() == "[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        raise self._malformed(
+                            f"stream event is not JSON: {data[:200]!r}", model, response
+                        ) from None
+                    if not isinstance(chunk, Mapping):
+                        raise self._malformed("stream event is not a JSON object", model, response)
+                    if event == "error" or chunk.get("error") is not None:
+                        raise self._stream_error(chunk, model, response)
+                    answered_model = chunk.get("model") or answered_model
+                    if chunk.get("usage"):
+                        usage_raw = chunk["usage"]
+                    for choice in chunk.get("choices") or ():
+                        if not isinstance(choice, Mapping):
+                            continue
+                        delta = choice.get("delta")
+                        text = _text(delta.get("content")) if isinstance(delta, Mapping) else ""
+                        if text:
+                            parts.append(text)
+                            yield CompletionChunk(delta=text, model=answered_model or model)
+                        finish = choice.get("finish_reason") or finish
+                if not done and finish is None:
+                    raise self._cut(model, response, "data: [DONE]")
+            except ProviderError as error:
+                if parts:
+                    raise mark_no_retry(error) from None
+                raise
+            usage = parse_openai_usage(usage_raw, request, model, "".join(parts))
+            slot.settle(usage)
+        yield CompletionChunk(usage=usage, finish_reason=finish, model=answered_model or model)
+
+
+def _id(data: Mapping[str, Any]) -> str | None:
+    value = data.get("id")
+    return value if isinstance(value, str) else None

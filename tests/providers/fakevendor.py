@@ -1,0 +1,437 @@
+"""A fake LLM vendor: a real HTTP server on 127.0.0.1 (port 0) for provider tests.
+
+It speaks three wire formats on real sockets (uvicorn + starlette, in a background
+thread or, with ``python fakevendor.py``, in its own process):
+
+- OpenAI Chat Completions ``POST /v1/chat/completions`` (JSON and SSE);
+- Anthropic Messages ``POST /v1/messages`` (JSON and SSE events);
+- Ollama ``POST /api/chat`` (JSON and newline-delimited JSON).
+
+Every request takes the next scripted :class:`Reply` (or the default one): a normal
+answer, an HTTP error in the vendor's own error format, a raw body (HTML page,
+malformed JSON), a slow answer, a huge body, or a stream fault (an error event after a
+few deltas, a stream that ends early, a connection dropped mid-stream).  Every request
+is recorded (path, headers, JSON body) for assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = ["FakeVendor", "Recorded", "Reply"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the fake server does for one request."""
+
+    kind: str = "ok"  # ok | error | raw | huge | stream_error | cut | drop
+    content: str = "Hello from the fake vendor."
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    usage: bool = True
+    prompt_tokens: int = 12
+    completion_tokens: int | None = None  # None: one per word of content
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    error_type: str | None = None
+    error_code: str | None = None
+    message: str = "something went wrong"
+    body: str | bytes = b""
+    content_type: str = "application/json"
+    delay: float = 0.0
+    after: int = 2  # stream faults: deltas sent before the fault
+    size: int = 0  # huge: bytes
+    declare_length: bool = True
+    done_marker: bool = True  # OpenAI stream: send [DONE]
+
+    @property
+    def output_tokens(self) -> int:
+        """Completion tokens reported for this reply."""
+        return self.completion_tokens if self.completion_tokens is not None else len(self.content.split())
+
+    # -- constructors ------------------------------------------------------------------
+
+    @classmethod
+    def ok(cls, content: str = "Hello from the fake vendor.", **fields: Any) -> Reply:
+        """A normal answer (``usage=False`` leaves usage out)."""
+        return cls(kind="ok", content=content, **fields)
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        message: str = "something went wrong",
+        *,
+        error_type: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """An HTTP error in the vendor's own JSON error format."""
+        return cls(
+            kind="error", status=status, message=message, error_type=error_type, error_code=code,
+            headers=headers or {},
+        )
+
+    @classmethod
+    def raw(cls, status: int, body: str | bytes, content_type: str = "text/html", **fields: Any) -> Reply:
+        """Any body (an HTML page, broken JSON) with any status."""
+        return cls(kind="raw", status=status, body=body, content_type=content_type, **fields)
+
+    @classmethod
+    def slow(cls, delay: float, **fields: Any) -> Reply:
+        """A normal answer after ``delay`` seconds (ends early if the client hangs up)."""
+        return cls(kind="ok", delay=delay, **fields)
+
+    @classmethod
+    def huge(cls, size: int, *, declare_length: bool = True) -> Reply:
+        """A 200 body of ``size`` bytes (with or without a Content-Length)."""
+        return cls(kind="huge", size=size, declare_length=declare_length)
+
+    @classmethod
+    def stream_error(cls, after: int = 2, error_type: str = "overloaded_error", message: str = "Overloaded") -> Reply:
+        """A stream that sends ``after`` deltas, then an error object/event."""
+        return cls(kind="stream_error", after=after, error_type=error_type, message=message)
+
+    @classmethod
+    def cut(cls, after: int = 2) -> Reply:
+        """A stream that ends cleanly after ``after`` deltas, without its end marker."""
+        return cls(kind="cut", after=after)
+
+    @classmethod
+    def drop(cls, after: int = 2) -> Reply:
+        """A stream whose connection is dropped after ``after`` deltas."""
+        return cls(kind="drop", after=after)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request the server received."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+class _Dropped(Exception):
+    """Raised inside a streaming body to make uvicorn drop the connection."""
+
+
+def _words(content: str) -> list[str]:
+    words = content.split(" ")
+    return [w if i == len(words) - 1 else w + " " for i, w in enumerate(words)]
+
+
+class FakeVendor:
+    """The server.  Use as a context manager or call :meth:`start` / :meth:`stop`."""
+
+    def __init__(self, *, record: bool = True) -> None:
+        self.default = Reply.ok()
+        self.record = record
+        self.requests: list[Recorded] = []
+        self._script: collections.deque[Reply] = collections.deque()
+        self._lock = threading.Lock()
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/api/chat", self._ollama, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+        self.app.add_exception_handler(404, self._not_found)
+
+    # -- control -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def script(self, *replies: Reply) -> None:
+        """Queue replies for the next requests (then the default reply)."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def reset(self) -> None:
+        """Forget queued replies and recorded requests."""
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
+            self.default = Reply.ok()
+
+    def paths(self) -> list[str]:
+        """The paths of the recorded requests, in order."""
+        return [r.path for r in self.requests]
+
+    def _next(self, request: Request, body: Any) -> Reply:
+        with self._lock:
+            if self.record:
+                self.requests.append(Recorded(request.url.path, dict(request.headers), body, time.monotonic()))
+            return self._script.popleft() if self._script else self.default
+
+    def start(self, port: int = 0) -> FakeVendor:
+        """Serve in a background thread; returns when the port is bound."""
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=port, log_level="critical", lifespan="off",
+            timeout_graceful_shutdown=1, access_log=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="fakevendor", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the fake vendor server did not start")
+            time.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> FakeVendor:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- shared behaviour ----------------------------------------------------------------
+
+    async def _common(
+        self, request: Request, render_error: Callable[[Reply], Any], id_headers: dict[str, str]
+    ) -> tuple[Reply, Any, Response | None]:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        reply = self._next(request, body)
+        if reply.delay:
+            deadline = time.monotonic() + reply.delay
+            while time.monotonic() < deadline:
+                if await request.is_disconnected():
+                    break
+                await asyncio.sleep(0.02)
+        if reply.kind == "error":
+            headers = {**id_headers, **reply.headers}
+            return reply, body, JSONResponse(render_error(reply), status_code=reply.status, headers=headers)
+        if reply.kind == "raw":
+            return reply, body, Response(
+                reply.body, status_code=reply.status, media_type=reply.content_type, headers=reply.headers
+            )
+        if reply.kind == "huge":
+            return reply, body, _huge(reply)
+        return reply, body, None
+
+    async def _not_found(self, request: Request, exc: Exception) -> Response:
+        return HTMLResponse("<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", status_code=404)
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    # -- OpenAI --------------------------------------------------------------------------
+
+    async def _openai(self, request: Request) -> Response:
+        def error(reply: Reply) -> Any:
+            return {"error": {"message": reply.message, "type": reply.error_type, "code": reply.error_code, "param": None}}
+
+        reply, body, early = await self._common(request, error, {"x-request-id": "req_fake_openai"})
+        if early is not None:
+            return early
+        model = (body or {}).get("model", "fake")
+        headers = {"x-request-id": "req_fake_openai", **reply.headers}
+        usage = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.output_tokens,
+            "total_tokens": reply.prompt_tokens + reply.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+        }
+        if not (body or {}).get("stream"):
+            data: dict[str, Any] = {
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content},
+                             "finish_reason": "stop"}],
+            }
+            if reply.usage:
+                data["usage"] = usage
+            return JSONResponse(data, headers=headers)
+        include_usage = bool(((body or {}).get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            payload = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model,
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return f"data: {json.dumps(payload)}\n\n"
+
+        async def events() -> AsyncIterator[str]:
+            yield chunk({"role": "assistant", "content": ""})
+            for i, word in enumerate(_words(reply.content)):
+                if reply.kind != "ok" and i == reply.after:
+                    break
+                yield chunk({"content": word})
+            if reply.kind == "stream_error":
+                err = {"error": {"message": reply.message, "type": reply.error_type, "code": None}}
+                yield f"data: {json.dumps(err)}\n\n"
+                return
+            if reply.kind == "cut":
+                return
+            if reply.kind == "drop":
+                raise _Dropped
+            yield chunk({}, "stop")
+            if include_usage and reply.usage:
+                yield f"data: {json.dumps({'id': 'chatcmpl-fake', 'choices': [], 'usage': usage})}\n\n"
+            if reply.done_marker:
+                yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    # -- Anthropic -----------------------------------------------------------------------
+
+    async def _anthropic(self, request: Request) -> Response:
+        def error(reply: Reply) -> Any:
+            return {"type": "error", "error": {"type": reply.error_type or "api_error", "message": reply.message}}
+
+        reply, body, early = await self._common(request, error, {"request-id": "req_fake_anthropic"})
+        if early is not None:
+            return early
+        model = (body or {}).get("model", "fake")
+        headers = {"request-id": "req_fake_anthropic", **reply.headers}
+        usage: dict[str, Any] = {
+            "input_tokens": reply.prompt_tokens,
+            "cache_creation_input_tokens": reply.cache_write_tokens,
+            "cache_read_input_tokens": reply.cached_tokens,
+            "output_tokens": reply.output_tokens,
+        }
+        if not (body or {}).get("stream"):
+            data: dict[str, Any] = {
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": reply.content}], "stop_reason": "end_turn",
+                "stop_sequence": None,
+            }
+            if reply.usage:
+                data["usage"] = usage
+            return JSONResponse(data, headers=headers)
+
+        def event(name: str, data: dict[str, Any]) -> str:
+            return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+        async def events() -> AsyncIterator[str]:
+            start: dict[str, Any] = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                                     "content": [], "stop_reason": None}
+            if reply.usage:
+                start["usage"] = {**usage, "output_tokens": 1}
+            yield event("message_start", {"message": start})
+            yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            yield event("ping", {})
+            for i, word in enumerate(_words(reply.content)):
+                if reply.kind != "ok" and i == reply.after:
+                    break
+                yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word}})
+            if reply.kind == "stream_error":
+                yield event("error", {"error": {"type": reply.error_type, "message": reply.message}})
+                return
+            if reply.kind == "cut":
+                return
+            if reply.kind == "drop":
+                raise _Dropped
+            yield event("content_block_stop", {"index": 0})
+            delta: dict[str, Any] = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
+            if reply.usage:
+                delta["usage"] = {"output_tokens": reply.output_tokens}
+            yield event("message_delta", delta)
+            yield event("message_stop", {})
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    # -- Ollama --------------------------------------------------------------------------
+
+    async def _ollama(self, request: Request) -> Response:
+        reply, body, early = await self._common(request, lambda r: {"error": r.message}, {})
+        if early is not None:
+            return early
+        model = (body or {}).get("model", "fake")
+        final: dict[str, Any] = {"model": model, "created_at": "2026-01-01T00:00:00Z", "done": True,
+                                 "done_reason": "stop", "total_duration": 1000}
+        if reply.usage:
+            final.update(prompt_eval_count=reply.prompt_tokens, eval_count=reply.output_tokens)
+        if not (body or {}).get("stream", True):
+            return JSONResponse({**final, "message": {"role": "assistant", "content": reply.content}})
+
+        async def lines() -> AsyncIterator[str]:
+            for i, word in enumerate(_words(reply.content)):
+                if reply.kind != "ok" and i == reply.after:
+                    break
+                piece = {"model": model, "message": {"role": "assistant", "content": word}, "done": False}
+                yield json.dumps(piece) + "\n"
+            if reply.kind == "stream_error":
+                yield json.dumps({"error": reply.message}) + "\n"
+                return
+            if reply.kind == "cut":
+                return
+            if reply.kind == "drop":
+                raise _Dropped
+            yield json.dumps({**final, "message": {"role": "assistant", "content": ""}}) + "\n"
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson", headers=reply.headers)
+
+
+def _huge(reply: Reply) -> Response:
+    block = b"x" * 65536
+
+    async def body() -> AsyncIterator[bytes]:
+        sent = 0
+        while sent < reply.size:
+            piece = block[: reply.size - sent]
+            sent += len(piece)
+            yield piece
+
+    headers = {"content-length": str(reply.size)} if reply.declare_length else {}
+    return StreamingResponse(body(), status_code=200, media_type="application/json", headers=headers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve in this process (benchmarks, lifecycle tests): prints ``PORT <n>``, runs until
+    terminated (SIGTERM or Ctrl-C)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    args = parser.parse_args(argv)
+    vendor = FakeVendor(record=False)
+    vendor.default = replace(vendor.default, content="Hello from the fake vendor, served fast.")
+    vendor.start(port=args.port)
+    print(f"PORT {vendor.port}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        vendor.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Helpers shared by the provider tests (not fixtures: those live in conftest.py)."""
+
+from __future__ import annotations
+
+from orchestration.llm import CompletionRequest
+from orchestration.retry import RetryPolicy
+
+# Shaped like real keys so that both redact()'s patterns and exact matching are exercised.
+SECRET = "sk-test-SECRETSECRET-0123456789abcdef"
+ANTHROPIC_SECRET = "sk-ant-api03-SECRETSECRET-abcdef0123456789"
+
+
+def request(text: str = "Say hello.", **fields: object) -> CompletionRequest:
+    """A small request with a system and a user message."""
+    return CompletionRequest(
+        messages=[{"role": "system", "content": "You are terse."}, {"role": "user", "content": text}],
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+class WaitRecorder:
+    """An injected ``sleep`` for retry_call that records the waits instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def policy(max_retries: int = 3) -> RetryPolicy:
+    """The core's retry policy with small bases (waits are recorded, not slept)."""
+    return RetryPolicy(max_retries=max_retries, base_delay=0.5, max_delay=8.0, max_total_wait=60.0)
