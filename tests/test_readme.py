@@ -32,6 +32,7 @@ def _env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("OPENAI_API_KEY", None)
     env.pop("ANTHROPIC_API_KEY", None)
+    env.pop("ORCHESTRATION_DATABASE_URL", None)  # as a user runs it: the default SQLite store
     return env
 
 
