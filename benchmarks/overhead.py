@@ -23,6 +23,7 @@ from orchestration import (
     AgentResult,
     BaseOrchestrator,
     CompletionRequest,
+    MemoryStore,
     OrchestratorConfig,
     ScriptedProvider,
     SubTask,
@@ -67,7 +68,7 @@ async def baseline(n: int, provider: ScriptedProvider, concurrency: int, task: s
 
 async def framework(n: int, provider: ScriptedProvider, concurrency: int, task: str) -> None:
     config = OrchestratorConfig(max_concurrent_agents=concurrency, max_retries=0)
-    result = await FanOut(config, provider, n=n).execute_workflow(task)
+    result = await FanOut(config, provider, n=n, store=MemoryStore()).execute_workflow(task)
     assert len(result.agent_results) == n and result.status == "completed", result.error
 
 
@@ -93,15 +94,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller N, fewer repeats (for CI smoke runs)")
     args = parser.parse_args()
     sizes = [100, 1000] if args.quick else [100, 1000, 10000]
-    repeats = 2 if args.quick else 3
+    repeats = 3 if args.quick else 5
     measure(framework, 50, 0.0, 100, 1)  # warm up tokenizer and imports
     print("fan-out, zero-latency provider, concurrency 100")
     print(
         f"{'N':>6} {'baseline us/node':>17} {'framework us/node':>18} {'overhead us/node':>17} {'ratio':>6}"
     )
     for n in sizes:
-        base = measure(baseline, n, 0.0, 100, repeats)
-        ours = measure(framework, n, 0.0, 100, repeats)
+        base = ours = float("inf")
+        for _ in range(repeats):  # interleaved, best of each: the least disturbed run counts
+            base = min(base, measure(baseline, n, 0.0, 100, 1))
+            ours = min(ours, measure(framework, n, 0.0, 100, 1))
         per_base, per_ours = base / n * 1e6, ours / n * 1e6
         overhead, ratio = per_ours - per_base, per_ours / per_base
         print(f"{n:>6} {per_base:>17.1f} {per_ours:>18.1f} {overhead:>17.1f} {ratio:>5.2f}x")

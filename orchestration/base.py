@@ -311,7 +311,7 @@ class BaseOrchestrator(abc.ABC):
             if durable:
                 with contextlib.suppress(Exception):
                     await self.store.release_lease(run.run_id, owner)
-        return run.state.to_result()
+        return run.state.to_result(run.results)
 
     async def _acquire_lease(self, run_id: str, owner: str, *, wait: bool) -> None:
         lease = self.config.lease_seconds

@@ -92,13 +92,20 @@ class CompletionRequest:
         }
 
     def fingerprint(self) -> str:
-        """A stable hash (BLAKE2b, 128 bits) of the canonical JSON of this request."""
-        canonical = json.dumps(
-            [self.messages, self.model, self.max_tokens, self.temperature, self.stop, self.options],
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            default=str,
+        """A stable hash (BLAKE2b, 128 bits) of everything that determines the answer.
+
+        Message keys and options are sorted, so the same request built twice (in this
+        process or another) has the same fingerprint.
+        """
+        canonical = repr(
+            (
+                [sorted(m.items()) for m in self.messages],
+                self.model,
+                self.max_tokens,
+                self.temperature,
+                list(self.stop) if self.stop is not None else None,
+                sorted(self.options.items()),
+            )
         )
         return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
 

@@ -84,7 +84,17 @@ class Usage:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Usage:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
-        return cls(**{k: v for k, v in data.items() if k in _FIELD_NAMES})
+        get = data.get
+        return cls(
+            get("input_tokens", 0),
+            get("output_tokens", 0),
+            get("cached_input_tokens", 0),
+            get("cache_write_tokens", 0),
+            get("reasoning_tokens", 0),
+            get("cost_usd", 0.0),
+            get("calls", 0),
+            get("estimated", False),
+        )
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(Usage))

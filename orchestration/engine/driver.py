@@ -209,9 +209,15 @@ class WorkflowDriver:
         started = time.perf_counter()
         try:
             with attributed(run, agent_id, subtask.model):
-                result = _as_agent_result(
-                    await retry_call(attempt, run.subtask_policy, on_retry=on_retry), subtask, agent_id
-                )
+                try:  # the first attempt runs without the retry machinery
+                    outcome = await attempt()
+                except Exception as first_error:
+                    outcome = await retry_call(
+                        attempt, run.subtask_policy, on_retry=on_retry, first_error=first_error
+                    )
+                if isinstance(outcome, str):  # the common case: build the final result once
+                    return self._complete_plain(run, subtask, agent_id, outcome, started, attempts)
+                result = _as_agent_result(outcome, subtask, agent_id)
         except asyncio.CancelledError:
             self._record(run, _failed(subtask, agent_id, TaskStatus.CANCELLED, "cancelled", attempts))
             raise
@@ -230,6 +236,24 @@ class WorkflowDriver:
         result = self._account(run, agent_id, result, time.perf_counter() - started, attempts)
         self._record(run, result)
         return result.status is TaskStatus.COMPLETED
+
+    def _complete_plain(
+        self, run: RunContext, subtask: SubTask, agent_id: str, content: str, started: float, attempts: int
+    ) -> bool:
+        """Record a subtask that returned plain text: its cost is what its calls cost."""
+        tracked = run.state.usage_by_agent.get(agent_id)
+        result = AgentResult(
+            agent_id=agent_id,
+            agent_type=subtask.agent_type,
+            subtask_id=subtask.id,
+            content=content,
+            execution_time=time.perf_counter() - started,
+            cost=tracked.cost_usd if tracked is not None else 0.0,
+            usage=tracked if tracked is not None else Usage(),
+            attempts=attempts,
+        )
+        self._record(run, result)
+        return True
 
     def _record(self, run: RunContext, result: AgentResult) -> None:
         run.results[result.subtask_id] = result

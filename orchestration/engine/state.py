@@ -201,14 +201,24 @@ class RunState:
         if value > self.progress:
             self.progress = min(value, 99.0)
 
+    def _ordered(self, live: Mapping[str, AgentResult]) -> list[AgentResult]:
+        if len(live) != len(self.results):  # not the objects behind these events
+            return self.agent_results()
+        ordered = [live[i] for i in self.subtasks if i in live]
+        return ordered + [r for i, r in live.items() if i not in self.subtasks]
+
     def agent_results(self) -> list[AgentResult]:
         """Agent results in plan order (subtasks the plan did not list come last)."""
         ordered = [self.results[i] for i in self.subtasks if i in self.results]
         ordered += [r for i, r in self.results.items() if i not in self.subtasks]
         return [AgentResult.from_dict(r) for r in ordered]
 
-    def to_result(self) -> OrchestratorResult:
-        """The run's :class:`OrchestratorResult`, totals computed from the cost events."""
+    def to_result(self, live_results: Mapping[str, AgentResult] | None = None) -> OrchestratorResult:
+        """The run's :class:`OrchestratorResult`, totals computed from the cost events.
+
+        ``live_results`` are the objects the agent events were made from (the live run
+        passes them to skip re-parsing its own events); they must be exactly those.
+        """
         elapsed = 0.0
         if self.started_at is not None:
             elapsed = (self.ended_at or self.started_at) - self.started_at
@@ -216,7 +226,7 @@ class RunState:
             task_id=self.run_id,
             title=self.title,
             status=self.status,
-            agent_results=self.agent_results(),
+            agent_results=self._ordered(live_results) if live_results is not None else self.agent_results(),
             final_synthesis=self.final_synthesis,
             execution_time=elapsed,
             total_cost=self.usage.cost_usd,
