@@ -103,6 +103,7 @@ async def _call_one(
         if recorded is not None:  # paid for before the interruption: its event is in the log already
             return recorded
     reservation: Reservation | None = None
+    prompt_tokens = 0
     guarded = run is not None and run.guardrails is not None
     if run is not None and (run.budget.cap is not None or guarded):
         worst, prompt_tokens = _worst_case(request, prices)
@@ -122,6 +123,8 @@ async def _call_one(
     except BaseException:
         if reservation is not None and run is not None:
             run.budget.release(reservation)
+            if guarded:
+                guard.settle_tokens(run, prompt_tokens, request.max_tokens or 0)
         raise
     model = completion.model or request.model or getattr(llm, "name", "unknown")
     usage = completion.usage
@@ -141,6 +144,8 @@ async def _call_one(
     if run is not None:
         if reservation is not None:
             run.budget.settle(reservation, usage.cost_usd)
+            if guarded:
+                guard.settle_tokens(run, prompt_tokens, request.max_tokens or 0)
         elif tracking:
             run.budget.charge(usage.cost_usd)
         run.emit(

@@ -24,7 +24,7 @@ from .common import (
 
 __all__ = ["add_commands", "handle"]
 
-COMMANDS = ("runs", "show", "resume", "replay", "cancel")
+COMMANDS = ("runs", "show", "resume", "replay", "cancel", "prune")
 
 
 def add_commands(commands: Any) -> None:
@@ -58,6 +58,12 @@ def add_commands(commands: Any) -> None:
     cancel.add_argument("run_id")
     add_store_option(cancel)
 
+    prune = commands.add_parser("prune", help="delete old finished runs (retention), then vacuum")
+    prune.add_argument("--older-than", type=float, metavar="DAYS", help="finished runs older than DAYS")
+    prune.add_argument("--keep", type=int, metavar="N", help="keep only the newest N finished runs")
+    prune.add_argument("--vacuum", action="store_true", help="reclaim the space afterwards")
+    add_store_option(prune)
+
 
 async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run one history command; returns the exit status."""
@@ -67,6 +73,14 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return await _runs(store, args, out)
         if args.command == "show":
             return await _show(store, args, out)
+        if args.command == "prune":
+            if args.older_than is None and args.keep is None:
+                raise ConfigError("prune needs --older-than DAYS and/or --keep N")
+            deleted = await store.prune(older_than_days=args.older_than, keep_last=args.keep)
+            if args.vacuum and hasattr(store, "vacuum"):
+                await store.vacuum()
+            print(f"deleted {deleted} run(s)", file=err)
+            return 0
         if args.command == "cancel":
             if not await store.request_cancel(args.run_id):
                 raise RunNotFoundError(f"no run {args.run_id!r} in the store")

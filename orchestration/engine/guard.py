@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..guardrails import Decision, RunTotals
     from .run import RunContext
 
-__all__ = ["GuardrailRejectedError", "RunPausedError", "after_call", "before_call"]
+__all__ = ["GuardrailRejectedError", "RunPausedError", "after_call", "before_call", "settle_tokens"]
 
 
 class GuardrailRejectedError(OrchestrationError):
@@ -40,15 +40,15 @@ def totals(run: RunContext, *, include_reserved: bool) -> RunTotals:
 
     usage = run.state.usage
     cost = run.budget.spent + (run.budget.reserved if include_reserved else 0.0)
-    failed = sum(1 for r in run.results.values() if r.status is TaskStatus.FAILED)
+    in_flight_in, in_flight_out = run.reserved_tokens if include_reserved else (0, 0)
     return RunTotals(
         cost_usd=cost,
-        tokens_used=usage.total_tokens,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
+        tokens_used=usage.total_tokens + in_flight_in + in_flight_out,
+        input_tokens=usage.input_tokens + in_flight_in,
+        output_tokens=usage.output_tokens + in_flight_out,
         calls=usage.calls,
         iterations=run.state.iterations,
-        agents_failed=failed,
+        agents_failed=run.state.agents_failed,
         wall_time_s=_elapsed(run),
         labels=dict(run.labels),
         run_id=run.run_id,
@@ -75,6 +75,16 @@ def before_call(
     decision = guardrails.check_before_call(totals(run, include_reserved=True), predicted)
     if decision is not None:
         _enforce(run, decision, agent_id, before=True)
+    # the call goes ahead: its worst case counts against caps until it settles
+    reserved_in, reserved_out = run.reserved_tokens
+    run.reserved_tokens = (reserved_in + input_tokens, reserved_out + max_tokens)
+    guardrails.observe(totals(run, include_reserved=True))
+
+
+def settle_tokens(run: RunContext, input_tokens: int, max_tokens: int) -> None:
+    """The call that reserved these tokens finished (or failed): stop counting them."""
+    reserved_in, reserved_out = run.reserved_tokens
+    run.reserved_tokens = (max(0, reserved_in - input_tokens), max(0, reserved_out - max_tokens))
 
 
 def after_call(run: RunContext, usage: Usage, latency_ms: float, agent_id: str | None) -> None:
@@ -94,7 +104,7 @@ def after_call(run: RunContext, usage: Usage, latency_ms: float, agent_id: str |
     run.latency_ms += latency_ms
     run.max_call = call if run.max_call is None else run.max_call.largest(call)
     view = totals(run, include_reserved=False)
-    guardrails.observe(view)
+    guardrails.observe(totals(run, include_reserved=True))  # other runs see what is in flight
     decision = guardrails.check_after_call(view, call)
     if decision is not None:
         _enforce(run, decision, agent_id, before=False)

@@ -48,6 +48,7 @@ class RunContext:
     stop_message: str | None = None
     abort_reason: str | None = None
     latency_ms: float = 0.0
+    reserved_tokens: tuple[int, int] = (0, 0)  # input, output of guarded calls in flight
     max_call: CallStats | None = None  # the largest single call so far
     results: dict[str, AgentResult] = field(default_factory=dict)
     cancel_requested: bool = False

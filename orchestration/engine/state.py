@@ -59,6 +59,7 @@ class RunState:
         self.progress = 0.0
         self.last_seq = 0
         self.iterations = 0
+        self.agents_failed = 0
         self._planned = 0
         self._finished_agents = 0
 
@@ -89,8 +90,13 @@ class RunState:
             self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
         elif kind in (EventType.AGENT_COMPLETE, EventType.AGENT_ERROR, EventType.AGENT_SKIPPED):
             result = data["result"]
-            if result["subtask_id"] not in self.results:
+            previous = self.results.get(result["subtask_id"])
+            if previous is None:
                 self._finished_agents += 1
+            elif previous["status"] == TaskStatus.FAILED:
+                self.agents_failed -= 1  # a resumed run is trying it again
+            if result["status"] == TaskStatus.FAILED:
+                self.agents_failed += 1
             self.results[result["subtask_id"]] = result
             if self._planned:
                 self._advance(_AGENTS_START + _AGENTS_SPAN * self._finished_agents / self._planned)
@@ -163,6 +169,7 @@ class RunState:
             "progress": self.progress,
             "last_seq": self.last_seq,
             "iterations": self.iterations,
+            "agents_failed": self.agents_failed,
             "planned": self._planned,
             "finished_agents": self._finished_agents,
         }
@@ -190,6 +197,7 @@ class RunState:
         state.progress = float(data["progress"])
         state.last_seq = int(data["last_seq"])
         state.iterations = int(data.get("iterations", 0))
+        state.agents_failed = int(data.get("agents_failed", 0))
         state._planned = int(data["planned"])
         state._finished_agents = int(data["finished_agents"])
         for event in events:

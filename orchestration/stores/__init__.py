@@ -2,8 +2,10 @@
 
 - :class:`MemoryStore`: in the process, gone when it exits (the orchestrator's default).
 - :class:`SQLiteStore`: a file, ``.orchestration/runs.db`` by default (the durable default).
-- :class:`PostgresStore`: for workers on many machines (the ``postgres`` extra; imported on
-  first use, so ``psycopg`` is only needed when it is used).
+- :class:`PostgresStore`: for workers on many machines (the ``postgres`` extra).
+
+The SQL stores are imported on first use, so ``import orchestration`` stays fast and
+``psycopg`` is only needed when Postgres is.
 
 :func:`open_store` picks one from a URL or path.
 """
@@ -16,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from .base import RunStore, RunSummary
 from .memory import MemoryStore
-from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from .postgres import PostgresStore
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "DEFAULT_SQLITE_PATH",
@@ -39,6 +41,11 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
 def __getattr__(name: str) -> Any:
+    # SQL stores load on first use: importing orchestration stays fast, psycopg optional.
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore
     if name == "PostgresStore":
         from .postgres import PostgresStore
 
@@ -57,6 +64,8 @@ def open_store(url_or_path: str | Path | None = None) -> RunStore:
 
     Raises :class:`ConfigError` for any other scheme, or when the Postgres extra is missing.
     """
+    from .sqlite import SQLiteStore
+
     if url_or_path is None or str(url_or_path) == "":
         return SQLiteStore(Path.cwd() / DEFAULT_SQLITE_PATH)
     if isinstance(url_or_path, Path):

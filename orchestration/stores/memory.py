@@ -30,7 +30,9 @@ class MemoryStore:
 
     async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
         """Append events, checking that ``seq`` continues the run's log without gaps."""
-        log = self._events.setdefault(run_id, [])
+        if not events:
+            return
+        log = self._events.get(run_id, [])
         expected = log[-1].seq + 1 if log else 1
         for event in events:
             if event.run_id != run_id or event.seq != expected:
@@ -39,7 +41,7 @@ class MemoryStore:
                     "(another writer is appending to this run)"
                 )
             expected += 1
-        log.extend(events)
+        self._events.setdefault(run_id, log).extend(events)
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:
         """Events after ``after_seq`` (seq n sits at index n-1)."""
@@ -122,6 +124,9 @@ class MemoryStore:
         for run_id in doomed:
             await self.delete_run(run_id)
         return len(doomed)
+
+    async def vacuum(self) -> None:
+        """Nothing to reclaim."""
 
     async def close(self) -> None:
         """Nothing to release."""

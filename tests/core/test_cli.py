@@ -146,3 +146,16 @@ def test_stored_runs_can_be_listed_shown_resumed_replayed_and_cancelled(tmp_path
     assert cancelled.returncode == 0 and "requested" in cancelled.stderr
     missing = orchestrate("show", "nope", "--store", str(full_db))
     assert missing.returncode == 2 and missing.stderr == "error: no run 'nope' in the store\n"
+
+
+def test_prune_keeps_the_newest_runs(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    for _ in range(3):
+        done = orchestrate(
+            "run", "tests.core.cli_fixture:TwoStep", "t", "--provider", "scripted", "-q", "--store", db
+        )
+        assert done.returncode == 0, done.stderr
+    pruned = orchestrate("prune", "--keep", "1", "--vacuum", "--store", db)
+    assert pruned.returncode == 0 and "deleted 2 run(s)" in pruned.stderr
+    assert len(json.loads(orchestrate("runs", "--json", "--store", db).stdout)) == 1
+    assert orchestrate("prune", "--store", db).returncode == 2

@@ -1,0 +1,185 @@
+"""Reading guardrail policy files: YAML (safe loader) to validated specs, errors with line numbers."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ._guardrail_grammar import ExpressionError, parse_condition
+from .errors import ConfigError
+
+__all__ = ["ACTIONS", "PolicySpec", "read_policy_file", "scope_label", "validate_action", "validate_scope"]
+
+ACTIONS = ("reject_execution", "pause_run", "abort_run")
+_ACTION_ALIASES = {"abort_lifetime": "abort_run", "pause_lifetime": "pause_run", "reject": "reject_execution"}
+_SCOPES = ("execution", "run", "tenant", "user")
+_LABEL = re.compile(r"label:([A-Za-z_][A-Za-z0-9_.-]*)")
+_KEYS = ("name", "when", "action", "scope", "description")
+_MAX_BYTES = 1_000_000
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """One policy as written in the file (``line`` is 1-based), checked but not yet built."""
+
+    name: str
+    when: str
+    action: str
+    scope: str
+    description: str
+    line: int
+
+
+def validate_action(value: object) -> str:
+    """The canonical action for ``value``; ValueError naming the valid ones otherwise."""
+    text = str(value).strip().lower()
+    text = _ACTION_ALIASES.get(text, text)
+    if text not in ACTIONS:
+        raise ValueError(f"unknown action {value!r}: use one of {', '.join(ACTIONS)}")
+    return text
+
+
+def validate_scope(value: object) -> str:
+    """The canonical scope for ``value``; ValueError naming the valid ones otherwise."""
+    text = str(value).strip()
+    if text.lower() in _SCOPES:
+        return text.lower()
+    if _LABEL.fullmatch(text):
+        return text
+    raise ValueError(f"unknown scope {value!r}: use one of {', '.join(_SCOPES)}, or label:NAME")
+
+
+def scope_label(scope: str) -> str | None:
+    """The run label a scope aggregates over, or None for ``execution``/``run``."""
+    if scope in ("tenant", "user"):
+        return scope
+    match = _LABEL.fullmatch(scope)
+    return match.group(1) if match else None
+
+
+def read_policy_file(source: str | os.PathLike[str]) -> list[PolicySpec]:
+    """Read and check a policy file (path) or text; :class:`ConfigError` with line numbers."""
+    text, origin = _read(source)
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = error.problem or error.context or "malformed"
+        raise ConfigError(f"{origin}: {where}invalid YAML: {problem}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{origin}: invalid YAML: {error}") from error
+    finally:
+        loader.dispose()
+    return _policies(root, origin)
+
+
+def _read(source: str | os.PathLike[str]) -> tuple[str, str]:
+    if isinstance(source, str) and ("\n" in source or not _looks_like_path(source)):
+        return source, "guardrail policies"
+    path = Path(source)
+    try:
+        if path.stat().st_size > _MAX_BYTES:
+            raise ConfigError(f"{path}: a policy file larger than {_MAX_BYTES} bytes is not plausible")
+        return path.read_text(encoding="utf-8"), str(path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read guardrail policies from {path}: {error}") from error
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or Path(text).is_file()
+
+
+def _at(origin: str, node: yaml.Node, message: str) -> ConfigError:
+    return ConfigError(f"{origin}: line {node.start_mark.line + 1}: {message}")
+
+
+def _policies(root: yaml.Node | None, origin: str) -> list[PolicySpec]:
+    if root is None or _is_null(root):
+        return []
+    items: yaml.Node | None = root
+    if isinstance(root, yaml.MappingNode):
+        items = None
+        for key, value in root.value:
+            if _scalar(key) == "policies":
+                items = value
+            elif _scalar(key) != "version":
+                raise _at(origin, key, f"unknown key {_scalar(key)!r}: a policy file has 'policies: [...]'")
+        if items is None or _is_null(items):
+            return []
+    if not isinstance(items, yaml.SequenceNode):
+        raise _at(origin, items, "'policies' must be a list of policies (each '- name: ...')")
+    specs = [_policy(node, origin) for node in items.value]
+    seen: dict[str, int] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(
+                f"{origin}: line {spec.line}: policy name {spec.name!r} is already used on line {seen[spec.name]}"
+            )
+        seen[spec.name] = spec.line
+    return specs
+
+
+def _policy(node: yaml.Node, origin: str) -> PolicySpec:
+    line = node.start_mark.line + 1
+    if not isinstance(node, yaml.MappingNode):
+        raise _at(origin, node, "a policy is a mapping with name, when and action")
+    fields: dict[str, yaml.Node] = {}
+    for key, value in node.value:
+        name = _scalar(key)
+        if name not in _KEYS:
+            raise _at(origin, key, f"unknown policy key {name!r}: use {', '.join(_KEYS)}")
+        if not isinstance(value, yaml.ScalarNode):
+            raise _at(origin, value, f"{name!r} must be a single value, not a list or mapping")
+        if value.tag not in _PLAIN_TAGS:
+            raise _at(origin, value, f"{name!r} has an unsupported YAML tag {value.tag!r}")
+        fields[name] = value
+    for required in ("name", "when", "action"):
+        if required not in fields or not str(fields[required].value).strip():
+            raise ConfigError(f"{origin}: line {line}: the policy has no {required!r}")
+    name = str(fields["name"].value).strip()
+    try:
+        action = validate_action(fields["action"].value)
+    except ValueError as error:
+        raise _at(origin, fields["action"], f"policy {name!r}: {error}") from error
+    scope = "run"
+    if "scope" in fields:
+        try:
+            scope = validate_scope(fields["scope"].value)
+        except ValueError as error:
+            raise _at(origin, fields["scope"], f"policy {name!r}: {error}") from error
+    when_node = fields["when"]
+    when = str(when_node.value)
+    try:
+        parse_condition(when)
+    except ExpressionError as error:
+        raise ConfigError(
+            f"{origin}: {_position(when_node, error.column)}: policy {name!r}: {error.message}"
+        ) from error
+    description = str(fields["description"].value) if "description" in fields else ""
+    return PolicySpec(name, when, action, scope, description, line)
+
+
+def _position(node: yaml.ScalarNode, column: int) -> str:
+    """Where column ``column`` of a condition is in the file (exact for one-line scalars)."""
+    line = node.start_mark.line + 1
+    if node.start_mark.line == node.end_mark.line and node.style in (None, '"', "'"):
+        opening = 1 if node.style else 0
+        return f"line {line}, column {node.start_mark.column + opening + column}"
+    return f"line {line}, column {column} of the condition"
+
+
+def _scalar(node: yaml.Node) -> str:
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"

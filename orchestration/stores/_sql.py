@@ -1,0 +1,260 @@
+"""What the SQL stores share: queries, row encoding, batch checks and the summary projection.
+
+SQLite and Postgres keep the same four tables (``runs``, ``events``, ``snapshots``,
+``leases``) plus ``schema_version``; only column types differ, so each store owns its DDL
+(its list of migrations) and everything else lives here.  Queries are written with ``?``
+placeholders; :func:`postgres_sql` turns them into psycopg's ``%s``.
+
+``runs`` is a projection of ``events``: every ``append`` folds its batch with
+:meth:`RunSummary.apply` and writes the row in the same transaction as the events, so a
+listing never disagrees with the log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..errors import OrchestrationError
+from ..events import StreamEvent
+from ..models import TaskStatus
+from .base import RunSummary
+
+__all__ = [
+    "ACQUIRE_LEASE",
+    "CANCEL_REQUESTED",
+    "DELETE_RUN",
+    "FINISHED_RUNS",
+    "INSERT_SNAPSHOT",
+    "LIST_RUNS",
+    "LIST_RUNS_BY_STATUS",
+    "RELEASE_LEASE",
+    "REQUEST_CANCEL",
+    "SCHEMA_VERSION",
+    "SELECT_RUN",
+    "SELECT_SNAPSHOT",
+    "UPDATE_SUMMARY",
+    "UPSERT_RUN",
+    "check_batch",
+    "clean_text",
+    "decode_event",
+    "decode_snapshot",
+    "doomed_runs",
+    "dumps",
+    "fold",
+    "is_strict_json",
+    "pending_migrations",
+    "postgres_sql",
+    "summary_from_row",
+    "summary_values",
+]
+
+#: The schema version this code writes; each store has migrations 1..SCHEMA_VERSION.
+SCHEMA_VERSION = 1
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+_SUMMARY_COLUMNS = (
+    "run_id, status, title, task, orchestrator, created_at, updated_at, total_cost, last_seq, metadata"
+)
+_TERMINAL = ", ".join(f"'{status}'" for status in TaskStatus if status.is_terminal)
+
+#: Creates the run's row if needed and returns it; the upsert also locks the row until
+#: the transaction ends (Postgres), so two appends to one run are serialised.
+UPSERT_RUN = (
+    "INSERT INTO runs (run_id, status) VALUES (?, 'pending') "
+    "ON CONFLICT (run_id) DO UPDATE SET run_id = excluded.run_id "
+    f"RETURNING {_SUMMARY_COLUMNS}"
+)
+UPDATE_SUMMARY = (
+    "UPDATE runs SET status = ?, title = ?, task = ?, orchestrator = ?, created_at = ?, "
+    "updated_at = ?, total_cost = ?, last_seq = ?, metadata = ? WHERE run_id = ?"
+)
+SELECT_RUN = f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE run_id = ?"
+LIST_RUNS = f"SELECT {_SUMMARY_COLUMNS} FROM runs ORDER BY created_at DESC, run_id DESC LIMIT ?"
+LIST_RUNS_BY_STATUS = (
+    f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE status = ? ORDER BY created_at DESC, run_id DESC LIMIT ?"
+)
+FINISHED_RUNS = (
+    f"SELECT run_id, updated_at FROM runs WHERE status IN ({_TERMINAL}) ORDER BY created_at DESC, run_id DESC"
+)
+#: Run in order (children first); the last row count says whether the run existed.
+DELETE_RUN = (
+    "DELETE FROM events WHERE run_id = ?",
+    "DELETE FROM snapshots WHERE run_id = ?",
+    "DELETE FROM leases WHERE run_id = ?",
+    "DELETE FROM runs WHERE run_id = ?",
+)
+SELECT_SNAPSHOT = "SELECT seq, state FROM snapshots WHERE run_id = ?"
+INSERT_SNAPSHOT = (
+    "INSERT INTO snapshots (run_id, seq, state) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, state = excluded.state"
+)
+#: Parameters: run_id, owner, expires_at, now.  Returns a row only when the lease is ours.
+ACQUIRE_LEASE = (
+    "INSERT INTO leases (run_id, owner, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE leases.owner = excluded.owner OR leases.expires_at <= ? "
+    "RETURNING owner"
+)
+RELEASE_LEASE = "DELETE FROM leases WHERE run_id = ? AND owner = ?"
+REQUEST_CANCEL = "UPDATE runs SET cancel_requested = TRUE WHERE run_id = ?"
+CANCEL_REQUESTED = "SELECT cancel_requested FROM runs WHERE run_id = ?"
+
+
+def postgres_sql(sql: str) -> str:
+    """``sql`` with psycopg placeholders (the shared queries contain no literal ``?``/``%``)."""
+    return sql.replace("?", "%s")
+
+
+def pending_migrations(
+    where: str, current: int, migrations: Mapping[int, Sequence[str]]
+) -> list[tuple[int, Sequence[str]]]:
+    """The migrations to apply, in order, to a database at schema version ``current``.
+
+    Raises when the database was written by a newer version of the framework.
+    """
+    if current > SCHEMA_VERSION:
+        raise OrchestrationError(
+            f"{where} has schema version {current}, newer than this version of "
+            f"multi-agent-orchestration understands ({SCHEMA_VERSION}); upgrade the package"
+        )
+    return [(version, migrations[version]) for version in range(current + 1, SCHEMA_VERSION + 1)]
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, non-ASCII kept as is; values JSON cannot hold become strings.
+
+    Text with lone surrogates (which decoded model output can contain) cannot be encoded
+    as UTF-8 by the database drivers, so it is written with ASCII escapes instead.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if not text.isascii() and _SURROGATE.search(text):
+        text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str)
+    return text
+
+
+def clean_text(text: str) -> str:
+    """``text`` storable in a database text column (NUL and lone surrogates masked)."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def is_strict_json(text: str) -> bool:
+    """False when ``text`` holds something Postgres ``jsonb`` rejects (NUL, lone surrogates, NaN)."""
+    if "\\u0000" in text or "\\ud" in text:
+        return False
+    if "NaN" in text or "Infinity" in text:  # cheap pre-check; strings may contain the words
+        try:
+            json.loads(text, parse_constant=_reject_constant)
+        except ValueError:
+            return False
+    return True
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(name)
+
+
+def check_batch(run_id: str, last_seq: int, events: Sequence[StreamEvent]) -> None:
+    """Raise unless ``events`` continue ``run_id``'s log (last stored seq ``last_seq``) gaplessly."""
+    expected = last_seq + 1
+    for event in events:
+        if event.run_id != run_id or event.seq != expected:
+            raise OrchestrationError(
+                f"run {run_id}: expected event seq {expected}, got {event.seq} "
+                "(another writer is appending to this run)"
+            )
+        expected += 1
+
+
+def fold(summary: RunSummary, events: Iterable[StreamEvent]) -> RunSummary:
+    """The summary after ``events``."""
+    for event in events:
+        summary = summary.apply(event)
+    return summary
+
+
+def decode_event(body: str | bytes, run_id: str) -> StreamEvent:
+    """A stored event, validated (persisted JSON is an edge)."""
+    try:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        return StreamEvent.from_dict(data)
+    except (ValueError, TypeError, KeyError) as error:
+        raise OrchestrationError(f"run {run_id}: a stored event is malformed ({error})") from error
+
+
+def decode_snapshot(run_id: str, seq: int, state: str | bytes) -> tuple[int, dict[str, Any]]:
+    """A stored snapshot ``(seq, state)``, validated."""
+    try:
+        data = json.loads(state)
+    except ValueError as error:
+        raise OrchestrationError(f"run {run_id}: the stored snapshot is malformed ({error})") from error
+    if not isinstance(data, dict):
+        raise OrchestrationError(f"run {run_id}: the stored snapshot is not a JSON object")
+    return int(seq), data
+
+
+def summary_from_row(row: Sequence[Any]) -> RunSummary:
+    """A :class:`RunSummary` from a row of the summary columns."""
+    run_id = str(row[0])
+    try:
+        status = TaskStatus(row[1])
+        metadata = json.loads(row[9]) if row[9] else {}
+    except ValueError as error:
+        raise OrchestrationError(f"run {run_id}: the stored summary is malformed ({error})") from error
+    return RunSummary(
+        run_id=run_id,
+        status=status,
+        title=str(row[2]),
+        task=str(row[3]),
+        orchestrator=str(row[4]),
+        created_at=float(row[5]),
+        updated_at=float(row[6]),
+        total_cost=_finite(row[7]),
+        last_seq=int(row[8]),
+        metadata=metadata if isinstance(metadata, Mapping) else {},
+    )
+
+
+def _finite(value: Any) -> float:
+    """A cost column as a number (SQLite stores NaN as NULL)."""
+    number = 0.0 if value is None else float(value)
+    return number if math.isfinite(number) else 0.0
+
+
+def summary_values(summary: RunSummary) -> tuple[Any, ...]:
+    """Parameters of :data:`UPDATE_SUMMARY` for ``summary``."""
+    return (
+        str(summary.status),
+        clean_text(summary.title),
+        clean_text(summary.task),
+        clean_text(summary.orchestrator),
+        summary.created_at,
+        summary.updated_at,
+        summary.total_cost,
+        summary.last_seq,
+        dumps(dict(summary.metadata)),
+        summary.run_id,
+    )
+
+
+def doomed_runs(
+    finished: Sequence[tuple[str, float]],
+    now: float,
+    older_than_days: float | None,
+    keep_last: int | None,
+) -> list[str]:
+    """Which finished runs (``(run_id, updated_at)``, newest first) retention deletes."""
+    doomed: dict[str, None] = {}
+    if older_than_days is not None:
+        cutoff = now - older_than_days * 86400
+        doomed.update((run_id, None) for run_id, updated_at in finished if updated_at < cutoff)
+    if keep_last is not None:
+        doomed.update((run_id, None) for run_id, _ in finished[max(0, keep_last) :])
+    return list(doomed)

@@ -1,0 +1,454 @@
+"""The RunStore contract, run against every store: memory, SQLite and Postgres.
+
+Postgres tests use ``$ORCHESTRATION_TEST_DATABASE_URL`` (default the local ``test``
+database) and a fresh schema per test (see conftest.py); without Postgres they skip, and
+fail in CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestration.errors import OrchestrationError
+from orchestration.events import EventType, StreamEvent
+from orchestration.models import TaskStatus
+from orchestration.stores import MemoryStore, RunStore, SQLiteStore
+
+from . import _workers
+
+DAY = 86400.0
+T0 = 1_700_000_000.0
+
+
+class Clock:
+    """An injectable clock the tests move by hand."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Backend:
+    """Opens store objects on one backing database; ``reopen`` gives a new object on it."""
+
+    name: str
+    factory: Callable[[], RunStore]
+    clock: Clock
+    opened: list[RunStore] = field(default_factory=list)
+
+    def open(self) -> RunStore:
+        store = self.factory()
+        self.opened.append(store)
+        return store
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    clock = Clock()
+    factory: Callable[[], RunStore]
+    if request.param == "memory":
+        shared = MemoryStore(clock=clock)
+        factory = lambda: shared  # noqa: E731 - one process, one memory
+    elif request.param == "sqlite":
+        path = tmp_path / "runs.db"
+        factory = lambda: SQLiteStore(path, clock=clock)  # noqa: E731
+    else:
+        from orchestration.stores.postgres import PostgresStore
+
+        dsn = request.getfixturevalue("postgres_dsn")
+        factory = lambda: PostgresStore(dsn, clock=clock)  # noqa: E731
+    backend = Backend(request.param, factory, clock)
+    try:
+        yield backend
+    finally:
+        for store in backend.opened:
+            await store.close()
+
+
+@pytest.fixture
+async def store(backend: Backend) -> RunStore:
+    return backend.open()
+
+
+def event(run_id: str, seq: int, *, kind: EventType = EventType.AGENT_PROGRESS, **data: Any) -> StreamEvent:
+    return StreamEvent(kind, run_id, seq, T0 + seq, data)
+
+
+def run_events(
+    run_id: str, *, at: float, title: str = "", cost: float = 0.0, status: TaskStatus | None = None
+) -> list[StreamEvent]:
+    """A run that started at ``at``: start, a cost update, and (with ``status``) its end."""
+    events = [
+        StreamEvent(EventType.WORKFLOW_START, run_id, 1, at, {"title": title, "task": f"task {title}"}),
+        StreamEvent(EventType.COST_UPDATE, run_id, 2, at + 1, {"total_cost": cost}),
+    ]
+    if status is not None:
+        end = {"status": str(status), "total_cost": cost}
+        events.append(StreamEvent(EventType.WORKFLOW_COMPLETE, run_id, 3, at + 2, end))
+    return events
+
+
+def dicts(events: list[StreamEvent]) -> list[dict[str, Any]]:
+    return [e.to_dict() for e in events]
+
+
+# -- append and read ----------------------------------------------------------------------
+
+
+async def test_append_and_read_round_trip(store: RunStore) -> None:
+    events = [
+        StreamEvent(EventType.WORKFLOW_START, "r1", 1, T0, {"title": "Ünïcode ✓", "task": "t"}),
+        StreamEvent(
+            EventType.AGENT_COMPLETE,
+            "r1",
+            2,
+            T0 + 0.25,
+            {"content": 'nul \x00 inside, quotes " and \\ and 中文', "nested": {"a": [1, 2.5, None, True]}},
+            agent_id="agent_s1",
+            progress=50.0,
+        ),
+        StreamEvent(EventType.COST_UPDATE, "r1", 3, T0 + 0.5, {"total_cost": 0.123456789012}),
+    ]
+    await store.append("r1", events[:1])
+    await store.append("r1", events[1:])
+    assert dicts(await store.events("r1")) == dicts(events)
+    assert await store.events("unknown") == []
+
+
+async def test_text_no_database_column_can_hold_round_trips(store: RunStore) -> None:
+    """NUL, lone surrogates (valid in decoded JSON model output) and NaN come back as sent."""
+    odd: dict[str, Any] = {
+        "nul": "a\x00b",
+        "surrogate": "x\ud800y",
+        "nan": float("nan"),
+        "inf": float("-inf"),
+    }
+    start = {"title": "t\x00\udfff", "task": "t"}
+    await store.append(
+        "r1", [StreamEvent(EventType.WORKFLOW_START, "r1", 1, T0, start), event("r1", 2, **odd)]
+    )
+    stored = (await store.events("r1"))[1].data
+    assert (stored["nul"], stored["surrogate"], stored["inf"]) == ("a\x00b", "x\ud800y", float("-inf"))
+    assert stored["nan"] != stored["nan"]
+    assert (await store.events("r1"))[0].data == start
+    assert await store.get_run("r1") is not None
+    await store.save_snapshot("r1", 2, {"s": "\ud800", "z": "\x00"})
+    assert await store.load_snapshot("r1") == (2, {"s": "\ud800", "z": "\x00"})
+
+
+async def test_empty_batch_writes_nothing(
+    backend: Backend, store: RunStore, request: pytest.FixtureRequest
+) -> None:
+    await store.append("r1", [])
+    assert await store.get_run("r1") is None
+    assert await store.events("r1") == []
+
+
+async def test_after_seq(store: RunStore) -> None:
+    await store.append("r1", [event("r1", seq) for seq in range(1, 11)])
+    assert [e.seq for e in await store.events("r1", after_seq=7)] == [8, 9, 10]
+    assert [e.seq for e in await store.events("r1", after_seq=0)] == list(range(1, 11))
+    assert await store.events("r1", after_seq=10) == []
+
+
+@pytest.mark.parametrize(
+    "bad_batch",
+    [
+        pytest.param([4, 6], id="gap"),
+        pytest.param([4, 5, 5], id="duplicate-in-batch"),
+        pytest.param([3, 4], id="duplicate-of-stored"),
+        pytest.param([5], id="skips-one"),
+    ],
+)
+async def test_seq_must_continue_the_log(store: RunStore, bad_batch: list[int]) -> None:
+    await store.append("r1", [event("r1", seq) for seq in (1, 2, 3)])
+    with pytest.raises(OrchestrationError, match="expected event seq"):
+        await store.append("r1", [event("r1", seq, marker="bad") for seq in bad_batch])
+    # nothing of the rejected batch was written, not even its valid prefix
+    assert [e.seq for e in await store.events("r1")] == [1, 2, 3]
+    assert all("marker" not in e.data for e in await store.events("r1"))
+    summary = await store.get_run("r1")
+    assert summary is not None and summary.last_seq == 3
+    await store.append("r1", [event("r1", 4)])  # the log is still writable
+    assert [e.seq for e in await store.events("r1")] == [1, 2, 3, 4]
+
+
+async def test_new_run_must_start_at_seq_1(
+    backend: Backend, store: RunStore, request: pytest.FixtureRequest
+) -> None:
+    with pytest.raises(OrchestrationError):
+        await store.append("r1", [event("r1", 2)])
+    assert await store.get_run("r1") is None
+    assert await store.events("r1") == []
+
+
+async def test_event_for_another_run_is_rejected(store: RunStore) -> None:
+    with pytest.raises(OrchestrationError):
+        await store.append("r1", [event("r1", 1), event("r2", 2)])
+    assert await store.events("r1") == [] and await store.events("r2") == []
+
+
+async def test_two_writers_racing_on_one_run_one_wins(backend: Backend) -> None:
+    first, second = backend.open(), backend.open()
+    batch_a = [event("r1", seq, writer="a") for seq in range(1, 51)]
+    batch_b = [event("r1", seq, writer="b") for seq in range(1, 51)]
+    outcomes = await asyncio.gather(
+        first.append("r1", batch_a), second.append("r1", batch_b), return_exceptions=True
+    )
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failures) == 1 and isinstance(failures[0], OrchestrationError)
+    stored = await first.events("r1")
+    assert len(stored) == 50
+    assert len({e.data["writer"] for e in stored}) == 1  # never interleaved
+
+
+async def test_many_runs_appending_at_once(store: RunStore) -> None:
+    async def one(run: int) -> None:
+        run_id = f"run-{run}"
+        for batch in range(10):
+            await store.append(run_id, [event(run_id, batch * 3 + i) for i in (1, 2, 3)])
+
+    await asyncio.gather(*(one(run) for run in range(20)))
+    for run in range(20):
+        assert [e.seq for e in await store.events(f"run-{run}")] == list(range(1, 31))
+
+
+# -- summaries and listing ------------------------------------------------------------------
+
+
+async def test_summary_is_derived_from_events(store: RunStore) -> None:
+    assert await store.get_run("r1") is None
+    await store.append("r1", run_events("r1", at=T0, title="Market study", cost=0.5)[:1])
+    summary = await store.get_run("r1")
+    assert summary is not None
+    assert (summary.status, summary.title, summary.task) == (
+        TaskStatus.IN_PROGRESS,
+        "Market study",
+        "task Market study",
+    )
+    assert summary.created_at == T0 and summary.last_seq == 1
+    await store.append("r1", [StreamEvent(EventType.COST_UPDATE, "r1", 2, T0 + 1, {"total_cost": 0.75})])
+    summary = await store.get_run("r1")
+    assert summary is not None and summary.total_cost == pytest.approx(0.75)
+    end = {"status": "partial", "total_cost": 0.8}
+    await store.append("r1", [StreamEvent(EventType.WORKFLOW_COMPLETE, "r1", 3, T0 + 5, end)])
+    summary = await store.get_run("r1")
+    assert summary is not None
+    assert summary.status is TaskStatus.PARTIAL
+    assert summary.total_cost == pytest.approx(0.8)
+    assert (summary.created_at, summary.updated_at, summary.last_seq) == (T0, T0 + 5, 3)
+
+
+async def test_list_runs_newest_first_with_filter_and_limit(store: RunStore) -> None:
+    await store.append("old", run_events("old", at=T0, title="old", status=TaskStatus.COMPLETED))
+    await store.append("mid", run_events("mid", at=T0 + 10, title="mid", status=TaskStatus.FAILED))
+    await store.append("new", run_events("new", at=T0 + 20, title="new"))
+    assert [s.run_id for s in await store.list_runs()] == ["new", "mid", "old"]
+    assert [s.run_id for s in await store.list_runs(limit=2)] == ["new", "mid"]
+    assert [s.run_id for s in await store.list_runs(status=TaskStatus.COMPLETED)] == ["old"]
+    assert [s.run_id for s in await store.list_runs(status=TaskStatus.IN_PROGRESS)] == ["new"]
+    assert await store.list_runs(status=TaskStatus.CANCELLED) == []
+    assert [s.title for s in await store.list_runs()] == ["new", "mid", "old"]
+
+
+async def test_delete_run_removes_everything(store: RunStore) -> None:
+    await store.append("r1", run_events("r1", at=T0, status=TaskStatus.COMPLETED))
+    await store.append("r2", run_events("r2", at=T0))
+    await store.save_snapshot("r1", 3, {"x": 1})
+    await store.request_cancel("r1")
+    assert await store.acquire_lease("r1", "me", 60)
+    assert await store.delete_run("r1") is True
+    assert await store.delete_run("r1") is False
+    assert await store.get_run("r1") is None
+    assert await store.events("r1") == []
+    assert await store.load_snapshot("r1") is None
+    assert await store.cancel_requested("r1") is False
+    assert await store.acquire_lease("r1", "someone else", 60)  # the lease went too
+    assert [s.run_id for s in await store.list_runs()] == ["r2"]
+    await store.append("r1", [event("r1", 1)])  # the id can start afresh
+    assert await store.delete_run("never") is False
+
+
+# -- snapshots ------------------------------------------------------------------------------
+
+
+async def test_snapshots_keep_the_latest(store: RunStore) -> None:
+    assert await store.load_snapshot("r1") is None
+    await store.append("r1", [event("r1", seq) for seq in range(1, 6)])
+    state = {"nodes": {"s1": {"status": "completed", "content": "ok \x00 ✓"}}, "order": [1, 2.5, None]}
+    await store.save_snapshot("r1", 3, state)
+    assert await store.load_snapshot("r1") == (3, state)
+    await store.save_snapshot("r1", 5, {"later": True})
+    assert await store.load_snapshot("r1") == (5, {"later": True})
+
+
+# -- leases and cancellation ------------------------------------------------------------------
+
+
+async def test_lease_is_exclusive_and_renewable_by_its_owner(store: RunStore) -> None:
+    assert await store.acquire_lease("r1", "alice", 30)
+    assert not await store.acquire_lease("r1", "bob", 30)
+    assert await store.acquire_lease("r1", "alice", 30)  # renew
+    assert await store.acquire_lease("r2", "bob", 30)  # other runs are independent
+    await store.release_lease("r1", "bob")  # not bob's: no effect
+    assert not await store.acquire_lease("r1", "bob", 30)
+    await store.release_lease("r1", "alice")
+    assert await store.acquire_lease("r1", "bob", 30)
+    assert not await store.acquire_lease("r1", "alice", 30)
+
+
+async def test_lease_expires_by_the_clock(backend: Backend) -> None:
+    store = backend.open()
+    assert await store.acquire_lease("r1", "alice", 10)
+    backend.clock.now += 9
+    assert not await store.acquire_lease("r1", "bob", 10)
+    assert await store.acquire_lease("r1", "alice", 10)  # renewal moves the expiry on
+    backend.clock.now += 9
+    assert not await store.acquire_lease("r1", "bob", 10)
+    backend.clock.now += 2  # alice stopped renewing: her lease ran out
+    assert await store.acquire_lease("r1", "bob", 10)
+    assert not await store.acquire_lease("r1", "alice", 10)
+
+
+async def test_cancel_flags(store: RunStore) -> None:
+    assert await store.request_cancel("unknown") is False
+    assert await store.cancel_requested("unknown") is False
+    await store.append("r1", run_events("r1", at=T0))
+    await store.append("r2", run_events("r2", at=T0))
+    assert await store.cancel_requested("r1") is False
+    assert await store.request_cancel("r1") is True
+    assert await store.request_cancel("r1") is True
+    assert await store.cancel_requested("r1") is True
+    assert await store.cancel_requested("r2") is False
+
+
+# -- retention --------------------------------------------------------------------------------
+
+
+async def test_prune_by_age_deletes_only_old_finished_runs(backend: Backend) -> None:
+    store = backend.open()
+    backend.clock.now = T0 + 10 * DAY
+    await store.append("old-done", run_events("old-done", at=T0, status=TaskStatus.COMPLETED))
+    await store.append("old-failed", run_events("old-failed", at=T0 + DAY, status=TaskStatus.FAILED))
+    await store.append("old-running", run_events("old-running", at=T0))
+    paused = StreamEvent(EventType.WORKFLOW_PAUSED, "old-paused", 3, T0 + 2, {"status": "paused"})
+    await store.append("old-paused", [*run_events("old-paused", at=T0), paused])  # resumable: kept
+    await store.append("new-done", run_events("new-done", at=T0 + 9 * DAY, status=TaskStatus.COMPLETED))
+    assert await store.prune(older_than_days=5) == 2
+    assert sorted(s.run_id for s in await store.list_runs()) == ["new-done", "old-paused", "old-running"]
+    assert await store.events("old-done") == []
+    assert await store.prune(older_than_days=5) == 0
+
+
+async def test_prune_keep_last_counts_finished_runs_only(store: RunStore) -> None:
+    for i in range(5):
+        await store.append(f"done-{i}", run_events(f"done-{i}", at=T0 + i, status=TaskStatus.COMPLETED))
+    await store.append("running", run_events("running", at=T0 - 100))
+    assert await store.prune(keep_last=2) == 3
+    assert [s.run_id for s in await store.list_runs()] == ["done-4", "done-3", "running"]
+    assert await store.prune() == 0
+
+
+# -- persistence --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_reopen_sees_everything(backend: Backend) -> None:
+    first = backend.open()
+    await first.append("r1", run_events("r1", at=T0, title="kept", cost=1.5, status=TaskStatus.COMPLETED))
+    await first.save_snapshot("r1", 2, {"k": "v"})
+    await first.request_cancel("r1")
+    assert await first.acquire_lease("r1", "alice", 60)
+    await first.close()
+    again = backend.open()
+    assert dicts(await again.events("r1")) == dicts(
+        run_events("r1", at=T0, title="kept", cost=1.5, status=TaskStatus.COMPLETED)
+    )
+    summary = await again.get_run("r1")
+    assert summary is not None and (summary.title, summary.status) == ("kept", TaskStatus.COMPLETED)
+    assert summary.total_cost == pytest.approx(1.5)
+    assert await again.load_snapshot("r1") == (2, {"k": "v"})
+    assert await again.cancel_requested("r1")
+    assert not await again.acquire_lease("r1", "bob", 60)
+    await again.append("r1", [event("r1", 4)])  # continues after the stored seq
+
+
+async def test_store_is_usable_after_close(backend: Backend) -> None:
+    store = backend.open()
+    await store.append("r1", [event("r1", 1)])
+    await store.close()
+    await store.append("r1", [event("r1", 2)])
+    assert [e.seq for e in await store.events("r1")] == [1, 2]
+
+
+async def test_stores_are_durable_runstores(backend: Backend) -> None:
+    store = backend.open()
+    assert isinstance(store, RunStore)
+    assert getattr(store, "durable", True) is (backend.name != "memory")
+
+
+# -- several processes on one SQLite file ------------------------------------------------------
+
+
+def _spawn() -> Any:
+    return multiprocessing.get_context("spawn")
+
+
+def test_sqlite_processes_appending_to_different_runs_lose_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")  # created by the racing processes themselves
+    context = _spawn()
+    barrier = context.Barrier(3)
+    workers = [
+        context.Process(target=_workers.append_run, args=(path, f"run-{i}", 60, 7, barrier)) for i in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+
+    async def check() -> None:
+        store = SQLiteStore(path)
+        try:
+            for i in range(3):
+                assert [e.seq for e in await store.events(f"run-{i}")] == list(range(1, 60 * 7 + 1))
+                summary = await store.get_run(f"run-{i}")
+                assert summary is not None and summary.last_seq == 420
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+
+
+def test_sqlite_processes_racing_for_leases_exactly_one_wins(tmp_path: Path) -> None:
+    path = str(tmp_path / "leases.db")
+    run_ids = [f"run-{i}" for i in range(40)]
+    context = _spawn()
+    barrier = context.Barrier(2)
+    results = context.Queue()
+    workers = [
+        context.Process(target=_workers.race_leases, args=(path, owner, run_ids, barrier, results))
+        for owner in ("alice", "bob")
+    ]
+    for worker in workers:
+        worker.start()
+    won = dict(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    for run_id in run_ids:
+        assert (run_id in won["alice"]) != (run_id in won["bob"]), run_id
