@@ -29,6 +29,7 @@ __all__ = [
     "RunCancelledError",
     "RunNotFoundError",
     "ServiceUnavailableError",
+    "describe",
     "redact",
 ]
 
@@ -51,6 +52,12 @@ def redact(text: str, *secrets: str | None) -> str:
         else:
             text = pattern.sub("[REDACTED]", text)
     return text
+
+
+def describe(error: BaseException) -> str:
+    """``"ErrorClass: message"`` with secrets redacted (just the class when it has no message)."""
+    text = redact(str(error))
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class OrchestrationError(Exception):

@@ -36,6 +36,7 @@ from .errors import (
     ProviderError,
     RateLimitError,
     ServiceUnavailableError,
+    describe,
 )
 from .tokens import count_message_tokens, count_tokens
 from .usage import Usage
@@ -294,7 +295,7 @@ def map_foreign_error(error: BaseException, provider: str) -> BaseException:
         kind = ServiceUnavailableError
     else:
         kind = BadRequestError
-    mapped = kind(f"{type(error).__name__}: {error}", provider=provider, status_code=status)
+    mapped = kind(describe(error), provider=provider, status_code=status)
     mapped.__cause__ = error
     return mapped
 

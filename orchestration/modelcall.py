@@ -20,7 +20,7 @@ from .budget import Reservation
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext, current_scope
-from .errors import BudgetExceededError, redact
+from .errors import BudgetExceededError, describe
 from .events import EventType
 from .llm import Completion, CompletionRequest, Provider
 from .pricing import PriceTable
@@ -76,7 +76,7 @@ async def call_model(
                 if run is not None:
                     run.emit(
                         EventType.MODEL_FALLBACK,
-                        {"from_model": model, "to_model": models[index + 1], "error": _describe(error)},
+                        {"from_model": model, "to_model": models[index + 1], "error": describe(error)},
                         agent_id,
                     )
                 continue
@@ -208,7 +208,7 @@ async def _retry(
         if run is not None:
             run.emit(
                 EventType.MODEL_RETRY,
-                {"model": request.model, "attempt": number, "error": _describe(error), "wait_seconds": wait},
+                {"model": request.model, "attempt": number, "error": describe(error), "wait_seconds": wait},
                 agent_id,
             )
 
@@ -266,10 +266,6 @@ def _worst_case(request: CompletionRequest, prices: PriceTable) -> tuple[float, 
         return 0.0, prompt
     return price.cost(Usage(input_tokens=prompt, output_tokens=request.max_tokens or 0)), prompt
 
-
-def _describe(error: BaseException) -> str:
-    text = redact(str(error)) or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
 
 
 def _set(error: BaseException, name: str, value: Any) -> None:

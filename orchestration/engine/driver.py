@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..budget import Budget
-from ..errors import BudgetExceededError, PlanError, redact
+from ..errors import BudgetExceededError, PlanError, describe
 from ..events import EventType
 from ..llm import Completion
 from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus
@@ -78,7 +78,7 @@ class WorkflowDriver:
             except (asyncio.CancelledError, BudgetExceededError, RunPausedError):
                 raise
             except Exception as error:  # the agents' results are kept; the run is partial
-                synthesis_error = f"synthesis failed: {_describe(error)}"
+                synthesis_error = f"synthesis failed: {describe(error)}"
             await self._finish(run, synthesis_error)
         except asyncio.CancelledError:
             if run.abort_reason is not None:
@@ -98,7 +98,7 @@ class WorkflowDriver:
         except BudgetExceededError as error:
             self._end(run, TaskStatus.BUDGET_EXCEEDED, str(error))
         except Exception as error:
-            self._end(run, TaskStatus.FAILED, f"{type(error).__name__}: {error}")
+            self._end(run, TaskStatus.FAILED, describe(error))
 
     async def _decompose(self, run: RunContext) -> Plan:
         run.emit(EventType.DECOMPOSITION_START, {"task": run.task})
@@ -200,7 +200,7 @@ class WorkflowDriver:
                 {
                     "subtask_id": subtask.id,
                     "attempt": number,
-                    "error": _describe(error),
+                    "error": describe(error),
                     "wait_seconds": wait,
                 },
                 agent_id,
@@ -232,7 +232,7 @@ class WorkflowDriver:
             message = f"timed out after {timeout:g}s (attempt {attempts} of {self.config.max_retries + 1})"
             result = _failed(subtask, agent_id, TaskStatus.FAILED, message, attempts)
         except Exception as error:
-            result = _failed(subtask, agent_id, TaskStatus.FAILED, _describe(error), attempts)
+            result = _failed(subtask, agent_id, TaskStatus.FAILED, describe(error), attempts)
         result = self._account(run, agent_id, result, time.perf_counter() - started, attempts)
         self._record(run, result)
         return result.status is TaskStatus.COMPLETED
@@ -376,7 +376,7 @@ class WorkflowDriver:
                 write_reports, preview, formats, self.config.output_directory, events=events
             )
         except Exception as failure:
-            message = f"report generation failed: {_describe(failure)}"
+            message = f"report generation failed: {describe(failure)}"
             run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": [], "error": message})
             return f"{error}; {message}" if error else message
         run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": [d.to_dict() for d in documents]})
@@ -384,7 +384,7 @@ class WorkflowDriver:
 
     def _end(self, run: RunContext, status: TaskStatus, error: str | None) -> None:
         if run.log.store_error is not None:
-            note = f"event store failed: {_describe(run.log.store_error)}"
+            note = f"event store failed: {describe(run.log.store_error)}"
             error = f"{error}; {note}" if error else note
             if status is TaskStatus.COMPLETED:
                 status = TaskStatus.PARTIAL
@@ -405,10 +405,6 @@ class WorkflowDriver:
 def agent_id_for(subtask: SubTask) -> str:
     return f"agent_{subtask.id}"
 
-
-def _describe(error: BaseException) -> str:
-    text = redact(str(error))
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _budget_data(budget: Budget) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import describe
 from ..events import EventType, StreamEvent
 from ..stores.base import RunStore
 from .state import RunState
@@ -147,5 +148,5 @@ class EventLog:
         self._reported.add(id(callback))
         self.emit(
             EventType.CALLBACK_ERROR,
-            {"callback": name, "error": f"{type(error).__name__}: {error}", "event_seq": event.seq},
+            {"callback": name, "error": describe(error), "event_seq": event.seq},
         )
