@@ -406,7 +406,6 @@ def agent_id_for(subtask: SubTask) -> str:
     return f"agent_{subtask.id}"
 
 
-
 def _budget_data(budget: Budget) -> dict[str, Any]:
     return {"cap": budget.cap, "spent": budget.spent, "reserved": budget.reserved}
 

@@ -110,7 +110,7 @@ class EventLog:
                     await self._store.append(self.run_id, batch)
                 except Exception as error:  # the run goes on in memory; the result says so
                     self.store_error = error
-                    logger.error("run %s: event store failed: %s", self.run_id, error)
+                    logger.error("run %s: event store failed: %s", self.run_id, describe(error))
             self._written = batch[-1].seq
             self._release_waiters()
             if self._callbacks:
@@ -141,7 +141,7 @@ class EventLog:
     def _callback_failed(self, callback: Callable[..., Any], event: StreamEvent, error: Exception) -> None:
         name = getattr(callback, "__qualname__", None) or type(callback).__name__
         logger.warning(
-            "run %s: stream callback %s raised on event %d: %r", self.run_id, name, event.seq, error
+            "run %s: stream callback %s raised on event %d: %s", self.run_id, name, event.seq, describe(error)
         )
         if id(callback) in self._reported:
             return  # reported once as an event; later failures are only logged

@@ -522,3 +522,26 @@ async def test_set_outcome_can_only_make_the_verdict_worse() -> None:
     orch = GraphOrchestrator(config(), ScriptedProvider(), subtasks=fan(2), synthesis=admit_failure)
     result = await orch.execute_workflow("task")
     assert result.status is S.PARTIAL and result.error == "did not converge"
+
+
+async def test_secrets_in_provider_errors_never_reach_events_results_or_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+
+    secret = "sk-proj-ABCDEF1234567890abcdef"
+
+    class Leaky:
+        def complete(self, messages: Any, **kwargs: Any) -> str:
+            raise RuntimeError(f"401 invalid api key {secret} (Authorization: Bearer {secret})")
+
+    def noisy_callback(event: Any) -> None:
+        raise RuntimeError(f"callback saw {secret}")
+
+    orch = GraphOrchestrator(config(), Leaky(), subtasks=fan(2))
+    result = await orch.execute_workflow("task", stream_callback=noisy_callback)
+    assert result.status is TaskStatus.FAILED
+    stored = json.dumps([e.to_dict() for e in await orch.store.events(result.run_id)])
+    assert secret not in stored and "[REDACTED]" in stored
+    assert secret not in json.dumps(result.to_dict())
+    assert secret not in caplog.text
