@@ -27,6 +27,7 @@ __all__ = ["EventLog"]
 logger = logging.getLogger("orchestration")
 
 _EMPTY: Mapping[str, Any] = {}
+_SNAPSHOT_MIN_EVENTS = 1000
 
 
 class EventLog:
@@ -51,6 +52,7 @@ class EventLog:
         self._queue: list[StreamEvent] = []
         self._wakeup = asyncio.Event()
         self._written = self.seq
+        self._snapshot_seq = self.seq
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
         self._reported: set[int] = set()
@@ -116,6 +118,26 @@ class EventLog:
             if self._callbacks:
                 for event in batch:
                     await self._deliver(event)
+        if self.durable and self.store_error is None and self._snapshot_due():
+            await self._snapshot()
+
+    def _snapshot_due(self) -> bool:
+        # The state must be exactly the stored log (nothing emitted since), and snapshots
+        # get rarer as the run grows (every time the log doubles), so they cost O(n) in all.
+        written = self._written
+        return (
+            not self._queue
+            and self.state.last_seq == written
+            and written - self._snapshot_seq >= max(_SNAPSHOT_MIN_EVENTS, self._snapshot_seq)
+        )
+
+    async def _snapshot(self) -> None:
+        seq = self._written
+        try:
+            await self._store.save_snapshot(self.run_id, seq, self.state.to_snapshot())
+        except Exception as error:  # a snapshot only saves time later; the log is intact
+            logger.warning("run %s: snapshot at seq %d failed: %s", self.run_id, seq, describe(error))
+        self._snapshot_seq = seq
 
     def _release_waiters(self) -> None:
         if not self._waiters:

@@ -123,3 +123,48 @@ async def test_fork_with_a_changed_input_replays_what_is_unchanged_and_calls_liv
     # only the changed subtask and the synthesis that depends on everything go live
     assert live.call_count == 2
     assert forked.metadata["live_calls"] == 2
+
+
+async def test_long_runs_are_snapshotted_and_load_from_snapshot_plus_tail(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from orchestration.stores import SQLiteStore
+
+    from .helpers import fan
+
+    store = SQLiteStore(Path(str(tmp_path)) / "runs.db")
+    orch = GraphOrchestrator(
+        OrchestratorConfig(max_concurrent_agents=20), ScriptedProvider(), subtasks=fan(600), store=store
+    )
+    result = await orch.execute_workflow("task", run_id="long")
+    snapshot = await store.load_snapshot("long")
+    assert snapshot is not None
+    seq, _ = snapshot
+    events = await store.events("long")
+    assert 1000 <= seq < len(events)
+    loaded = await orch.load_state("long")
+    assert loaded.to_result().to_dict() == result.to_dict()
+    await store.close()
+
+
+async def test_two_processes_resuming_one_run_one_wins_the_other_gets_a_clear_error(tmp_path: object) -> None:
+    import asyncio
+    from pathlib import Path
+
+    from orchestration.base import RunLeasedError
+    from orchestration.stores import SQLiteStore
+
+    path = Path(str(tmp_path)) / "runs.db"
+    full = MemoryStore()
+    await orchestrator(ScriptedProvider(), full).execute_workflow("task", run_id="shared")
+    seed = SQLiteStore(path)
+    await seed.append("shared", (await full.events("shared"))[:4])
+    await seed.close()
+    first = orchestrator(ScriptedProvider(latency=0.05), SQLiteStore(path))
+    second = orchestrator(ScriptedProvider(latency=0.05), SQLiteStore(path))
+    outcomes = await asyncio.gather(first.resume("shared"), second.resume("shared"), return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], RunLeasedError)
+    assert "being driven by another process" in str(errors[0])
+    winner = next(o for o in outcomes if not isinstance(o, BaseException))
+    assert winner.status is TaskStatus.COMPLETED
