@@ -285,8 +285,11 @@ class WorkflowDriver:
                 agent_id,
             )
             tracked = run.state.usage_by_agent.get(agent_id)
+        metadata = result.metadata
+        if result.agent_id != agent_id:  # one id per agent across events, costs and results
+            metadata = {**metadata, "reported_agent_id": result.agent_id}
         return AgentResult(
-            agent_id=result.agent_id,
+            agent_id=agent_id,
             agent_type=result.agent_type,
             subtask_id=result.subtask_id,
             content=result.content,
@@ -297,7 +300,7 @@ class WorkflowDriver:
             usage=tracked if tracked is not None else result.usage,
             model=result.model,
             attempts=attempts,
-            metadata=result.metadata,
+            metadata=metadata,
         )
 
     async def _synthesize(self, run: RunContext) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from orchestration.llm import CompletionRequest
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from orchestration.llm import CompletionChunk, CompletionRequest
 from orchestration.retry import RetryPolicy
 
 # Shaped like real keys so that both redact()'s patterns and exact matching are exercised.
@@ -16,6 +19,17 @@ def request(text: str = "Say hello.", **fields: object) -> CompletionRequest:
         messages=[{"role": "system", "content": "You are terse."}, {"role": "user", "content": text}],
         **fields,  # type: ignore[arg-type]
     )
+
+
+class Streaming(Protocol):
+    """A provider that streams (every adapter under test)."""
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]: ...
+
+
+async def collect(provider: Streaming, req: CompletionRequest) -> list[CompletionChunk]:
+    """Every chunk ``provider.stream(req)`` yields."""
+    return [chunk async for chunk in provider.stream(req)]
 
 
 class WaitRecorder:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 from fakevendor import FakeVendor, Reply
-from provider_helpers import ANTHROPIC_SECRET, WaitRecorder, policy, request
+from provider_helpers import ANTHROPIC_SECRET, WaitRecorder, collect, policy, request
 
 from orchestration.errors import (
     AuthenticationError,
@@ -18,7 +18,7 @@ from orchestration.errors import (
     QuotaExceededError,
     ServiceUnavailableError,
 )
-from orchestration.llm import CompletionChunk, CompletionRequest
+from orchestration.llm import CompletionRequest
 from orchestration.pricing import PriceTable
 from orchestration.retry import is_retryable, retry_call
 from providers.anthropic import ANTHROPIC_VERSION, AnthropicProvider
@@ -26,10 +26,6 @@ from providers.anthropic import ANTHROPIC_VERSION, AnthropicProvider
 
 def make(vendor: FakeVendor, **options: object) -> AnthropicProvider:
     return AnthropicProvider("claude-sonnet-4-5", api_key=ANTHROPIC_SECRET, base_url=vendor.url, **options)  # type: ignore[arg-type]
-
-
-async def collect(provider: AnthropicProvider, req: CompletionRequest) -> list[CompletionChunk]:
-    return [chunk async for chunk in provider.stream(req)]
 
 
 async def test_complete_wire_format_and_cache_aware_usage(vendor: FakeVendor) -> None:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import pytest
 from fakevendor import FakeVendor, Reply
-from provider_helpers import WaitRecorder, policy, request
+from provider_helpers import WaitRecorder, collect, policy, request
 
 from orchestration.errors import BadRequestError, MalformedResponseError, ServiceUnavailableError
-from orchestration.llm import CompletionChunk, CompletionRequest
 from orchestration.retry import retry_call
 from providers.ollama import OllamaProvider, normalize_ollama_host
 
 
 def make(vendor: FakeVendor, **options: object) -> OllamaProvider:
     return OllamaProvider("llama3.2", host=vendor.url, **options)  # type: ignore[arg-type]
-
-
-async def collect(provider: OllamaProvider, req: CompletionRequest) -> list[CompletionChunk]:
-    return [chunk async for chunk in provider.stream(req)]
 
 
 async def test_complete_wire_format_and_usage(vendor: FakeVendor) -> None:

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 from fakevendor import FakeVendor, Reply
-from provider_helpers import SECRET, WaitRecorder, policy, request
+from provider_helpers import SECRET, WaitRecorder, collect, policy, request
 
 from orchestration.errors import (
     AuthenticationError,
@@ -26,8 +26,6 @@ from orchestration.errors import (
 )
 from orchestration.llm import (
     Completion,
-    CompletionChunk,
-    CompletionRequest,
     Provider,
     as_provider,
     is_native_provider,
@@ -39,10 +37,6 @@ from providers.openai import OpenAIProvider
 
 def make(vendor: FakeVendor, **options: object) -> OpenAIProvider:
     return OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", **options)  # type: ignore[arg-type]
-
-
-async def collect(provider: OpenAIProvider, req: CompletionRequest) -> list[CompletionChunk]:
-    return [chunk async for chunk in provider.stream(req)]
 
 
 async def test_complete_content_usage_cost_and_wire_format(vendor: FakeVendor) -> None:

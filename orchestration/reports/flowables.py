@@ -1,0 +1,393 @@
+"""Markdown to reportlab flowables: headings, paragraphs, lists, tables, code blocks.
+
+Markdown is rendered to HTML with ``markdown-it-py`` (CommonMark), sanitised with ``nh3`` (so no
+raw HTML from a model survives), parsed into a small tree, and mapped to flowables.
+Every piece of text is escaped with :func:`xml.sax.saxutils.escape` before it enters
+reportlab's Paragraph markup; attributes are quoted; long paragraphs and code blocks
+are cut into pieces so a megabyte of text lays out in linear time.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import textwrap
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+from xml.sax.saxutils import escape
+
+from .fonts import FontSet
+
+__all__ = ["Styles", "inline_markup", "make_styles", "markdown_to_flowables", "text_markup"]
+
+_ALLOWED_TAGS = {
+    "h1", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "li", "table", "thead", "tbody", "tr",
+    "th", "td", "pre", "code", "em", "strong", "b", "i", "a", "img", "blockquote", "hr", "br",
+}  # fmt: skip
+_BLOCK_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "table", "pre", "blockquote", "hr"}
+_VOID = {"br", "hr", "img"}
+_PARAGRAPH_CHARS = 1000
+_CODE_LINES = 60
+_MIN_COLUMN = 42.0  # points: narrower columns make a table unreadable, so it is listed instead
+_MAX_CELL = 1500  # characters: a table row cannot be taller than a page
+_MIN_NESTED_WIDTH = 160.0
+_MAX_NESTING = 100
+_FENCE_INFO = re.compile(r"^ {0,3}(?:`{3,}|~{3,})[ \t]*([^\n`]*)$", re.MULTILINE)
+_LIST_NUMBER = re.compile(r"^[ \t>]*(\d{1,9})[.)](?=[ \t]|$)", re.MULTILINE)
+
+
+@dataclass
+class Node:
+    """An element of the sanitised HTML."""
+
+    tag: str
+    attrs: dict[str, str] = field(default_factory=dict)
+    children: list[Node | str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """All text below this node."""
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("root")
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in _VOID:
+            self.stack.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        for index in range(len(self.stack) - 1, 0, -1):
+            if self.stack[index].tag == tag:
+                del self.stack[index:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def parse_markdown(text: str) -> Node:
+    """Markdown -> sanitised HTML -> tree."""
+    import nh3
+    from markdown_it import MarkdownIt
+
+    # CommonMark (nested lists indented by two spaces, as models write them) plus tables;
+    # with "html" off, raw HTML in the text is escaped, and nh3 checks the result anyway.
+    rendered = (
+        MarkdownIt("commonmark", {"html": False, "maxNesting": _MAX_NESTING}).enable("table").render(text)
+    )
+    clean = nh3.clean(
+        rendered,
+        tags=_ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}, "img": {"src", "alt", "title"}, "td": {"style"}, "th": {"style"}},
+        url_schemes={"http", "https", "mailto"},
+        filter_style_properties={"text-align"},
+    )
+    builder = _TreeBuilder()
+    builder.feed(clean)
+    builder.close()
+    return builder.root
+
+
+@dataclass(frozen=True)
+class Styles:
+    """Paragraph styles of a report, by role."""
+
+    fonts: FontSet
+    by_name: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.by_name[name]
+
+
+def make_styles(fonts: FontSet) -> Styles:
+    """The report's paragraph styles, in the given fonts."""
+    from reportlab.lib import colors
+    from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+    from reportlab.lib.styles import ParagraphStyle
+
+    body = ParagraphStyle("body", fontName=fonts.regular, fontSize=10, leading=14, spaceAfter=6)
+    sizes = {"h1": 20, "h2": 15, "h3": 12.5, "h4": 11, "h5": 10.5, "h6": 10}
+    by_name: dict[str, Any] = {"body": body}
+    for tag, size in sizes.items():
+        by_name[tag] = ParagraphStyle(
+            tag, parent=body, fontName=fonts.bold, fontSize=size, leading=size * 1.3,
+            spaceBefore=size * 0.8, spaceAfter=size * 0.4, keepWithNext=1,
+            textColor=colors.HexColor("#1f3a5f") if tag in ("h1", "h2") else colors.black,
+        )  # fmt: skip
+    by_name["code"] = ParagraphStyle(
+        "code", parent=body, fontName=fonts.mono, fontSize=8, leading=10, spaceAfter=0,
+        backColor=colors.HexColor("#f4f4f4"), borderPadding=(2, 4, 2, 4), leftIndent=4, rightIndent=4,
+    )  # fmt: skip
+    by_name["cell"] = ParagraphStyle("cell", parent=body, fontSize=8.5, leading=11, spaceAfter=0)
+    by_name["cell_right"] = ParagraphStyle("cell_right", parent=by_name["cell"], alignment=TA_RIGHT)
+    by_name["cell_center"] = ParagraphStyle("cell_center", parent=by_name["cell"], alignment=TA_CENTER)
+    by_name["quote"] = ParagraphStyle(
+        "quote", parent=body, leftIndent=14, textColor=colors.HexColor("#444444")
+    )
+    by_name["toc0"] = ParagraphStyle(
+        "toc0", fontName=fonts.regular, fontSize=10, leading=14, leftIndent=10, firstLineIndent=-10
+    )
+    by_name["toc1"] = ParagraphStyle(
+        "toc1", fontName=fonts.regular, fontSize=9, leading=12, leftIndent=28, firstLineIndent=-10
+    )
+    by_name["meta"] = ParagraphStyle("meta", parent=body, fontSize=9, textColor=colors.HexColor("#555555"))
+    return Styles(fonts, by_name)
+
+
+def text_markup(text: str, fonts: FontSet, *, mono: bool = False) -> str:
+    """Plain untrusted text as safe Paragraph markup (escaped; non-Latin runs in the fallback font)."""
+    parts = []
+    for font, chunk in fonts.runs(text, mono=mono):
+        escaped = escape(chunk)
+        parts.append(escaped if font is None else f'<font name="{font}">{escaped}</font>')
+    return "".join(parts)
+
+
+def inline_markup(node: Node | str, fonts: FontSet) -> str:
+    """Paragraph markup for inline content (bold, italic, code, links, line breaks)."""
+    if isinstance(node, str):
+        return text_markup(node, fonts)
+    if node.tag == "code":
+        return _wrap(node, text_markup(node.text(), fonts, mono=True), fonts)
+    if node.tag == "br":
+        return "<br/>"
+    if node.tag == "img":  # no remote fetches: an image is shown as a link to it
+        label = text_markup(f"[image: {node.attrs.get('alt') or 'untitled'}]", fonts)
+        return _wrap(Node("a", {"href": node.attrs.get("src", "")}), label, fonts)
+    return _wrap(node, "".join(inline_markup(child, fonts) for child in node.children), fonts)
+
+
+def _wrap(node: Node, inner: str, fonts: FontSet) -> str:
+    tag = node.tag
+    if tag in ("strong", "b"):
+        return f"<b>{inner}</b>"
+    if tag in ("em", "i"):
+        return f"<i>{inner}</i>"
+    if tag == "code":
+        return f'<font name="{fonts.mono}" backColor="#f0f0f0">{inner}</font>'
+    if tag == "a" and node.attrs.get("href", "").startswith(("http://", "https://", "mailto:")):
+        href = escape(node.attrs["href"], {'"': "&quot;"})
+        return f'<link href="{href}" color="#1a5fb4"><u>{inner}</u></link>'
+    return inner
+
+
+def _paragraphs(children: list[Node | str], style: Any, fonts: FontSet) -> list[Any]:
+    """One or more Paragraphs for inline content, cut at whitespace every few thousand chars."""
+    from reportlab.platypus import Paragraph
+
+    out: list[Any] = []
+    buffer: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        markup = "".join(buffer).strip()
+        if markup:
+            out.append(Paragraph(markup, style))
+        buffer.clear()
+        size = 0
+
+    for child in children:
+        text = child if isinstance(child, str) else child.text()
+        if len(text) > _PARAGRAPH_CHARS:  # huge text or a huge bold/code span: cut it, keep its style
+            mono = isinstance(child, Node) and child.tag == "code"
+            for piece in _pieces(text, _PARAGRAPH_CHARS):
+                markup = text_markup(piece, fonts, mono=mono)
+                buffer.append(markup if isinstance(child, str) else _wrap(child, markup, fonts))
+                size += len(piece)
+                if size >= _PARAGRAPH_CHARS:
+                    flush()
+            continue
+        markup = inline_markup(child, fonts)
+        buffer.append(markup)
+        size += len(markup)
+        if size >= _PARAGRAPH_CHARS:
+            flush()
+    flush()
+    return out
+
+
+def _pieces(text: str, limit: int) -> list[str]:
+    pieces = []
+    while len(text) > limit:
+        cut = text.rfind(" ", limit // 2, limit)
+        cut = cut + 1 if cut > 0 else limit
+        pieces.append(text[:cut])
+        text = text[cut:]
+    pieces.append(text)
+    return pieces
+
+
+def _code_block(text: str, styles: Styles, width_chars: int) -> list[Any]:
+    from reportlab.platypus import XPreformatted
+
+    lines: list[str] = []
+    for line in text.rstrip("\n").split("\n"):
+        line = line.expandtabs(4)
+        wrapped = textwrap.wrap(line, width_chars, drop_whitespace=False) if line else []
+        lines.extend(wrapped or [""])
+    blocks = []
+    for start in range(0, len(lines), _CODE_LINES):
+        chunk = "\n".join(lines[start : start + _CODE_LINES])
+        blocks.append(XPreformatted(text_markup(chunk, styles.fonts, mono=True), styles["code"]))
+    return blocks
+
+
+def _list(node: Node, styles: Styles, width: float) -> Any:
+    from reportlab.platypus import ListFlowable, ListItem
+
+    indent = 14 if width > _MIN_NESTED_WIDTH else 0  # very deep nesting stops indenting
+    items = []
+    for child in node.children:
+        if isinstance(child, Node) and child.tag == "li":
+            items.append(ListItem(_blocks(child.children, styles, width - indent - 4) or [_empty(styles)]))
+    ordered = node.tag == "ol"
+    return ListFlowable(
+        items, bulletType="1" if ordered else "bullet", start=None if ordered else "\u2022",
+        bulletFormat="%s." if ordered else None,
+        leftIndent=indent, bulletFontName=styles.fonts.regular, bulletFontSize=9,
+    )  # fmt: skip
+
+
+def _empty(styles: Styles) -> Any:
+    from reportlab.platypus import Spacer
+
+    return Spacer(1, 2)
+
+
+def _cell_style(cell: Node) -> str:
+    align = cell.attrs.get("style", "").replace(" ", "")
+    return (
+        "cell_right"
+        if "text-align:right" in align
+        else "cell_center"
+        if "text-align:center" in align
+        else "cell"
+    )
+
+
+def _table(node: Node, styles: Styles, width: float) -> list[Any]:
+    from reportlab.lib import colors
+    from reportlab.platypus import Table, TableStyle
+
+    rows: list[list[Node]] = []
+    header_rows = 0
+
+    def walk(current: Node) -> None:
+        nonlocal header_rows
+        for child in current.children:
+            if not isinstance(child, Node):
+                continue
+            if child.tag == "tr":
+                cells = [c for c in child.children if isinstance(c, Node) and c.tag in ("th", "td")]
+                if cells and all(c.tag == "th" for c in cells) and len(rows) == header_rows:
+                    header_rows += 1
+                rows.append(cells)
+            else:
+                walk(child)
+
+    walk(node)
+    if not rows:
+        return []
+    columns = max(len(r) for r in rows)
+    if width / columns < _MIN_COLUMN or any(len(c.text()) > _MAX_CELL for row in rows for c in row):
+        return _table_as_records(rows, header_rows, styles)
+    data: list[list[Any]] = [
+        [_paragraphs(c.children, styles[_cell_style(c)], styles.fonts) for c in row] for row in rows
+    ]
+    for row in data:
+        row.extend([""] * (columns - len(row)))
+    table = Table(data, colWidths=[width / columns] * columns, repeatRows=header_rows, splitInRow=1)
+    grid = [("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#bbbbbb")), ("VALIGN", (0, 0), (-1, -1), "TOP")]
+    if header_rows:
+        grid.append(("BACKGROUND", (0, 0), (-1, header_rows - 1), colors.HexColor("#e8eef5")))
+    table.setStyle(TableStyle(grid))
+    return [table]
+
+
+def _table_as_records(rows: list[list[Node]], header_rows: int, styles: Styles) -> list[Any]:
+    """A table too wide for the page, or with huge cells: each row as labelled paragraphs."""
+    from reportlab.platypus import HRFlowable
+
+    header = [c.text().strip() for c in rows[0]] if header_rows else []
+    out: list[Any] = []
+    for row in rows[header_rows:]:
+        for index, cell in enumerate(row):
+            label = header[index] if index < len(header) and header[index] else f"Column {index + 1}"
+            out.extend(
+                _paragraphs(
+                    [Node("b", children=[f"{label}: "]), *cell.children], styles["cell"], styles.fonts
+                )
+            )
+        out.append(HRFlowable(width="100%", thickness=0.3, color="#bbbbbb", spaceBefore=2, spaceAfter=4))
+    return out
+
+
+def _blocks(children: list[Node | str], styles: Styles, width: float, body: str = "body") -> list[Any]:
+    from reportlab.platypus import HRFlowable, Spacer
+
+    out: list[Any] = []
+    inline: list[Node | str] = []
+
+    def flush_inline() -> None:
+        if any(c.strip() if isinstance(c, str) else True for c in inline):
+            out.extend(_paragraphs(inline, styles[body], styles.fonts))
+        inline.clear()
+
+    for child in children:
+        if isinstance(child, str) or child.tag not in _BLOCK_TAGS:
+            inline.append(child)
+            continue
+        flush_inline()
+        tag = child.tag
+        if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            out.extend(_paragraphs(child.children, styles[tag], styles.fonts))
+        elif tag == "p":
+            out.extend(_paragraphs(child.children, styles[body], styles.fonts))
+        elif tag in ("ul", "ol"):
+            out += [_list(child, styles, width), Spacer(1, 4)]
+        elif tag == "pre":
+            out.extend(_code_block(child.text(), styles, max(20, int(width / 4.9))))
+            out.append(Spacer(1, 8))
+        elif tag == "table":
+            out += [*_table(child, styles, width), Spacer(1, 8)]
+        elif tag == "blockquote":
+            inner = width - 14 if width > _MIN_NESTED_WIDTH else width
+            out.extend(_blocks(child.children, styles, inner, "quote"))
+        elif tag == "hr":
+            out.append(HRFlowable(width="100%", thickness=0.5, color="#999999", spaceBefore=4, spaceAfter=4))
+    flush_inline()
+    return out
+
+
+def markdown_to_flowables(text: str, styles: Styles, width: float) -> list[Any]:
+    """Flowables for a Markdown fragment laid out ``width`` points wide.
+
+    The parser drops what is nested deeper than it allows; if the parsed text lost
+    content, the fragment is shown literally instead, so nothing a model wrote goes missing.
+    """
+    tree = parse_markdown(text)
+    markup = " ".join(_FENCE_INFO.findall(text) + _LIST_NUMBER.findall(text))  # letters that are syntax
+    expected = _letters(html.unescape(text)) - _letters(markup)
+    if expected > _letters(tree.text()) + _letters(" ".join(_attributes(tree))):
+        return _code_block(text, styles, max(20, int(width / 4.9)))
+    return _blocks(tree.children, styles, width)
+
+
+def _letters(text: str) -> int:
+    return sum(1 for char in text if char.isalnum())
+
+
+def _attributes(node: Node) -> list[str]:
+    found = [node.attrs[key] for key in ("href", "src", "alt", "title") if key in node.attrs]
+    for child in node.children:
+        if isinstance(child, Node):
+            found += _attributes(child)
+    return found

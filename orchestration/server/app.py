@@ -1,0 +1,246 @@
+"""The server's JSON API, SSE endpoint and live run page (Starlette).
+
+=======================================  ==================================================
+``POST /runs``                            start a run: ``{"pattern", "task", "provider",
+                                          "model", "options"}`` -> 202 ``{"run_id"}``
+``GET /runs``                             list runs (``?status=``, ``?limit=``)
+``GET /runs/{id}``                        ``{"run": summary, "result": ..., "documents"}``
+``POST /runs/{id}/cancel``                cancel a run -> ``{"cancelled": bool}``
+``GET /runs/{id}/events``                 Server-Sent Events: every event after
+                                          ``Last-Event-ID`` (header, or ``?last_event_id=``),
+                                          then live; 204 when the run is over and nothing
+                                          is left
+``GET /runs/{id}/documents/{n}``          a generated report file
+``GET /``                                 the live run page (``/?run=<id>``)
+=======================================  ==================================================
+
+Every route needs the token (see :mod:`orchestration.server.auth`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..engine.state import RunState
+from ..errors import OrchestrationError
+from ..events import StreamEvent
+from ..models import TaskStatus
+from ..stores.base import RunStore
+from ..streaming import format_sse
+from .auth import TokenAuthMiddleware
+from .broadcast import EventBroadcaster, follow_run_batches
+from .runs import OrchestratorFactory, RunManager, RunRequest, default_orchestrator_factory
+
+__all__ = ["create_app"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+_FRAME_CACHE = 20_000
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~-]{8,}$")
+_SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+class _Api:
+    def __init__(
+        self, store: RunStore, manager: RunManager, broadcaster: EventBroadcaster, ping: float, poll: float
+    ) -> None:
+        self.store = store
+        self.manager = manager
+        self.broadcaster = broadcaster
+        self.ping = ping
+        self.poll = poll
+        self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+
+    def frame(self, event: StreamEvent) -> bytes:
+        """The event's SSE frame, encoded once however many clients receive it."""
+        key = (event.run_id, event.seq)
+        cached = self._frames.get(key)
+        if cached is None:
+            cached = self._frames[key] = format_sse(event).encode("utf-8")
+            if len(self._frames) > _FRAME_CACHE:
+                self._frames.popitem(last=False)
+        return cached
+
+    async def page(self, request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "run.html", headers=_SECURITY_HEADERS)
+
+    async def start_run(self, request: Request) -> Response:
+        if "application/json" not in request.headers.get("content-type", ""):
+            return _error(415, "send the run as JSON (Content-Type: application/json)")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return _error(400, "the body is not valid JSON")
+        try:
+            run_id = self.manager.start(RunRequest.from_json(body))
+        except (OrchestrationError, ValueError, TypeError) as error:
+            return _error(400, str(error))
+        return JSONResponse({"run_id": run_id}, status_code=202, headers={"location": f"/runs/{run_id}"})
+
+    async def list_runs(self, request: Request) -> Response:
+        status_name = request.query_params.get("status")
+        try:
+            status = TaskStatus(status_name) if status_name else None
+            limit = max(1, min(1000, int(request.query_params.get("limit", "100"))))
+        except ValueError:
+            return _error(400, "status must be a run status and limit a number")
+        runs = await self.store.list_runs(status=status, limit=limit)
+        return JSONResponse({"runs": [run.to_dict() for run in runs]})
+
+    async def get_run(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        summary = await self.store.get_run(run_id)
+        if summary is None:
+            if self.broadcaster.is_live(run_id):
+                return JSONResponse({"run": {"run_id": run_id, "status": "pending"}, "result": None})
+            return _error(404, "no such run")
+        result = RunState.from_events(run_id, await self.store.events(run_id)).to_result()
+        documents = [
+            {"format": d.format, "url": f"/runs/{run_id}/documents/{i}", "size_bytes": d.size_bytes,
+             "name": Path(d.path).name}
+            for i, d in enumerate(result.generated_documents)
+        ]  # fmt: skip
+        return JSONResponse(
+            {
+                "run": {**summary.to_dict(), "running_here": self.manager.is_running(run_id)},
+                "result": result.to_dict(),
+                "documents": documents,
+            }
+        )
+
+    async def document(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        index = request.path_params["index"]
+        events = await self.store.events(run_id)
+        documents = RunState.from_events(run_id, events).to_result().generated_documents
+        if not events or index >= len(documents):
+            return _error(404, "no such document")
+        path = Path(documents[index].path)
+        if not await asyncio.to_thread(path.is_file):
+            return _error(404, "the document's file is gone")
+        media = "application/pdf" if path.suffix == ".pdf" else "text/markdown; charset=utf-8"
+        return FileResponse(path, media_type=media, filename=path.name)
+
+    async def cancel(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        summary = await self.store.get_run(run_id)
+        if summary is None and not self.broadcaster.is_live(run_id):
+            return _error(404, "no such run")
+        if summary is not None and summary.status.is_terminal:
+            return JSONResponse({"cancelled": False, "status": str(summary.status)}, status_code=409)
+        return JSONResponse({"cancelled": await self.manager.cancel(run_id)})
+
+    async def events(self, request: Request) -> Response:
+        from sse_starlette.sse import EventSourceResponse
+
+        run_id = request.path_params["run_id"]
+        after = _last_event_id(request)
+        if after is None:
+            return _error(400, "Last-Event-ID must be a non-negative integer (an event's seq)")
+        summary = await self.store.get_run(run_id)
+        if summary is None and not self.broadcaster.is_live(run_id):
+            return _error(404, "no such run")
+        if summary is not None and summary.status.is_terminal and after >= summary.last_seq:
+            return Response(status_code=204)  # over, nothing left: browsers stop reconnecting
+
+        async def frames() -> AsyncIterator[bytes]:
+            # The first frame also carries "retry:" (browsers reconnect after 1 s, sending
+            # Last-Event-ID); a retry-only block would reach some clients as an empty event.
+            prefix = b"retry: 1000\n"
+            batches = follow_run_batches(self.store, self.broadcaster, run_id, after, poll_interval=self.poll)
+            async for batch in batches:
+                yield prefix + b"".join(self.frame(event) for event in batch)
+                prefix = b""
+
+        return EventSourceResponse(
+            frames(), ping=self.ping, sep="\n", send_timeout=30, headers={"cache-control": "no-store"}
+        )
+
+
+def create_app(
+    orchestrator_factory: OrchestratorFactory | None = None,
+    store: RunStore | None = None,
+    token: str | None = None,
+    *,
+    reports_dir: str | Path = "reports",
+    ping_interval: float = 15.0,
+    poll_interval: float = 1.0,
+) -> Starlette:
+    """The server as a Starlette app.
+
+    ``orchestrator_factory(request, store)`` builds the orchestrator for a ``POST /runs``
+    (default: the named pattern and provider, configured from the options); it must use
+    ``store``.  ``store`` defaults to an in-memory store; ``token`` is required (use
+    :func:`orchestration.server.generate_token`).  The app's state holds ``store``,
+    ``broadcaster`` and ``runs`` (the :class:`RunManager`) for embedding and tests.
+    """
+    if not token or not _TOKEN_CHARS.match(token):
+        raise ValueError("token must be at least 8 characters of letters, digits and -._~")
+    from ..stores.memory import MemoryStore
+
+    run_store: RunStore = store if store is not None else MemoryStore()
+    reports = Path(reports_dir)
+    if orchestrator_factory is None:
+
+        def orchestrator_factory(request: RunRequest, store: RunStore) -> Any:
+            return default_orchestrator_factory(request, store, reports_dir=reports)
+
+    broadcaster = EventBroadcaster()
+    manager = RunManager(run_store, orchestrator_factory, broadcaster)
+    api = _Api(run_store, manager, broadcaster, ping_interval, poll_interval)
+
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await manager.shutdown()
+
+    routes = [
+        Route("/", api.page, methods=["GET"]),
+        Route("/runs", api.start_run, methods=["POST"]),
+        Route("/runs", api.list_runs, methods=["GET"]),
+        Route("/runs/{run_id}", api.get_run, methods=["GET"]),
+        Route("/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/events", api.events, methods=["GET"]),
+        Route("/runs/{run_id}/documents/{index:int}", api.document, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.store = run_store
+    app.state.broadcaster = broadcaster
+    app.state.runs = manager
+    app.add_middleware(TokenAuthMiddleware, token=token)
+    return app

@@ -1,0 +1,179 @@
+"""Runs started through the server: building orchestrators, running and cancelling them.
+
+``POST /runs`` bodies become a :class:`RunRequest`; an orchestrator factory turns one into
+an orchestrator that writes to the server's store; :class:`RunManager` runs it as a task
+of the server's event loop with the broadcaster as its stream callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..stores.base import RunStore
+from .broadcast import EventBroadcaster
+
+__all__ = ["OrchestratorFactory", "RunManager", "RunRequest", "default_orchestrator_factory"]
+
+logger = logging.getLogger("orchestration.server")
+
+_RUN_OPTIONS = {"title", "context"}
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``POST /runs`` asks for.
+
+    ``pattern`` is a built-in pattern name or ``module:Class``; ``provider`` a provider
+    name (``scripted``, ``openai``...); ``model`` the primary model; ``options`` holds
+    ``title``, ``context`` and any :class:`~orchestration.config.OrchestratorConfig` field
+    (or a pattern config's field).
+    """
+
+    pattern: str
+    task: str
+    provider: str = "scripted"
+    model: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Any) -> RunRequest:
+        """Validate a decoded JSON body; ConfigError names what is wrong."""
+        if not isinstance(body, Mapping):
+            raise ConfigError("the body must be a JSON object with pattern, task, provider, model, options")
+        unknown = sorted(set(body) - {"pattern", "task", "provider", "model", "options"})
+        if unknown:
+            raise ConfigError(f"unknown field(s) {unknown}; allowed: pattern, task, provider, model, options")
+        pattern, task = body.get("pattern"), body.get("task")
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise ConfigError("pattern must be a built-in pattern name or 'module:Class'")
+        if not isinstance(task, str) or not task.strip():
+            raise ConfigError("task must be a non-empty string")
+        provider = body.get("provider") or "scripted"
+        model = body.get("model")
+        options = body.get("options") or {}
+        if not isinstance(provider, str):
+            raise ConfigError("provider must be a provider name such as 'scripted' or 'openai'")
+        if model is not None and not isinstance(model, str):
+            raise ConfigError("model must be a model id string")
+        if not isinstance(options, Mapping):
+            raise ConfigError("options must be a JSON object")
+        return cls(pattern=pattern.strip(), task=task, provider=provider, model=model, options=dict(options))
+
+
+OrchestratorFactory = Callable[[RunRequest, RunStore], Any]
+
+
+def default_orchestrator_factory(
+    request: RunRequest, store: RunStore, *, reports_dir: Path | None = None
+) -> Any:
+    """Build the orchestrator a request names, writing to ``store``.
+
+    Options that are fields of the pattern's config class configure it; reports, when
+    asked for, go under ``reports_dir/<run>`` (a request cannot choose where files go).
+    """
+    from .. import resolve_orchestrator, resolve_provider
+    from ..config import OrchestratorConfig
+
+    cls = resolve_orchestrator(request.pattern)
+    config_cls = getattr(cls, "config_class", None) or OrchestratorConfig
+    names = {f.name for f in fields(config_cls)}
+    config_options = {k: v for k, v in request.options.items() if k not in _RUN_OPTIONS}
+    unknown = sorted(set(config_options) - names)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown} for {config_cls.__name__}")
+    if "output_directory" in config_options:
+        raise ConfigError("output_directory cannot be set through the server; reports go to its reports dir")
+    if request.model:
+        config_options["primary_model"] = request.model
+    if config_options.get("generate_documents"):
+        config_options["output_directory"] = str((reports_dir or Path("reports")) / uuid.uuid4().hex[:12])
+    config = config_cls(**config_options)
+    provider = resolve_provider(request.provider, request.model)
+    return cls(config, provider, store=store)
+
+
+class RunManager:
+    """Starts, tracks and cancels the runs of one server process."""
+
+    def __init__(self, store: RunStore, factory: OrchestratorFactory, broadcaster: EventBroadcaster) -> None:
+        self.store = store
+        self.factory = factory
+        self.broadcaster = broadcaster
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._orchestrators: dict[str, Any] = {}
+
+    def start(self, request: RunRequest) -> str:
+        """Build the orchestrator and start the run; returns its id (raises ConfigError)."""
+        orchestrator = self.factory(request, self.store)
+        if getattr(orchestrator, "store", self.store) is not self.store:
+            raise ConfigError(
+                "the orchestrator factory must build orchestrators with store=<the server's store>"
+            )
+        run_id = uuid.uuid4().hex[:16]
+        options = request.options
+        title = options.get("title")
+        context = options.get("context")
+        if title is not None and not isinstance(title, str):
+            raise ConfigError("options.title must be a string")
+        if context is not None and not isinstance(context, Mapping):
+            raise ConfigError("options.context must be a JSON object")
+        self.broadcaster.mark_live(run_id)
+        self._orchestrators[run_id] = orchestrator
+        coroutine = self._run(orchestrator, run_id, request.task, title, dict(context) if context else None)
+        self._tasks[run_id] = asyncio.get_running_loop().create_task(coroutine, name=f"run-{run_id}")
+        return run_id
+
+    async def _run(
+        self, orchestrator: Any, run_id: str, task: str, title: str | None, context: dict[str, Any] | None
+    ) -> None:
+        try:
+            await orchestrator.execute_workflow(
+                task, title=title, context=context, stream_callback=self.broadcaster, run_id=run_id
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("run %s failed outside the workflow", run_id)
+        finally:
+            self.broadcaster.mark_done(run_id)
+            self._tasks.pop(run_id, None)
+            self._orchestrators.pop(run_id, None)
+
+    def is_running(self, run_id: str) -> bool:
+        """True while the run executes in this process."""
+        return run_id in self._tasks
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a run of this process (or ask the store to, for another process's run)."""
+        orchestrator = self._orchestrators.get(run_id)
+        if orchestrator is not None:
+            return bool(orchestrator.cancel(run_id))
+        request_cancel = getattr(self.store, "request_cancel", None)
+        if request_cancel is not None:
+            return bool(await request_cancel(run_id))
+        return False
+
+    async def wait(self, run_id: str) -> None:
+        """Wait until the run ends (no-op when it is not running here)."""
+        task = self._tasks.get(run_id)
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Cancel every run and wait (up to ``grace`` seconds) for their final events."""
+        for run_id in list(self._orchestrators):
+            self._orchestrators[run_id].cancel(run_id)
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)

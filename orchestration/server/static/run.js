@@ -1,0 +1,389 @@
+// The live run page. No build step, no dependencies.
+// Every piece of text from a run (LLM output, task, titles, errors) is inserted with
+// textContent / text nodes, never as HTML.
+"use strict";
+
+const EVENT_TYPES = [
+  "workflow_start", "workflow_complete", "workflow_error", "workflow_cancelled",
+  "decomposition_start", "decomposition_complete", "agent_start", "agent_progress",
+  "agent_complete", "agent_error", "agent_skipped", "agent_retry", "model_call_start",
+  "model_retry", "model_fallback", "token_delta", "cost_update", "budget_exceeded",
+  "synthesis_start", "synthesis_complete", "iteration_start", "iteration_complete",
+  "branch_selected", "document_generation_start", "document_generation_complete",
+  "callback_error", "warning",
+];
+const TERMINAL = new Set(["workflow_complete", "workflow_error", "workflow_cancelled"]);
+const SVG = "http://www.w3.org/2000/svg";
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child); // strings become text nodes
+  return node;
+}
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  return node;
+}
+
+const money = (v) => { const n = Number(v || 0); return "$" + n.toFixed(n > 0 && n < 0.01 ? 6 : 4); };
+const short = (s, n) => (s.length > n ? s.slice(0, n - 1) + "…" : s);
+
+const state = {
+  runId: null, lastSeq: 0, source: null, title: "", status: "pending", progress: 0,
+  tokens: 0, cost: 0, startedAt: null, endedAt: null, phase: "",
+  nodes: new Map(), agents: new Map(), agentKeys: new Map(), synthesisText: "", levels: [], frame: 0,
+};
+
+// ---- the run list -----------------------------------------------------------------
+
+async function showRuns() {
+  $("runs-view").hidden = false;
+  const response = await fetch("/runs?limit=50");
+  if (!response.ok) return;
+  const { runs } = await response.json();
+  const body = $("runs-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const run of runs) {
+    const link = el("a", { href: "?run=" + encodeURIComponent(run.run_id) }, run.run_id);
+    const updated = run.updated_at ? new Date(run.updated_at * 1000).toLocaleString() : "";
+    body.append(el("tr", {},
+      el("td", {}, link), el("td", {}, short(run.title || run.task || "", 80)),
+      el("td", {}, el("span", { class: "badge " + run.status }, run.status)),
+      el("td", { class: "num" }, money(run.total_cost)), el("td", {}, updated)));
+  }
+  $("no-runs").hidden = runs.length > 0;
+}
+
+async function startRun(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = { pattern: form.get("pattern"), task: form.get("task"), provider: form.get("provider") };
+  if (form.get("model")) body.model = form.get("model");
+  const response = await fetch("/runs", {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  const answer = await response.json();
+  if (!response.ok) { $("start-error").textContent = answer.error || "could not start"; return; }
+  location.search = "?run=" + encodeURIComponent(answer.run_id);
+}
+
+// ---- one run -----------------------------------------------------------------------
+
+function connect() {
+  const url = "/runs/" + encodeURIComponent(state.runId) + "/events";
+  const source = new EventSource(url); // the cookie carries the token; Last-Event-ID on reconnect
+  state.source = source;
+  source.onopen = () => setConnection("live");
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      setConnection(TERMINAL.has(state.status) || isOver() ? "finished" : "disconnected");
+      if (!isOver()) setTimeout(reconnectFromLastSeq, 3000);
+    } else {
+      setConnection("reconnecting…");
+    }
+  };
+  const handler = (message) => handle(JSON.parse(message.data));
+  for (const type of EVENT_TYPES) source.addEventListener(type, handler);
+  source.addEventListener("message", handler);
+}
+
+function reconnectFromLastSeq() {
+  // A closed EventSource (e.g. the server restarted and refused once) is reopened by hand;
+  // the query parameter replays exactly what this page has not seen.
+  if (isOver() || (state.source && state.source.readyState !== EventSource.CLOSED)) return;
+  const url = "/runs/" + encodeURIComponent(state.runId) + "/events?last_event_id=" + state.lastSeq;
+  const source = new EventSource(url);
+  state.source = source;
+  source.onopen = () => setConnection("live");
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED && !isOver()) setTimeout(reconnectFromLastSeq, 3000);
+  };
+  const handler = (message) => handle(JSON.parse(message.data));
+  for (const type of EVENT_TYPES) source.addEventListener(type, handler);
+}
+
+const isOver = () => ["completed", "failed", "partial", "cancelled", "budget_exceeded"].includes(state.status);
+
+function setConnection(text) { $("connection").textContent = text; }
+
+function handle(event) {
+  if (event.seq <= state.lastSeq) return; // already shown (replay overlap)
+  state.lastSeq = event.seq;
+  const data = event.data || {};
+  const type = event.event_type;
+  state.progress = Math.max(state.progress, event.progress || 0);
+  logEvent(event);
+  switch (type) {
+    case "workflow_start":
+      state.title = data.title || data.task || state.runId;
+      state.startedAt = event.timestamp;
+      setStatus("in_progress");
+      break;
+    case "decomposition_complete":
+      for (const sub of data.subtasks || []) {
+        const node = state.nodes.get(sub.id) || { state: "pending" };
+        Object.assign(node, { id: sub.id, description: sub.description || "", deps: sub.dependencies || [] });
+        state.nodes.set(sub.id, node);
+      }
+      drawGraph();
+      break;
+    case "agent_start": {
+      const key = data.subtask_id || event.agent_id;
+      if (event.agent_id) state.agentKeys.set(event.agent_id, key);
+      setNode(data.subtask_id, "running");
+      const a = agent(key, event.agent_id, data.agent_type);
+      a.status = "running";
+      a.error = "";
+      break;
+    }
+    case "agent_retry": case "model_retry": {
+      const a = state.agents.get(keyOf(event));
+      if (a) { a.status = "retrying"; setNode(a.key, "retrying"); }
+      break;
+    }
+    case "token_delta":
+      appendText(keyOf(event), String(data.delta || ""));
+      break;
+    case "cost_update": {
+      const usage = data.usage || {};
+      const tokens = (usage.input_tokens || 0) + (usage.output_tokens || 0);
+      state.tokens += tokens;
+      state.cost = data.total_cost != null ? data.total_cost : state.cost + (data.cost || 0);
+      const a = state.agents.get(keyOf(event));
+      if (a) { a.tokens += tokens; a.cost += data.cost || 0; a.model = data.model || a.model; }
+      break;
+    }
+    case "agent_complete": case "agent_error": case "agent_skipped": {
+      const result = data.result || {};
+      const a = agent(result.subtask_id || keyOf(event), event.agent_id || result.agent_id, result.agent_type);
+      a.status = result.status || type.replace("agent_", "");
+      a.model = result.model || a.model;
+      a.error = result.error || "";
+      if (!a.text && result.content) a.text = result.content;
+      setNode(result.subtask_id, type === "agent_complete" ? "completed" : type === "agent_error" ? "failed" : "skipped");
+      break;
+    }
+    case "synthesis_start":
+      state.phase = "synthesis";
+      break;
+    case "synthesis_complete": {
+      const synthesis = data.synthesis || {};
+      state.levels.push(synthesis);
+      renderLevels();
+      if (data.final !== false) state.synthesisText = synthesis.content || "";
+      break;
+    }
+    case "document_generation_complete":
+      loadReports();
+      break;
+    default:
+      break;
+  }
+  if (TERMINAL.has(type)) {
+    setStatus(data.status || type.replace("workflow_", ""));
+    state.endedAt = event.timestamp;
+    if (data.error) { $("run-error").hidden = false; $("run-error").textContent = data.error; }
+    if (data.total_cost != null) state.cost = data.total_cost;
+    state.progress = 100;
+    if (state.source) state.source.close();
+    setConnection("finished");
+    loadReports();
+  }
+  schedule();
+}
+
+// Agents are keyed by subtask id: an agent's events may carry the framework's agent id
+// (agent_start, tokens, cost) or the one its result chose (agent_complete).
+function agent(key, label, type) {
+  const id = key || label || "agent";
+  if (!state.agents.has(id)) {
+    state.agents.set(id, { key: id, label: label || id, type: type || "", status: "pending", model: "", tokens: 0, cost: 0, text: "", error: "" });
+  }
+  return state.agents.get(id);
+}
+
+const keyOf = (event) => state.agentKeys.get(event.agent_id) || event.agent_id;
+
+function appendText(key, delta) {
+  if (key && state.agents.has(key)) state.agents.get(key).text += delta;
+  else if (state.phase === "synthesis") state.synthesisText += delta;
+  else if (key) agent(key, key, "").text += delta;
+}
+
+function setNode(subtaskId, value) {
+  const node = state.nodes.get(subtaskId);
+  if (node) node.state = value;
+}
+
+function setStatus(status) {
+  state.status = status;
+  const badge = $("status");
+  badge.hidden = false;
+  badge.className = "badge " + status;
+  badge.textContent = status.replace("_", " ");
+  $("cancel").hidden = isOver();
+}
+
+function logEvent(event) {
+  const who = event.agent_id ? " " + event.agent_id : "";
+  const log = $("log");
+  log.append(el("li", { value: String(event.seq) }, event.event_type + who));
+  while (log.childElementCount > 300) log.firstElementChild.remove();
+}
+
+// Rendering is batched to one pass per animation frame however fast events arrive.
+function schedule() {
+  if (!state.frame) state.frame = requestAnimationFrame(render);
+}
+
+function render() {
+  state.frame = 0;
+  document.title = (state.title || "Run") + " · orchestration";
+  $("title").textContent = state.title || state.runId;
+  $("progress-bar").style.width = Math.min(100, state.progress).toFixed(1) + "%";
+  $("progress-bar").className = isOver() ? state.status : "";
+  $("progress-text").textContent = Math.round(state.progress) + "%";
+  $("tokens").textContent = state.tokens.toLocaleString();
+  $("cost").textContent = money(state.cost);
+  $("agent-count").textContent = String(state.agents.size);
+  const end = state.endedAt || Date.now() / 1000;
+  if (state.startedAt) $("elapsed").textContent = (end - state.startedAt).toFixed(1) + "s";
+  for (const node of state.nodes.values()) {
+    const group = document.getElementById("node-" + cssId(node.id));
+    if (group) group.setAttribute("class", "node " + node.state);
+  }
+  renderAgents();
+  $("synthesis").textContent = state.synthesisText;
+}
+
+function cssId(id) { return String(id).replace(/[^A-Za-z0-9_-]/g, (c) => "_" + c.charCodeAt(0)); }
+
+function renderAgents() {
+  const body = $("agents").querySelector("tbody");
+  const outputs = $("outputs");
+  for (const a of state.agents.values()) {
+    if (!a.row) {
+      a.cells = { status: el("td"), model: el("td"), tokens: el("td", { class: "num" }), cost: el("td", { class: "num" }) };
+      a.row = el("tr", { "data-agent": a.key }, el("td", {}, a.label), a.cells.status, a.cells.model, a.cells.tokens, a.cells.cost);
+      body.append(a.row);
+      a.textEl = el("div", { class: "text", "data-empty": "(no output yet)" });
+      a.errorEl = el("div", { class: "error" });
+      outputs.append(el("div", { class: "output", "data-agent": a.key }, el("h3", {}, a.label + (a.type ? " · " + a.type : "")), a.errorEl, a.textEl));
+    }
+    a.cells.status.replaceChildren(el("span", { class: "state " + stateClass(a.status) }), a.status);
+    a.cells.model.textContent = a.model || "";
+    a.cells.tokens.textContent = a.tokens.toLocaleString();
+    a.cells.cost.textContent = money(a.cost);
+    if (a.textEl.textContent.length !== a.text.length) a.textEl.textContent = a.text;
+    a.errorEl.textContent = a.error || "";
+  }
+}
+
+function stateClass(status) {
+  if (status === "completed") return "completed";
+  if (status === "failed" || status === "error" || status === "budget_exceeded") return "failed";
+  if (status === "skipped" || status === "cancelled") return "skipped";
+  if (status === "retrying") return "retrying";
+  return status === "running" ? "running" : "";
+}
+
+// Intermediate synthesis levels (cascades) are listed above the final one; a single
+// synthesis is only shown once, as the final text.
+function renderLevels() {
+  const levels = state.levels.length > 1 ? state.levels.slice(0, -1) : [];
+  $("synthesis-levels").replaceChildren(...levels.map((synthesis) => {
+    const title = "Level " + (synthesis.level || 1) + (synthesis.agent_id ? " · " + synthesis.agent_id : "");
+    return el("div", { class: "level" }, el("h3", {}, title), el("div", { class: "text" }, synthesis.content || ""));
+  }));
+}
+
+function drawGraph() {
+  const graph = $("graph");
+  const nodes = [...state.nodes.values()];
+  $("no-plan").hidden = nodes.length > 0;
+  const depth = new Map();
+  const depthOf = (node, seen = new Set()) => {
+    if (depth.has(node.id)) return depth.get(node.id);
+    if (seen.has(node.id)) return 0;
+    seen.add(node.id);
+    const deps = (node.deps || []).filter((d) => state.nodes.has(d));
+    const value = deps.length ? 1 + Math.max(...deps.map((d) => depthOf(state.nodes.get(d), seen))) : 0;
+    depth.set(node.id, value);
+    return value;
+  };
+  const columns = [];
+  for (const node of nodes) (columns[depthOf(node)] ||= []).push(node);
+  const count = Math.max(1, columns.length), GX = 48, H = 46, GY = 14;
+  const room = (graph.parentElement.clientWidth || 600) - 24 - (count - 1) * GX;
+  const W = Math.max(120, Math.min(200, Math.floor(room / count)));
+  const position = new Map();
+  columns.forEach((column, x) => column.forEach((node, y) => position.set(node.id, { x: 10 + x * (W + GX), y: 10 + y * (H + GY) })));
+  const width = 20 + columns.length * (W + GX) - GX;
+  const height = 20 + Math.max(1, ...columns.map((c) => c.length)) * (H + GY) - GY;
+  graph.setAttribute("width", String(Math.max(width, 200)));
+  graph.setAttribute("height", String(height));
+  graph.replaceChildren();
+  for (const node of nodes) {
+    for (const dep of node.deps || []) {
+      const from = position.get(dep), to = position.get(node.id);
+      if (!from || !to) continue;
+      const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mid = (x1 + x2) / 2;
+      graph.append(svg("path", { class: "edge", d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}` }));
+    }
+  }
+  for (const node of nodes) {
+    const { x, y } = position.get(node.id);
+    const group = svg("g", { class: "node " + node.state, id: "node-" + cssId(node.id), transform: `translate(${x},${y})` });
+    const title = svg("title");
+    title.textContent = node.id + ": " + node.description;
+    const label = svg("text", { x: 10, y: 19 });
+    label.textContent = short(node.id, Math.floor(W / 7.5));
+    const sub = svg("text", { x: 10, y: 36, class: "sub" });
+    sub.textContent = short(node.description, Math.floor(W / 6.8));
+    group.append(svg("rect", { width: W, height: H, rx: 6 }), title, label, sub);
+    graph.append(group);
+  }
+}
+
+async function loadReports() {
+  const response = await fetch("/runs/" + encodeURIComponent(state.runId));
+  if (!response.ok) return;
+  const { documents } = await response.json();
+  if (!documents || !documents.length) return;
+  const list = $("reports");
+  list.replaceChildren(...documents.map((d) =>
+    el("li", {}, el("a", { href: d.url }, d.name || d.format), " (" + d.format + ", " + Math.ceil(d.size_bytes / 1024) + " KB)")));
+  $("reports-panel").hidden = false;
+}
+
+async function cancelRun() {
+  await fetch("/runs/" + encodeURIComponent(state.runId) + "/cancel", { method: "POST" });
+}
+
+function main() {
+  const params = new URLSearchParams(location.search);
+  if (params.has("token")) { // the server turned it into a cookie; keep it out of history
+    params.delete("token");
+    history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : ""));
+  }
+  state.runId = params.get("run");
+  $("start-form").addEventListener("submit", startRun);
+  $("cancel").addEventListener("click", cancelRun);
+  if (!state.runId) { showRuns(); return; }
+  $("run-view").hidden = false;
+  $("title").textContent = state.runId;
+  setStatus("pending");
+  connect();
+  setInterval(() => { if (!isOver()) schedule(); }, 1000); // keeps "elapsed" moving
+}
+
+document.addEventListener("DOMContentLoaded", main);
