@@ -26,7 +26,8 @@ class CountingProvider(ScriptedProvider):
     """Echo replies after a short wait; each call is appended to a file first."""
 
     def __init__(self, calls_file: str) -> None:
-        super().__init__(latency=0.004, count_tokens=False)
+        latency = float(os.environ.get("CRASH_WORKER_LATENCY", "0.004"))
+        super().__init__(latency=latency, count_tokens=False)
         self.calls_file = calls_file
 
     async def complete(self, request: CompletionRequest) -> Completion:

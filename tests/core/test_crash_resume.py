@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
 
 
-def worker(db: Path, calls: Path, run_id: str, mode: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def worker(db: Path, calls: Path, run_id: str, mode: str, latency: float = 0.004) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CRASH_WORKER_LATENCY=str(latency))
     return subprocess.Popen(
         [sys.executable, "-m", "tests.core.crash_worker", str(db), str(calls), run_id, mode],
         cwd=ROOT,
@@ -79,3 +79,29 @@ def test_sigkill_at_20_random_points_then_resume(tmp_path: Path) -> None:
     assert all(r["status"] == "completed" for r in result["agent_results"])
     # each kill can lose at most the calls that were in flight (not yet recorded)
     assert expected_calls <= count(calls) <= expected_calls + kills * CONCURRENCY
+
+
+def test_cancel_from_another_process_stops_the_run_and_keeps_results(tmp_path: Path) -> None:
+    import asyncio
+
+    from orchestration.stores import SQLiteStore
+
+    db, calls = tmp_path / "cancel.db", tmp_path / "cancel.calls"
+    process = worker(db, calls, "run", "start", latency=0.1)  # about 3 s if left alone
+    deadline = time.monotonic() + 60
+    while count(calls) < 20:  # let it get going
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+
+    async def request() -> bool:
+        store = SQLiteStore(db)
+        try:
+            return await store.request_cancel("run")
+        finally:
+            await store.close()
+
+    assert asyncio.run(request())
+    result = finish(process)
+    assert result["status"] == "cancelled"
+    done = [r for r in result["agent_results"] if r["status"] == "completed"]
+    assert 20 <= len(done) < SUBTASKS
