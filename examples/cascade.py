@@ -8,19 +8,11 @@ Runs offline with the scripted provider by default:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
-from orchestration import (
-    DreamCascadeConfig,
-    DreamCascadeOrchestrator,
-    EventType,
-    ScriptedProvider,
-    StreamEvent,
-    TaskStatus,
-    resolve_provider,
-)
-from orchestration.scripted import demo_responder
+from _common import choose_provider, finish, parse_args, print_status
+
+from orchestration import DreamCascadeConfig, DreamCascadeOrchestrator, EventType, StreamEvent
 
 
 def progress(event: StreamEvent) -> None:
@@ -33,25 +25,18 @@ def progress(event: StreamEvent) -> None:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", nargs="?", default="Research quantum computing applications")
-    parser.add_argument("--provider", help="a provider name (default: the offline scripted provider)")
-    parser.add_argument("--model", help="the primary model id")
-    args = parser.parse_args()
-    provider = resolve_provider(args.provider, args.model) if args.provider else ScriptedProvider(demo_responder)
+    args = parse_args(__doc__, "Research quantum computing applications")
+    provider = choose_provider(args)
 
     config = DreamCascadeConfig(belter_count=4, drummer_count=2, camina_count=1, primary_model=args.model)
     orchestrator = DreamCascadeOrchestrator(config, provider)
     result = await orchestrator.execute_workflow(args.task, stream_callback=progress)
 
-    print(f"\nstatus: {result.status}" + (f" ({result.error})" if result.error else ""))
+    print()
+    print_status(result)
     for synthesis in result.synthesis_results:
         print(f"  {synthesis.agent_id:<10} level {synthesis.level}  from {', '.join(synthesis.source_ids)}")
-    print(f"\n{result.final_synthesis}\n")
-    for agent, usage in result.cost_by_agent.items():
-        print(f"  {agent:<16} {usage.calls} call(s) ${usage.cost_usd:.6f}")
-    print(f"Cost: ${result.total_cost:.6f} ({result.usage.calls} calls)")
-    return 0 if result.status is TaskStatus.COMPLETED else 1
+    return finish(result, cost_by_agent=True)
 
 
 if __name__ == "__main__":

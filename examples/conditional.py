@@ -9,20 +9,17 @@ A complex task gets a full Dream Cascade; a simple one a single quick step.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from typing import Any
+
+from _common import choose_provider, finish, parse_args, print_status
 
 from orchestration import (
     ConditionalOrchestrator,
     DreamCascadeConfig,
     DreamCascadeOrchestrator,
     OrchestratorConfig,
-    ScriptedProvider,
-    TaskStatus,
-    resolve_provider,
 )
-from orchestration.scripted import demo_responder
 
 
 def should_deep_analyze(context: dict[str, Any]) -> bool:
@@ -31,13 +28,12 @@ def should_deep_analyze(context: dict[str, Any]) -> bool:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", nargs="?", default="Research quantum computing applications")
-    parser.add_argument("--complexity", type=float, default=0.9, help="0-1; above 0.7 takes the deep branch")
-    parser.add_argument("--provider", help="a provider name (default: the offline scripted provider)")
-    parser.add_argument("--model", help="the primary model id")
-    args = parser.parse_args()
-    provider = resolve_provider(args.provider, args.model) if args.provider else ScriptedProvider(demo_responder)
+    args = parse_args(
+        __doc__, "Research quantum computing applications",
+        lambda parser: parser.add_argument("--complexity", type=float, default=0.9,
+                                           help="0-1; above 0.7 takes the deep branch"),
+    )
+    provider = choose_provider(args)
 
     config = OrchestratorConfig(primary_model=args.model)
     deep_analysis = DreamCascadeOrchestrator(
@@ -52,11 +48,9 @@ async def main() -> int:
     )
     result = await orchestrator.execute_workflow(args.task, context={"complexity": args.complexity})
 
-    print(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
+    print_status(result)
     print(f"branch: {result.metadata.get('branch')} ({len(result.agent_results)} agent(s))")
-    print(f"\n{result.final_synthesis}\n")
-    print(f"Cost: ${result.total_cost:.6f} ({result.usage.calls} calls)")
-    return 0 if result.status is TaskStatus.COMPLETED else 1
+    return finish(result)
 
 
 if __name__ == "__main__":

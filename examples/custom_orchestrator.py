@@ -11,21 +11,12 @@ budget, events and cost come with it).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from typing import Any
 
-from orchestration import (
-    AgentResult,
-    AgentType,
-    BaseOrchestrator,
-    OrchestratorConfig,
-    ScriptedProvider,
-    SubTask,
-    TaskStatus,
-    resolve_provider,
-)
-from orchestration.scripted import demo_responder
+from _common import choose_provider, finish, parse_args, print_status
+
+from orchestration import AgentResult, AgentType, BaseOrchestrator, OrchestratorConfig, SubTask
 
 
 class ProsConsOrchestrator(BaseOrchestrator):
@@ -63,20 +54,14 @@ class ProsConsOrchestrator(BaseOrchestrator):
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", nargs="?", default="Adopt a four-day work week")
-    parser.add_argument("--provider", help="a provider name (default: the offline scripted provider)")
-    parser.add_argument("--model", help="the primary model id")
-    args = parser.parse_args()
-    provider = resolve_provider(args.provider, args.model) if args.provider else ScriptedProvider(demo_responder)
+    args = parse_args(__doc__, "Adopt a four-day work week")
+    provider = choose_provider(args)
 
     orchestrator = ProsConsOrchestrator(OrchestratorConfig(primary_model=args.model), provider)
     result = await orchestrator.execute_workflow(args.task)
 
-    print(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
-    print(f"\n{result.final_synthesis}\n")
-    print(f"Cost: ${result.total_cost:.6f} ({result.usage.calls} calls)")
-    return 0 if result.status is TaskStatus.COMPLETED else 1
+    print_status(result)
+    return finish(result)
 
 
 if __name__ == "__main__":

@@ -6,32 +6,28 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
-from orchestration import OrchestratorConfig, ScriptedProvider, TaskStatus, resolve_provider
-from orchestration.scripted import demo_responder
+from _common import choose_provider, finish, parse_args, print_status
+
+from orchestration import OrchestratorConfig
 from patterns import FanOutOrchestrator
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", nargs="?", default="Research quantum computing applications")
-    parser.add_argument("--agents", type=int, default=4, help="how many parallel subtasks")
-    parser.add_argument("--provider", help="a provider name (default: the offline scripted provider)")
-    parser.add_argument("--model", help="the primary model id")
-    args = parser.parse_args()
-    provider = resolve_provider(args.provider, args.model) if args.provider else ScriptedProvider(demo_responder)
+    args = parse_args(
+        __doc__, "Research quantum computing applications",
+        lambda parser: parser.add_argument("--agents", type=int, default=4, help="how many parallel subtasks"),
+    )
+    provider = choose_provider(args)
 
     config = OrchestratorConfig(num_agents=args.agents, max_concurrent_agents=args.agents, primary_model=args.model)
     result = await FanOutOrchestrator(config, provider).execute_workflow(args.task)
 
-    print(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
+    print_status(result)
     for subtask in result.subtasks:
         print(f"  {subtask.id}: {subtask.description}")
-    print(f"\n{result.final_synthesis}\n")
-    print(f"Cost: ${result.total_cost:.6f} ({result.usage.calls} calls)")
-    return 0 if result.status is TaskStatus.COMPLETED else 1
+    return finish(result)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ on the third iteration.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from itertools import count
+
+from _common import choose_provider, finish, parse_args, print_status
 
 from orchestration import (
     CompletionRequest,
@@ -20,8 +21,6 @@ from orchestration import (
     OrchestratorConfig,
     ScriptedProvider,
     StreamEvent,
-    TaskStatus,
-    resolve_provider,
 )
 
 
@@ -47,12 +46,8 @@ def show(event: StreamEvent) -> None:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", nargs="?", default="Write a haiku about autumn")
-    parser.add_argument("--provider", help="a provider name (default: the offline scripted provider)")
-    parser.add_argument("--model", help="the primary model id")
-    args = parser.parse_args()
-    provider = resolve_provider(args.provider, args.model) if args.provider else offline_provider()
+    args = parse_args(__doc__, "Write a haiku about autumn")
+    provider = choose_provider(args, offline_provider)
 
     orchestrator = IterativeOrchestrator(
         OrchestratorConfig(primary_model=args.model), provider,
@@ -61,11 +56,9 @@ async def main() -> int:
     )
     result = await orchestrator.execute_workflow(args.task, stream_callback=show)
 
-    print(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
+    print_status(result)
     print(f"converged: {result.metadata.get('converged')} after {result.metadata.get('iterations')} iteration(s)")
-    print(f"\n{result.final_synthesis}\n")
-    print(f"Cost: ${result.total_cost:.6f} ({result.usage.calls} calls)")
-    return 0 if result.status is TaskStatus.COMPLETED else 1
+    return finish(result)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,12 @@ Steps can be model calls (a description), your own functions (sync or async), or
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from typing import Any
 
-from orchestration import (
-    OrchestratorConfig,
-    ScriptedProvider,
-    SequentialOrchestrator,
-    TaskStatus,
-    resolve_provider,
-)
-from orchestration.scripted import demo_responder
+from _common import choose_provider, finish, parse_args, print_status
+
+from orchestration import OrchestratorConfig, SequentialOrchestrator
 from patterns import Step
 
 
@@ -34,12 +28,8 @@ async def word_count(text: str, context: dict[str, Any]) -> str:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", nargs="?", default="Explain how solar panels work")
-    parser.add_argument("--provider", help="a provider name (default: the offline scripted provider)")
-    parser.add_argument("--model", help="the primary model id")
-    args = parser.parse_args()
-    provider = resolve_provider(args.provider, args.model) if args.provider else ScriptedProvider(demo_responder)
+    args = parse_args(__doc__, "Explain how solar panels work")
+    provider = choose_provider(args)
 
     config = OrchestratorConfig(parallel_execution=False, primary_model=args.model)
     pipeline = SequentialOrchestrator(config, provider, steps=[
@@ -50,13 +40,11 @@ async def main() -> int:
     ])
     result = await pipeline.execute_workflow(args.task)
 
-    print(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
+    print_status(result)
     for agent in result.agent_results:
         first_line = agent.content.strip().splitlines()[0] if agent.content.strip() else ""
         print(f"  {agent.agent_id:<14} {agent.status:<10} {first_line[:70]}")
-    print(f"\n{result.final_synthesis}\n")
-    print(f"Cost: ${result.total_cost:.6f} ({result.usage.calls} calls)")
-    return 0 if result.status is TaskStatus.COMPLETED else 1
+    return finish(result)
 
 
 if __name__ == "__main__":

@@ -6,26 +6,16 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
-from orchestration import (
-    DreamSwarmConfig,
-    DreamSwarmOrchestrator,
-    ScriptedProvider,
-    TaskStatus,
-    resolve_provider,
-)
-from orchestration.scripted import demo_responder
+from _common import choose_provider, finish, parse_args, print_status
+
+from orchestration import DreamSwarmConfig, DreamSwarmOrchestrator
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", nargs="?", default="Survey quantum error correction")
-    parser.add_argument("--provider", help="a provider name (default: the offline scripted provider)")
-    parser.add_argument("--model", help="the primary model id")
-    args = parser.parse_args()
-    provider = resolve_provider(args.provider, args.model) if args.provider else ScriptedProvider(demo_responder)
+    args = parse_args(__doc__, "Survey quantum error correction")
+    provider = choose_provider(args)
 
     config = DreamSwarmConfig(
         num_agents=5,
@@ -35,15 +25,13 @@ async def main() -> int:
     )
     result = await DreamSwarmOrchestrator(config, provider).execute_workflow(args.task)
 
-    print(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
+    print_status(result)
     for subtask, agent in zip(result.subtasks, result.agent_results, strict=False):
         source = subtask.metadata.get("domain_source")
         print(f"  {agent.agent_id:<16} {subtask.metadata.get('domain'):<10} ({source}) {subtask.description}")
     swarm = result.metadata.get("swarm", {})
     print(f"  findings kept: {swarm.get('findings')}, duplicates removed: {swarm.get('duplicates_removed')}")
-    print(f"\n{result.final_synthesis}\n")
-    print(f"Cost: ${result.total_cost:.6f} ({result.usage.calls} calls)")
-    return 0 if result.status is TaskStatus.COMPLETED else 1
+    return finish(result)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What the built-in patterns share: prompts, LLM planning with a fallback, bounded fan-out.
+"""What the built-in patterns share: prompts, their own config class, LLM planning with a
+fallback, bounded fan-out, user callbacks that may be sync or async, and config checks.
 
 Patterns keep no per-run state on ``self``: everything a run needs travels in its
 subtasks' metadata and its agents' results, so two runs of one instance (even at the
@@ -8,12 +9,14 @@ same time) never see each other's data.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeGuard, TypeVar
 
 from orchestration import (
     AgentResult,
     BaseOrchestrator,
+    ConfigError,
     EventType,
     OrchestratorConfig,
 )
@@ -26,6 +29,11 @@ __all__ = [
     "RESEARCH_ANGLES",
     "PatternOrchestrator",
     "format_results",
+    "is_int",
+    "is_number",
+    "is_text_list",
+    "maybe_await",
+    "prompts_problems",
     "run_bounded",
     "split_by",
 ]
@@ -97,6 +105,21 @@ class PatternOrchestrator(BaseOrchestrator):
         layer = getattr(self.config, "prompts", None) if own else None
         self.prompts = PromptSet(type(self).__name__, self.default_prompts, layer, prompts)
 
+    @classmethod
+    def _own_config(cls, config: OrchestratorConfig | None) -> OrchestratorConfig:
+        """``config`` as this pattern's ``config_class``: None gives the defaults, a plain
+        :class:`OrchestratorConfig` is lifted (pattern fields at their defaults), any
+        other class is a :class:`ConfigError`."""
+        wanted = cls.config_class
+        if config is None:
+            return wanted()
+        if type(config) is OrchestratorConfig:
+            return wanted.from_dict(config.to_dict())
+        if not isinstance(config, wanted):
+            raise ConfigError(f"{cls.__name__} needs a {wanted.__name__} (or a plain OrchestratorConfig), "
+                              f"got {type(config).__name__}")
+        return config
+
     def warn(self, message: str, **data: Any) -> None:
         """Emit a ``warning`` event on the current run."""
         self.emit_event(EventType.WARNING, {"message": message, **data})
@@ -150,6 +173,34 @@ def format_results(results: Sequence[AgentResult], heading: str = "Result") -> s
         f"### {heading} {index} ({result.agent_id})\n{result.content.strip()}"
         for index, result in enumerate(results, 1)
     )
+
+
+async def maybe_await(value: Any) -> Any:
+    """``value``, awaited first if it is awaitable (a user callback may be sync or async)."""
+    return await value if inspect.isawaitable(value) else value
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """An ``int`` that is not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_text_list(value: object) -> bool:
+    """A non-empty sequence (not a string) of non-blank strings."""
+    return (not isinstance(value, str) and isinstance(value, Sequence) and bool(value)
+            and all(isinstance(item, str) and item.strip() for item in value))
+
+
+def prompts_problems(prompts: object) -> list[str]:
+    """The problem with a pattern config's ``prompts`` field, if any."""
+    if isinstance(prompts, Mapping):
+        return []
+    return [f"prompts must be a dict of prompt name -> template, got {prompts!r}"]
 
 
 async def run_bounded(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T]:

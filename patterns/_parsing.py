@@ -49,7 +49,7 @@ def extract_json(text: str) -> Any | None:
     """
     if not isinstance(text, str) or not text.strip():
         return None
-    candidates = [block for block in _FENCE.findall(text)] + [text]
+    candidates = [*_FENCE.findall(text), text]
     for candidate in candidates:
         value = _loads(candidate.strip())
         if value is not None:
@@ -67,7 +67,8 @@ def extract_json(text: str) -> Any | None:
 def _loads(chunk: str) -> Any | None:
     if not chunk or chunk[0] not in "[{":
         return None
-    for attempt in (chunk, _TRAILING_COMMA.sub(r"\1", chunk)):
+    relaxed = _TRAILING_COMMA.sub(r"\1", chunk)
+    for attempt in (chunk, relaxed):
         try:
             value = json.loads(attempt)
         except ValueError:
@@ -75,7 +76,7 @@ def _loads(chunk: str) -> Any | None:
         if isinstance(value, (dict, list)):
             return value
     try:
-        value = ast.literal_eval(_TRAILING_COMMA.sub(r"\1", chunk))
+        value = ast.literal_eval(relaxed)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
     return value if isinstance(value, (dict, list)) else None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, ClassVar
@@ -35,7 +35,6 @@ from orchestration import (
     AgentResult,
     AgentType,
     BudgetExceededError,
-    ConfigError,
     EventType,
     OrchestratorConfig,
     SubTask,
@@ -43,7 +42,16 @@ from orchestration import (
     TaskStatus,
 )
 
-from ._base import RESEARCH_ANGLES, PatternOrchestrator, run_bounded, split_by
+from ._base import (
+    RESEARCH_ANGLES,
+    PatternOrchestrator,
+    is_int,
+    is_number,
+    is_text_list,
+    prompts_problems,
+    run_bounded,
+    split_by,
+)
 from ._prompts import CASCADE_PROMPTS
 
 __all__ = ["DEFAULT_PERSPECTIVES", "DreamCascadeConfig", "DreamCascadeOrchestrator"]
@@ -102,7 +110,7 @@ class DreamCascadeConfig(OrchestratorConfig):
             value = getattr(self, name)
             if value is None and name == "belter_count":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_int(value):
                 errors.append(f"{name} must be an integer, got {value!r}")
             elif value < 1:
                 tier_count = name in ("drummer_count", "camina_count")
@@ -114,19 +122,15 @@ class DreamCascadeConfig(OrchestratorConfig):
                 errors.append(f"{name} must be a non-empty model id or None, got {value!r}")
         for name in ("belter_timeout", "drummer_timeout", "camina_timeout"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not value > 0):
+            if value is not None and (not is_number(value) or not value > 0):
                 errors.append(f"{name} must be a number of seconds > 0 or None, got {value!r}")
         for name in ("enable_drummer", "enable_camina"):
             if not isinstance(getattr(self, name), bool):
                 errors.append(f"{name} must be True or False, got {getattr(self, name)!r}")
         perspectives = self.camina_perspectives
-        if (isinstance(perspectives, str) or not isinstance(perspectives, Sequence) or not perspectives
-                or not all(isinstance(p, str) and p.strip() for p in perspectives)):
+        if not is_text_list(perspectives):
             errors.append(f"camina_perspectives must be a non-empty list of strings, got {perspectives!r}")
-        if not isinstance(self.prompts, Mapping):
-            errors.append(f"prompts must be a dict of prompt name -> template, got {self.prompts!r}")
-        return errors
+        return errors + prompts_problems(self.prompts)
 
 
 class DreamCascadeOrchestrator(PatternOrchestrator):
@@ -149,14 +153,7 @@ class DreamCascadeOrchestrator(PatternOrchestrator):
         prompts: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
-        if config is None:
-            config = DreamCascadeConfig()
-        elif type(config) is OrchestratorConfig:
-            config = DreamCascadeConfig.from_dict(config.to_dict())
-        elif not isinstance(config, DreamCascadeConfig):
-            raise ConfigError(f"{type(self).__name__} needs a DreamCascadeConfig (or a plain OrchestratorConfig), "
-                              f"got {type(config).__name__}")
-        super().__init__(config, provider, prompts=prompts, **options)
+        super().__init__(self._own_config(config), provider, prompts=prompts, **options)
 
     async def decompose_task(self, task: str, context: dict[str, Any] | None = None) -> list[SubTask]:
         """Tier-1 subtasks from an LLM decomposition (or a split by research angle)."""

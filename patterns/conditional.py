@@ -29,7 +29,6 @@ the reason.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -48,7 +47,7 @@ from orchestration import (
     SynthesisResult,
 )
 
-from ._base import PatternOrchestrator
+from ._base import PatternOrchestrator, maybe_await
 from .sequential import SequentialOrchestrator
 
 __all__ = ["BranchError", "ConditionalOrchestrator"]
@@ -162,9 +161,7 @@ class ConditionalOrchestrator(PatternOrchestrator):
         kind = "condition" if self.binary else "evaluator"
         name = getattr(self.rule, "__name__", kind)
         try:
-            value = self.rule(context)
-            if inspect.isawaitable(value):
-                value = await value
+            value = await maybe_await(self.rule(context))
         except Exception as error:
             raise BranchError(f"{kind} {name} raised {type(error).__name__}: {error}") from error
         key: Any = bool(value) if self.binary else value
@@ -188,9 +185,8 @@ class ConditionalOrchestrator(PatternOrchestrator):
             outcome: Any = await branch.orchestrator.execute_subtask(subtask, context)
         else:
             assert branch.function is not None
-            outcome = branch.function(str(context.get("task", subtask.description)), dict(context))
-            if inspect.isawaitable(outcome):
-                outcome = await outcome
+            task = str(context.get("task", subtask.description))
+            outcome = await maybe_await(branch.function(task, dict(context)))
         return _result(outcome, subtask, context, branch.name)
 
     async def synthesize_results(
@@ -240,13 +236,12 @@ def _tagged(item: Any, index: int, name: str) -> SubTask:
 
 
 def _result(outcome: Any, subtask: SubTask, context: Mapping[str, Any], name: str) -> AgentResult:
-    agent_id = str(context.get("agent_id") or f"agent_{subtask.id}")
     if isinstance(outcome, AgentResult):
         return replace(outcome, metadata={**outcome.metadata, _KEY: name})
     model = None
     if isinstance(outcome, Completion):
         outcome, model = outcome.content, outcome.model
     if isinstance(outcome, str):
-        return AgentResult(agent_id=agent_id, agent_type=subtask.agent_type, subtask_id=subtask.id,
-                           content=outcome, model=model, metadata={_KEY: name})
+        return PatternOrchestrator.result_for(context, subtask.id, subtask.agent_type, outcome, model=model,
+                                              metadata={_KEY: name})
     raise TypeError(f"branch {name!r} returned {type(outcome).__name__}; return a str or an AgentResult")

@@ -20,7 +20,6 @@ kept on the instance between runs.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,7 +37,7 @@ from orchestration import (
     TaskStatus,
 )
 
-from ._base import PatternOrchestrator
+from ._base import PatternOrchestrator, is_int, is_number, maybe_await
 from ._parsing import parse_score
 from ._prompts import ITERATIVE_PROMPTS
 
@@ -98,10 +97,9 @@ class IterativeOrchestrator(PatternOrchestrator):
         **options: Any,
     ) -> None:
         super().__init__(config, provider, prompts=prompts, **options)
-        if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
+        if not is_int(max_iterations) or max_iterations < 1:
             raise ConfigError(f"max_iterations must be an integer >= 1, got {max_iterations!r}")
-        if (isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float))
-                or not 0 <= score_threshold <= 1):
+        if not is_number(score_threshold) or not 0 <= score_threshold <= 1:
             raise ConfigError(f"score_threshold must be a number between 0 and 1, got {score_threshold!r}")
         for name, value in (("convergence_fn", convergence_fn), ("scorer", scorer), ("refine_fn", refine_fn)):
             if value is not None and not callable(value):
@@ -162,9 +160,7 @@ class IterativeOrchestrator(PatternOrchestrator):
     async def _write(self, task: str, number: int, previous: IterationResult | None) -> str:
         if self.refine_fn is not None:
             try:
-                output = self.refine_fn(task, previous)
-                if inspect.isawaitable(output):
-                    output = await output
+                output = await maybe_await(self.refine_fn(task, previous))
             except Exception as error:
                 raise ConvergenceError(f"refine_fn raised {type(error).__name__}: {error} "
                                        f"(iteration {number})") from error
@@ -187,13 +183,11 @@ class IterativeOrchestrator(PatternOrchestrator):
                 return 0.0, answer.strip()
             return parsed
         try:
-            value = self.scorer(output, task)
-            if inspect.isawaitable(value):
-                value = await value
+            value = await maybe_await(self.scorer(output, task))
         except Exception as error:
             raise ConvergenceError(f"scorer raised {type(error).__name__}: {error}") from error
         score, feedback = (value if isinstance(value, tuple) and len(value) == 2 else (value, ""))
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+        if not is_number(score) or not 0 <= score <= 1:
             raise ConvergenceError(f"scorer returned {value!r}; return a score between 0 and 1 "
                                    "(or a (score, feedback) pair)")
         return float(score), str(feedback)

@@ -25,7 +25,7 @@ from orchestration import (
     SynthesisResult,
 )
 
-from ._base import PIPELINE_STAGES, PatternOrchestrator, split_by
+from ._base import PIPELINE_STAGES, PatternOrchestrator, maybe_await, split_by
 from ._prompts import SEQUENTIAL_PROMPTS
 
 __all__ = ["SequentialOrchestrator", "Step", "StepHandler"]
@@ -112,10 +112,8 @@ class SequentialOrchestrator(PatternOrchestrator):
         meta = {"step": index, "total": total, "name": subtask.metadata.get("name")}
         handler = self._handler(subtask, index)
         if handler is not None:
-            outcome = handler(previous if previous is not None else task,
-                              dict(context, step=index, total=total))
-            if inspect.isawaitable(outcome):
-                outcome = await outcome
+            outcome = await maybe_await(handler(previous if previous is not None else task,
+                                                dict(context, step=index, total=total)))
             return _as_result(outcome, subtask, context, meta)
         completion = await self.call_llm(
             self.prompts.render("step", task=task, step=subtask.description, index=index, total=total,
@@ -171,12 +169,10 @@ def as_steps(steps: Sequence[str | Step | StepHandler]) -> list[Step]:
 
 
 def _as_result(outcome: Any, subtask: SubTask, context: Mapping[str, Any], meta: dict[str, Any]) -> AgentResult:
-    agent_id = str(context.get("agent_id") or f"agent_{subtask.id}")
     if isinstance(outcome, AgentResult):
         return replace(outcome, metadata={**meta, **outcome.metadata})
     if isinstance(outcome, Completion):
         outcome = outcome.content
     if isinstance(outcome, str):
-        return AgentResult(agent_id=agent_id, agent_type=subtask.agent_type, subtask_id=subtask.id,
-                           content=outcome, metadata=meta)
+        return PatternOrchestrator.result_for(context, subtask.id, subtask.agent_type, outcome, metadata=meta)
     raise TypeError(f"the handler of step {meta['step']} returned {type(outcome).__name__}; return a str")

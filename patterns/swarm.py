@@ -25,7 +25,7 @@ from orchestration import (
     SynthesisResult,
 )
 
-from ._base import PatternOrchestrator
+from ._base import PatternOrchestrator, is_int, is_number, is_text_list, prompts_problems
 from ._parsing import PlanItem
 from ._prompts import SWARM_PROMPTS
 
@@ -85,26 +85,23 @@ class DreamSwarmConfig(OrchestratorConfig):
         """Every problem with this config, as messages naming the field."""
         errors = super().validate()
         domains = self.domains
-        if (isinstance(domains, str) or not isinstance(domains, Sequence) or not domains
-                or not all(isinstance(d, str) and d.strip() for d in domains)):
+        if not is_text_list(domains):
             errors.append(f"domains must be a non-empty list of domain names, got {domains!r}")
         elif len({d.strip().lower() for d in domains}) != len(domains):
             errors.append(f"domains must not repeat a name, got {list(domains)!r}")
         value = self.max_parallel
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        if value is not None and not is_int(value):
             errors.append(f"max_parallel must be an integer or None, got {value!r}")
         elif value is not None and value < 1:
             errors.append(f"max_parallel must be >= 1, got {value}")
         threshold = self.dedupe_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        if not is_number(threshold) or not 0 < threshold <= 1:
             errors.append(f"dedupe_threshold must be a number in (0, 1], got {threshold!r}")
         if not isinstance(self.domain_keywords, Mapping) or not all(
             isinstance(v, Sequence) and not isinstance(v, str) for v in self.domain_keywords.values()
         ):
             errors.append(f"domain_keywords must map a domain to a list of words, got {self.domain_keywords!r}")
-        if not isinstance(self.prompts, Mapping):
-            errors.append(f"prompts must be a dict of prompt name -> template, got {self.prompts!r}")
-        return errors
+        return errors + prompts_problems(self.prompts)
 
 
 def classify_domain(
@@ -131,7 +128,7 @@ def classify_domain(
             best = candidate
     if best is not None:
         return best[3], "keywords"
-    least = min(domains, key=lambda d: (load.get(d, 0), list(domains).index(d)))
+    least = min(domains, key=lambda d: load.get(d, 0))  # min() keeps the first of equals: domains order
     return least, "balanced"
 
 
@@ -157,14 +154,7 @@ class DreamSwarmOrchestrator(PatternOrchestrator):
         prompts: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
-        if config is None:
-            config = DreamSwarmConfig()
-        elif type(config) is OrchestratorConfig:
-            config = DreamSwarmConfig.from_dict(config.to_dict())
-        elif not isinstance(config, DreamSwarmConfig):
-            raise ConfigError(f"{type(self).__name__} needs a DreamSwarmConfig (or a plain OrchestratorConfig), "
-                              f"got {type(config).__name__}")
-        super().__init__(config, provider, prompts=prompts, **options)
+        super().__init__(self._own_config(config), provider, prompts=prompts, **options)
         self.subtasks = None if subtasks is None else [_explicit(item) for item in subtasks]
         if self.subtasks is not None and not self.subtasks:
             raise ConfigError("subtasks must not be empty (omit it to let the model plan the search)")
@@ -222,11 +212,12 @@ class DreamSwarmOrchestrator(PatternOrchestrator):
             lines = []
             for result in by_domain[domain]:
                 for finding in _findings(result.content):
-                    words = _words(finding)
-                    if _is_duplicate(finding, words, kept, self.config.dedupe_threshold):
+                    tokens = _tokens(finding)
+                    normal, words = " ".join(tokens), set(tokens)
+                    if _is_duplicate(normal, words, kept, self.config.dedupe_threshold):
                         removed += 1
                         continue
-                    kept.append((_normal(finding), words))
+                    kept.append((normal, words))
                     lines.append(f"- {finding}")
             agents = ", ".join(r.agent_id for r in by_domain[domain])
             body = "\n".join(lines) if lines else "(no new findings: all repeated other domains)"
@@ -280,16 +271,12 @@ def _findings(content: str) -> list[str]:
     return [" ".join(part.split()) for part in re.split(r"\n\s*\n", content) if part.strip()]
 
 
-def _normal(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+def _tokens(text: str) -> list[str]:
+    """``text``'s lower-cased words and numbers, in order (a finding's identity for dedupe)."""
+    return re.findall(r"[a-z0-9]+", text.lower())
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def _is_duplicate(finding: str, words: set[str], kept: list[tuple[str, set[str]]], threshold: float) -> bool:
-    normal = _normal(finding)
+def _is_duplicate(normal: str, words: set[str], kept: list[tuple[str, set[str]]], threshold: float) -> bool:
     for other, other_words in kept:
         if normal == other:
             return True

@@ -29,6 +29,8 @@ from orchestration.errors import (
 )
 from orchestration.ratelimit import parse_rate_limit_headers
 
+from ._wire import str_or_none
+
 __all__ = [
     "VendorError",
     "error_class",
@@ -105,8 +107,8 @@ def vendor_error(data: Any) -> VendorError | None:
     if isinstance(error, Mapping):
         code = error.get("code")
         return VendorError(
-            message=_str(error.get("message")),
-            type=_str(error.get("type")),
+            message=str_or_none(error.get("message")),
+            type=str_or_none(error.get("type")),
             code=str(code) if code is not None else None,
         )
     if isinstance(error, str):  # Ollama, llama.cpp and many proxies
@@ -115,10 +117,6 @@ def vendor_error(data: Any) -> VendorError | None:
     if isinstance(detail, str):
         return VendorError(message=detail)
     return None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def error_class(status: int | None, error: VendorError | None) -> type[ProviderError]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, ClassVar, NoReturn, Self
 
 import httpx
@@ -31,9 +32,7 @@ from orchestration.errors import (
     redact,
 )
 from orchestration.llm import CompletionRequest, Provider
-from orchestration.ratelimit import RateLimiter, Reservation
-from orchestration.tokens import count_message_tokens
-from orchestration.usage import Usage
+from orchestration.ratelimit import RateLimiter
 
 from ._errors import (
     error_class,
@@ -45,6 +44,7 @@ from ._errors import (
     snippet,
     vendor_error,
 )
+from ._limits import Slot, limited_call
 from ._wire import parse_sse, split_lines
 
 __all__ = [
@@ -110,6 +110,23 @@ class HttpProvider(Provider):
 
     # -- configuration -------------------------------------------------------------
 
+    def _endpoint_from_env(self, base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
+        """``base_url`` defaulting to ``$base_url_env`` or the vendor's URL; ``api_key``
+        defaulting to ``$key_env`` only when no ``base_url`` was given, so a key from the
+        environment is never sent to a server the caller chose."""
+        if base_url is None:
+            base_url = os.environ.get(self.base_url_env or "") or self.default_base_url
+            if api_key is None and self.key_env:
+                api_key = os.environ.get(self.key_env) or None
+        return base_url, api_key
+
+    def _missing_key(self, name: str | None, alternatives: str) -> ConfigError:
+        """The error for a required key that is not set, naming the other ``--provider`` choices."""
+        return ConfigError(
+            f"{name or self.name}: {self.key_env} is not set; export it, or choose another provider "
+            f"(--provider {alternatives})"
+        )
+
     def _check_base_url(self, base_url: str) -> str:
         where = f" (check {self.base_url_env})" if self.base_url_env else ""
         try:
@@ -167,42 +184,18 @@ class HttpProvider(Provider):
 
     # -- rate limiting ---------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _limited(self, request: CompletionRequest, model: str) -> AsyncIterator[_Slot]:
-        limiter = self.rate_limiter
-        if limiter is None:
-            yield _NO_SLOT
-            return
-        tokens = 0
-        if limiter.counts_tokens(self.name, model):
-            tokens = count_message_tokens(request.messages, model).tokens + (request.max_tokens or 0)
-        slot = _Slot(limiter, self.name, model, await limiter.acquire(self.name, model, tokens))
-        try:
-            yield slot
-        except RateLimitError as error:
-            if error.retry_after:
-                limiter.pause(self.name, model, error.retry_after)
-            raise
+    def _limited(self, request: CompletionRequest, model: str) -> AbstractAsyncContextManager[Slot]:
+        """A place for one call in the shared rate limiter, if there is one."""
+        return limited_call(self.rate_limiter, self.name, request, model)
 
     # -- requests --------------------------------------------------------------------
 
     async def _post_json(
-        self, path: str, payload: Mapping[str, Any], model: str, slot: _Slot
+        self, path: str, payload: Mapping[str, Any], model: str, slot: Slot
     ) -> tuple[Any, httpx.Headers]:
         """POST ``payload``; return the parsed JSON body and the response headers."""
-        client = self._get_client()
-        request = client.build_request("POST", path, json=payload)
-        try:
-            response = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, model) from exc
-        try:
-            slot.observe(response.headers)
+        async with self._open_stream(path, payload, model, slot) as response:
             body = await self._read_capped(response, model)
-        finally:
-            await response.aclose()
-        if response.status_code >= 400:
-            raise self._status_error(response, body, model)
         try:
             return json.loads(body), response.headers
         except (ValueError, UnicodeDecodeError):
@@ -210,9 +203,9 @@ class HttpProvider(Provider):
 
     @asynccontextmanager
     async def _open_stream(
-        self, path: str, payload: Mapping[str, Any], model: str, slot: _Slot
+        self, path: str, payload: Mapping[str, Any], model: str, slot: Slot
     ) -> AsyncIterator[httpx.Response]:
-        """POST ``payload`` and yield the streaming response once its status is known good."""
+        """POST ``payload`` and yield the response, body unread, once its status is known good."""
         client = self._get_client()
         request = client.build_request("POST", path, json=payload)
         try:
@@ -262,6 +255,16 @@ class HttpProvider(Provider):
     def _sse(self, response: httpx.Response, model: str) -> AsyncIterator[tuple[str, str]]:
         """The server-sent events of a streaming body as ``(event, data)``."""
         return parse_sse(self._lines(response, model))
+
+    def _json_object(self, text: str, what: str, model: str, response: httpx.Response) -> Mapping[str, Any]:
+        """One JSON object of a stream (``what``: an SSE event's data, an NDJSON line)."""
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise self._malformed(f"{what} is not JSON: {text[:200]!r}", model, response) from None
+        if not isinstance(value, Mapping):
+            raise self._malformed(f"{what} is not a JSON object", model, response)
+        return value
 
     # -- error construction ----------------------------------------------------------
 
@@ -369,27 +372,3 @@ class HttpProvider(Provider):
         logger.debug("%s", error)
         return error
 
-
-class _Slot:
-    """A call's place in the rate limiter: feeds it headers and the real token count."""
-
-    __slots__ = ("_limiter", "_model", "_provider", "_reservation")
-
-    def __init__(
-        self, limiter: RateLimiter | None, provider: str, model: str, reservation: Reservation | None
-    ) -> None:
-        self._limiter = limiter
-        self._provider = provider
-        self._model = model
-        self._reservation = reservation
-
-    def observe(self, headers: Mapping[str, str]) -> None:
-        if self._limiter is not None:
-            self._limiter.observe_headers(self._provider, self._model, headers)
-
-    def settle(self, usage: Usage) -> None:
-        if self._limiter is not None and self._reservation is not None:
-            self._limiter.settle(self._reservation, usage.total_tokens)
-
-
-_NO_SLOT = _Slot(None, "", "", None)

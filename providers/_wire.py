@@ -1,5 +1,6 @@
-"""Wire-level helpers shared by the adapters: line splitting, server-sent events,
-offline usage estimates, and the "do not retry" mark for streams that delivered content.
+"""Wire-level helpers shared by the adapters: line splitting, server-sent events, JSON
+field checks, offline usage estimates, and the "do not retry" mark for streams that
+delivered content.
 
 The parsers work on any async iterator of text, so they are tested without a server.
 """
@@ -7,13 +8,24 @@ The parsers work on any async iterator of text, so they are tested without a ser
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeGuard
 
+from orchestration.errors import ProviderError
 from orchestration.llm import CompletionRequest
 from orchestration.tokens import count_message_tokens, count_tokens
 from orchestration.usage import Usage
 
-__all__ = ["estimate_usage", "mark_no_retry", "parse_sse", "split_lines"]
+__all__ = [
+    "estimate_usage",
+    "is_number",
+    "mark_no_retry",
+    "no_retry_once_delivered",
+    "parse_sse",
+    "split_lines",
+    "str_or_none",
+]
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
@@ -59,6 +71,16 @@ async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]
         yield event or "message", "\n".join(data)
 
 
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """True for a JSON number (``bool`` is an ``int`` in Python, but not a count)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def str_or_none(value: Any) -> str | None:
+    """``value`` if it is a string, else None (for optional string fields of a vendor body)."""
+    return value if isinstance(value, str) else None
+
+
 def estimate_usage(request: CompletionRequest, model: str | None, content: str) -> Usage:
     """Usage counted with the offline tokenizer, marked estimated (the server gave none)."""
     return Usage(
@@ -74,3 +96,15 @@ def mark_no_retry(error: BaseException) -> BaseException:
     and a retry would bill and show those tokens twice)."""
     setattr(error, "no_retry", True)  # noqa: B010 - ProviderError declares no such attribute
     return error
+
+
+@contextmanager
+def no_retry_once_delivered(parts: Sequence[str]) -> Iterator[None]:
+    """Around a stream's parsing: a :class:`ProviderError` raised after text was delivered
+    (``parts`` is not empty) is marked with :func:`mark_no_retry`."""
+    try:
+        yield
+    except ProviderError as error:
+        if parts:
+            raise mark_no_retry(error) from None
+        raise

@@ -10,18 +10,15 @@ reads and writes; our :class:`~orchestration.usage.Usage` counts them inside
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from orchestration.errors import ConfigError, ProviderError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
 from orchestration.usage import Usage
 
 from ._errors import request_id_of
 from ._http import HttpProvider
-from ._wire import estimate_usage, mark_no_retry
+from ._wire import estimate_usage, is_number, no_retry_once_delivered, str_or_none
 
 __all__ = ["ANTHROPIC_BASE_URL", "ANTHROPIC_VERSION", "AnthropicProvider", "parse_anthropic_usage"]
 
@@ -31,7 +28,7 @@ _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
 
 
 def _count(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    return int(value) if is_number(value) else 0
 
 
 def parse_anthropic_usage(
@@ -81,16 +78,9 @@ class AnthropicProvider(HttpProvider):
         require_key: bool = True,
         **options: Any,
     ) -> None:
-        explicit_url = base_url is not None
-        if base_url is None:
-            base_url = os.environ.get("ANTHROPIC_BASE_URL") or self.default_base_url
-        if api_key is None and not explicit_url:
-            api_key = os.environ.get("ANTHROPIC_API_KEY") or None
+        base_url, api_key = self._endpoint_from_env(base_url, api_key)
         if require_key and not api_key:
-            raise ConfigError(
-                "anthropic: ANTHROPIC_API_KEY is not set; export it, or choose another provider "
-                "(--provider openai|ollama|local|scripted)"
-            )
+            raise self._missing_key(None, "openai|ollama|local|scripted")
         self.version = version
         self.default_max_tokens = default_max_tokens
         super().__init__(base_url=base_url, api_key=api_key, model=model, **options)
@@ -140,13 +130,12 @@ class AnthropicProvider(HttpProvider):
             raw = data.get("usage")
             usage = parse_anthropic_usage(raw if isinstance(raw, Mapping) else None, request, model, content)
             slot.settle(usage)
-        message_id = data.get("id")
         return Completion(
             content=content,
             usage=usage,
             model=data.get("model") or model,
             finish_reason=data.get("stop_reason"),
-            request_id=request_id_of(headers) or (message_id if isinstance(message_id, str) else None),
+            request_id=request_id_of(headers) or str_or_none(data.get("id")),
             provider=self.name,
         )
 
@@ -162,17 +151,10 @@ class AnthropicProvider(HttpProvider):
             self._limited(request, model) as slot,
             self._open_stream(self.messages_path, payload, model, slot) as response,
         ):
-            try:
+            with no_retry_once_delivered(parts):
                 stopped = False
                 async for _event, data in self._sse(response, model):
-                    try:
-                        event = json.loads(data)
-                    except ValueError:
-                        raise self._malformed(
-                            f"stream event is not JSON: {data[:200]!r}", model, response
-                        ) from None
-                    if not isinstance(event, Mapping):
-                        raise self._malformed("stream event is not a JSON object", model, response)
+                    event = self._json_object(data, "stream event", model, response)
                     kind = event.get("type")
                     if kind == "content_block_delta":
                         delta = event.get("delta")
@@ -199,10 +181,6 @@ class AnthropicProvider(HttpProvider):
                     # ping, content_block_start/stop and unknown new events are ignored
                 if not stopped:
                     raise self._cut(model, response, "message_stop")
-            except ProviderError as error:
-                if parts:
-                    raise mark_no_retry(error) from None
-                raise
             usage = parse_anthropic_usage(counters, request, model, "".join(parts))
             slot.settle(usage)
         yield CompletionChunk(usage=usage, finish_reason=finish, model=answered_model)
@@ -212,5 +190,5 @@ def _merge(counters: dict[str, Any], usage: Any) -> None:
     if isinstance(usage, Mapping):
         for field in _USAGE_FIELDS:
             value = usage.get(field)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if is_number(value):
                 counters[field] = value

@@ -9,8 +9,6 @@ estimated offline and the usage marked so.  (Ollama also speaks the OpenAI forma
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -20,7 +18,7 @@ from orchestration.tokens import count_message_tokens, count_tokens
 from orchestration.usage import Usage
 
 from ._http import HttpProvider
-from ._wire import mark_no_retry
+from ._wire import no_retry_once_delivered
 
 __all__ = ["OLLAMA_DEFAULT_HOST", "OllamaProvider", "normalize_ollama_host", "parse_ollama_usage"]
 
@@ -77,8 +75,7 @@ class OllamaProvider(HttpProvider):
     def __init__(
         self, model: str | None = None, *, host: str | None = None, api_key: str | None = None, **options: Any
     ) -> None:
-        if host is None:
-            host = os.environ.get("OLLAMA_HOST") or self.default_base_url
+        host, api_key = self._endpoint_from_env(host, api_key)
         super().__init__(base_url=normalize_ollama_host(host), api_key=api_key, model=model, **options)
 
     def _payload(self, request: CompletionRequest, model: str, stream: bool) -> dict[str, Any]:
@@ -141,19 +138,12 @@ class OllamaProvider(HttpProvider):
             self._limited(request, model) as slot,
             self._open_stream(self.chat_path, payload, model, slot) as response,
         ):
-            try:
+            with no_retry_once_delivered(parts):
                 final: Mapping[str, Any] | None = None
                 async for line in self._lines(response, model):
                     if not line.strip():
                         continue
-                    try:
-                        obj = json.loads(line)
-                    except ValueError:
-                        raise self._malformed(
-                            f"stream line is not JSON: {line[:200]!r}", model, response
-                        ) from None
-                    if not isinstance(obj, Mapping):
-                        raise self._malformed("stream line is not a JSON object", model, response)
+                    obj = self._json_object(line, "stream line", model, response)
                     if obj.get("error") is not None:
                         raise self._stream_error(obj, model, response)
                     message = obj.get("message")
@@ -166,10 +156,6 @@ class OllamaProvider(HttpProvider):
                         break
                 if final is None:
                     raise self._cut(model, response, 'the final "done": true line')
-            except ProviderError as error:
-                if parts:
-                    raise mark_no_retry(error) from None
-                raise
             usage = parse_ollama_usage(final, request, model, "".join(parts))
             slot.settle(usage)
         yield CompletionChunk(

@@ -8,20 +8,18 @@ get their usage counted offline and marked estimated.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import httpx
 
-from orchestration.errors import ConfigError, ProviderError
+from orchestration.errors import ProviderError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
 from orchestration.usage import Usage
 
 from ._errors import error_class, request_id_of, vendor_error
 from ._http import HttpProvider
-from ._wire import estimate_usage, mark_no_retry
+from ._wire import estimate_usage, is_number, no_retry_once_delivered, str_or_none
 
 __all__ = ["OPENAI_BASE_URL", "OpenAIProvider", "parse_openai_usage"]
 
@@ -29,9 +27,7 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 def _count(value: Any) -> int | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
-    return None
+    return int(value) if is_number(value) else None
 
 
 def parse_openai_usage(raw: Any, request: CompletionRequest, model: str, content: str) -> Usage:
@@ -61,7 +57,7 @@ def parse_openai_usage(raw: Any, request: CompletionRequest, model: str, content
         output_tokens=completion or 0,
         cached_input_tokens=min(cached or 0, prompt or 0),
         reasoning_tokens=min(reasoning or 0, completion or 0),
-        cost_usd=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0,
+        cost_usd=float(cost) if is_number(cost) else 0.0,
         calls=1,
         estimated=estimated,
     )
@@ -111,17 +107,10 @@ class OpenAIProvider(HttpProvider):
         require_key: bool | None = None,
         **options: Any,
     ) -> None:
-        explicit_url = base_url is not None
-        if base_url is None:
-            base_url = os.environ.get(self.base_url_env or "") or self.default_base_url
-        if api_key is None and not explicit_url and self.key_env:
-            api_key = os.environ.get(self.key_env) or None
+        base_url, api_key = self._endpoint_from_env(base_url, api_key)
         official = httpx.URL(base_url).host == "api.openai.com" if "://" in base_url else False
         if (official if require_key is None else require_key) and not api_key:
-            raise ConfigError(
-                f"{name or self.name}: {self.key_env} is not set; export it, or choose another provider "
-                "(--provider anthropic|ollama|local|scripted)"
-            )
+            raise self._missing_key(name, "anthropic|ollama|local|scripted")
         super().__init__(base_url=base_url, api_key=api_key, model=model, name=name, **options)
         self.stream_usage = stream_usage
         self.max_tokens_field = max_tokens_field or ("max_completion_tokens" if official else "max_tokens")
@@ -164,7 +153,7 @@ class OpenAIProvider(HttpProvider):
             usage=usage,
             model=data.get("model") or model,
             finish_reason=choice.get("finish_reason"),
-            request_id=request_id_of(headers) or _id(data),
+            request_id=request_id_of(headers) or str_or_none(data.get("id")),
             provider=self.name,
         )
 
@@ -183,7 +172,7 @@ class OpenAIProvider(HttpProvider):
             self._limited(request, model) as slot,
             self._open_stream(self.chat_path, payload, model, slot) as response,
         ):
-            try:
+            with no_retry_once_delivered(parts):
                 usage_raw: Any = None
                 finish: str | None = None
                 answered_model: str | None = None
@@ -192,14 +181,7 @@ class OpenAIProvider(HttpProvider):
                     if data.strip() == "[DONE]":
                         done = True
                         break
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        raise self._malformed(
-                            f"stream event is not JSON: {data[:200]!r}", model, response
-                        ) from None
-                    if not isinstance(chunk, Mapping):
-                        raise self._malformed("stream event is not a JSON object", model, response)
+                    chunk = self._json_object(data, "stream event", model, response)
                     if event == "error" or chunk.get("error") is not None:
                         raise self._stream_error(chunk, model, response)
                     answered_model = chunk.get("model") or answered_model
@@ -216,15 +198,6 @@ class OpenAIProvider(HttpProvider):
                         finish = choice.get("finish_reason") or finish
                 if not done and finish is None:
                     raise self._cut(model, response, "data: [DONE]")
-            except ProviderError as error:
-                if parts:
-                    raise mark_no_retry(error) from None
-                raise
             usage = parse_openai_usage(usage_raw, request, model, "".join(parts))
             slot.settle(usage)
         yield CompletionChunk(usage=usage, finish_reason=finish, model=answered_model or model)
-
-
-def _id(data: Mapping[str, Any]) -> str | None:
-    value = data.get("id")
-    return value if isinstance(value, str) else None

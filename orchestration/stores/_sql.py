@@ -1,4 +1,5 @@
-"""What the SQL stores share: queries, row encoding, batch checks and the summary projection.
+"""What the SQL stores share: queries, row encoding, batch checks, the summary projection,
+and the store methods that are one shared query each (:class:`SQLStoreMixin`).
 
 SQLite and Postgres keep the same four tables (``runs``, ``events``, ``snapshots``,
 ``leases``) plus ``schema_version``; only column types differ, so each store owns its DDL
@@ -33,9 +34,11 @@ __all__ = [
     "LIST_RUNS_BY_STATUS",
     "RELEASE_LEASE",
     "REQUEST_CANCEL",
+    "RUN_TABLES",
     "SCHEMA_VERSION",
     "SELECT_RUN",
     "SELECT_SNAPSHOT",
+    "SQLStoreMixin",
     "UPDATE_SUMMARY",
     "UPSERT_RUN",
     "check_batch",
@@ -82,13 +85,10 @@ LIST_RUNS_BY_STATUS = (
 FINISHED_RUNS = (
     f"SELECT run_id, updated_at FROM runs WHERE status IN ({_TERMINAL}) ORDER BY created_at DESC, run_id DESC"
 )
-#: Run in order (children first); the last row count says whether the run existed.
-DELETE_RUN = (
-    "DELETE FROM events WHERE run_id = ?",
-    "DELETE FROM snapshots WHERE run_id = ?",
-    "DELETE FROM leases WHERE run_id = ?",
-    "DELETE FROM runs WHERE run_id = ?",
-)
+#: Every table holding a run's rows, children first (``runs`` last), the order deletes go in.
+RUN_TABLES = ("events", "snapshots", "leases", "runs")
+#: Run in order; the last row count says whether the run existed.
+DELETE_RUN = tuple(f"DELETE FROM {table} WHERE run_id = ?" for table in RUN_TABLES)
 SELECT_SNAPSHOT = "SELECT seq, state FROM snapshots WHERE run_id = ?"
 INSERT_SNAPSHOT = (
     "INSERT INTO snapshots (run_id, seq, state) VALUES (?, ?, ?) "
@@ -258,3 +258,45 @@ def doomed_runs(
     if keep_last is not None:
         doomed.update((run_id, None) for run_id, _ in finished[max(0, keep_last) :])
     return list(doomed)
+
+
+class SQLStoreMixin:
+    """The :class:`~.base.RunStore` methods that are one shared query each.
+
+    A store supplies :meth:`_fetch` and :meth:`_execute`, which take the shared queries
+    as written here (``?`` placeholders).
+    """
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows ``sql`` returns."""
+        raise NotImplementedError
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run ``sql``; how many rows it changed."""
+        raise NotImplementedError
+
+    async def get_run(self, run_id: str) -> RunSummary | None:
+        """The run's summary, or None."""
+        rows = await self._fetch(SELECT_RUN, (run_id,))
+        return summary_from_row(rows[0]) if rows else None
+
+    async def list_runs(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[RunSummary]:
+        """Runs, newest first, optionally only those with ``status``."""
+        if status is None:
+            rows = await self._fetch(LIST_RUNS, (max(0, limit),))
+        else:
+            rows = await self._fetch(LIST_RUNS_BY_STATUS, (str(status), max(0, limit)))
+        return [summary_from_row(row) for row in rows]
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        """Give the lease up (no-op unless ``owner`` holds it)."""
+        await self._execute(RELEASE_LEASE, (run_id, owner))
+
+    async def request_cancel(self, run_id: str) -> bool:
+        """Flag the run for cancellation (any process may); True if the run exists."""
+        return await self._execute(REQUEST_CANCEL, (run_id,)) > 0
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        """True once cancellation was requested for the run."""
+        rows = await self._fetch(CANCEL_REQUESTED, (run_id,))
+        return bool(rows and rows[0][0])

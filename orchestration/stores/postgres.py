@@ -34,10 +34,8 @@ except ImportError as _error:  # pragma: no cover - depends on the installation
 
 from ..errors import ConfigError, OrchestrationError, redact
 from ..events import StreamEvent
-from ..models import TaskStatus
 from . import _sql
 from ._sql import postgres_sql as _pg
-from .base import RunSummary
 
 __all__ = ["PostgresStore"]
 
@@ -111,7 +109,7 @@ def _split_json(text: str) -> tuple[str | None, str | None]:
     return (text, None) if _sql.is_strict_json(text) else (None, text)
 
 
-class PostgresStore:
+class PostgresStore(_sql.SQLStoreMixin):
     """Runs in Postgres.  Implements :class:`~orchestration.stores.RunStore`.
 
     Args:
@@ -247,13 +245,15 @@ class PostgresStore:
         return float(row[0]) if row else 0.0
 
     async def _fetch(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
+        """The rows ``sql`` returns (a shared query's ``?`` placeholders are translated)."""
         async with self._connection() as conn:
-            cursor = await conn.execute(sql, params)
+            cursor = await conn.execute(_pg(sql), params)
             return await cursor.fetchall()
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run ``sql`` (``?`` placeholders translated); how many rows it changed."""
         async with self._connection() as conn:
-            return (await conn.execute(sql, params)).rowcount
+            return (await conn.execute(_pg(sql), params)).rowcount
 
     # -- RunStore -------------------------------------------------------------------
 
@@ -285,19 +285,6 @@ class PostgresStore:
         rows = await self._fetch(_SELECT_EVENTS, (run_id, after_seq))
         return [_sql.decode_event(body, run_id) for (body,) in rows]
 
-    async def get_run(self, run_id: str) -> RunSummary | None:
-        """The run's summary, or None."""
-        rows = await self._fetch(_pg(_sql.SELECT_RUN), (run_id,))
-        return _sql.summary_from_row(rows[0]) if rows else None
-
-    async def list_runs(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[RunSummary]:
-        """Runs, newest first, optionally only those with ``status``."""
-        if status is None:
-            rows = await self._fetch(_pg(_sql.LIST_RUNS), (max(0, limit),))
-        else:
-            rows = await self._fetch(_pg(_sql.LIST_RUNS_BY_STATUS), (str(status), max(0, limit)))
-        return [_sql.summary_from_row(row) for row in rows]
-
     async def delete_run(self, run_id: str) -> bool:
         """Delete the run, its events, snapshot, lease and cancel flag; True if it existed."""
         async with self._connection() as conn, conn.transaction():
@@ -318,19 +305,6 @@ class PostgresStore:
         params = {"run_id": run_id, "owner": owner, "ttl": float(ttl_seconds), "now": now}
         return bool(await self._fetch(_ACQUIRE_LEASE, params))
 
-    async def release_lease(self, run_id: str, owner: str) -> None:
-        """Give the lease up (no-op unless ``owner`` holds it)."""
-        await self._execute(_pg(_sql.RELEASE_LEASE), (run_id, owner))
-
-    async def request_cancel(self, run_id: str) -> bool:
-        """Flag the run for cancellation (any process may); True if the run exists."""
-        return await self._execute(_pg(_sql.REQUEST_CANCEL), (run_id,)) > 0
-
-    async def cancel_requested(self, run_id: str) -> bool:
-        """True once cancellation was requested for the run."""
-        rows = await self._fetch(_pg(_sql.CANCEL_REQUESTED), (run_id,))
-        return bool(rows and rows[0][0])
-
     async def prune(self, *, older_than_days: float | None = None, keep_last: int | None = None) -> int:
         """Delete finished runs older than N days and/or beyond the newest N; returns how many."""
         async with self._connection() as conn, conn.transaction():
@@ -343,7 +317,7 @@ class PostgresStore:
     async def vacuum(self) -> None:
         """Reclaim the space of deleted runs and refresh planner statistics."""
         async with self._connection() as conn:
-            for table in ("events", "runs", "snapshots", "leases"):
+            for table in _sql.RUN_TABLES:
                 await conn.execute(f"VACUUM (ANALYZE) {table}")
 
     async def close(self) -> None:
@@ -362,9 +336,7 @@ async def _schema_version(conn: _Connection) -> int:
     return int(row[0]) if row else 0
 
 
-_DELETE_RUNS = tuple(
-    f"DELETE FROM {table} WHERE run_id = ANY(%s)" for table in ("events", "snapshots", "leases", "runs")
-)
+_DELETE_RUNS = tuple(f"DELETE FROM {table} WHERE run_id = ANY(%s)" for table in _sql.RUN_TABLES)
 
 
 async def _delete(conn: _Connection, run_ids: list[str]) -> int:

@@ -27,9 +27,7 @@ from typing import Any, Literal, TypeVar
 
 from ..errors import ConfigError, OrchestrationError
 from ..events import StreamEvent
-from ..models import TaskStatus
 from . import _sql
-from .base import RunSummary
 
 __all__ = ["SQLiteStore"]
 
@@ -77,7 +75,7 @@ _INSERT_EVENT = "INSERT INTO events (run_id, seq, event_type, ts, body) VALUES (
 _SELECT_EVENTS = "SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
 
 
-class SQLiteStore:
+class SQLiteStore(_sql.SQLStoreMixin):
     """Runs in a SQLite file (default ``.orchestration/runs.db``, created on first use).
 
     Implements :class:`~orchestration.stores.RunStore`.  Several processes on one machine
@@ -123,6 +121,12 @@ class SQLiteStore:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orchestration-sqlite")
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn, args)
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return await self._run(_fetchall, sql, tuple(params))
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        return await self._run(_rowcount, sql, tuple(params))
 
     def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         try:
@@ -186,50 +190,24 @@ class SQLiteStore:
         """The run's events with ``seq > after_seq``, in order."""
         return await self._run(_events, run_id, after_seq)
 
-    async def get_run(self, run_id: str) -> RunSummary | None:
-        """The run's summary, or None."""
-        rows = await self._run(_fetch, _sql.SELECT_RUN, (run_id,))
-        return _sql.summary_from_row(rows[0]) if rows else None
-
-    async def list_runs(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[RunSummary]:
-        """Runs, newest first, optionally only those with ``status``."""
-        if status is None:
-            rows = await self._run(_fetch, _sql.LIST_RUNS, (max(0, limit),))
-        else:
-            rows = await self._run(_fetch, _sql.LIST_RUNS_BY_STATUS, (str(status), max(0, limit)))
-        return [_sql.summary_from_row(row) for row in rows]
-
     async def delete_run(self, run_id: str) -> bool:
         """Delete the run, its events, snapshot, lease and cancel flag; True if it existed."""
         return await self._run(_delete, [run_id]) > 0
 
     async def save_snapshot(self, run_id: str, seq: int, state: Mapping[str, Any]) -> None:
         """Keep ``state`` (JSON-ready) as the run's latest snapshot, as of ``seq``."""
-        await self._run(_execute, _sql.INSERT_SNAPSHOT, (run_id, int(seq), _sql.dumps(dict(state))))
+        await self._execute(_sql.INSERT_SNAPSHOT, (run_id, int(seq), _sql.dumps(dict(state))))
 
     async def load_snapshot(self, run_id: str) -> tuple[int, dict[str, Any]] | None:
         """The latest snapshot ``(seq, state)``, or None."""
-        rows = await self._run(_fetch, _sql.SELECT_SNAPSHOT, (run_id,))
+        rows = await self._fetch(_sql.SELECT_SNAPSHOT, (run_id,))
         return _sql.decode_snapshot(run_id, rows[0][0], rows[0][1]) if rows else None
 
     async def acquire_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
         """Take or renew the lease, atomically, unless another owner holds an unexpired one."""
         now = self._clock()
-        rows = await self._run(_fetch, _sql.ACQUIRE_LEASE, (run_id, owner, now + ttl_seconds, now))
+        rows = await self._fetch(_sql.ACQUIRE_LEASE, (run_id, owner, now + ttl_seconds, now))
         return bool(rows)
-
-    async def release_lease(self, run_id: str, owner: str) -> None:
-        """Give the lease up (no-op unless ``owner`` holds it)."""
-        await self._run(_execute, _sql.RELEASE_LEASE, (run_id, owner))
-
-    async def request_cancel(self, run_id: str) -> bool:
-        """Flag the run for cancellation (any process may); True if the run exists."""
-        return await self._run(_execute, _sql.REQUEST_CANCEL, (run_id,)) > 0
-
-    async def cancel_requested(self, run_id: str) -> bool:
-        """True once cancellation was requested for the run."""
-        rows = await self._run(_fetch, _sql.CANCEL_REQUESTED, (run_id,))
-        return bool(rows and rows[0][0])
 
     async def prune(self, *, older_than_days: float | None = None, keep_last: int | None = None) -> int:
         """Delete finished runs older than N days and/or beyond the newest N; returns how many."""
@@ -297,11 +275,11 @@ def _events(conn: sqlite3.Connection, run_id: str, after_seq: int) -> list[Strea
     return [_sql.decode_event(body, run_id) for (body,) in rows]
 
 
-def _fetch(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
     return conn.execute(sql, params).fetchall()
 
 
-def _execute(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+def _rowcount(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
     return conn.execute(sql, params).rowcount
 
 

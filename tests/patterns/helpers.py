@@ -11,6 +11,7 @@ import pytest
 
 from orchestration import (
     BadRequestError,
+    BaseOrchestrator,
     Completion,
     CompletionRequest,
     EventType,
@@ -61,6 +62,14 @@ class Recorder:
     def of(self, kind: EventType) -> list[StreamEvent]:
         """The events of one type."""
         return [e for e in self.events if e.event_type is kind]
+
+
+async def cancel_once_seen(orchestrator: BaseOrchestrator, task: str, recorder: Recorder) -> OrchestratorResult:
+    """Run ``task``, cancel the run once ``recorder`` has seen its event, and return the result."""
+    run = asyncio.create_task(orchestrator.execute_workflow(task, stream_callback=recorder))
+    await asyncio.wait_for(recorder.seen.wait(), 20)
+    assert orchestrator.cancel()
+    return await asyncio.wait_for(run, 20)
 
 
 def check_bill(result: OrchestratorResult, recorder: Recorder, provider: BillingProvider) -> None:

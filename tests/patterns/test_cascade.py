@@ -15,7 +15,7 @@ from orchestration import (
 )
 from patterns import DreamCascadeConfig, DreamCascadeOrchestrator
 
-from .helpers import BillingProvider, Recorder, check_bill, fail_when
+from .helpers import BillingProvider, Recorder, cancel_once_seen, check_bill, fail_when
 
 TASK = "Research quantum computing applications"
 
@@ -219,10 +219,7 @@ async def test_cancel_during_tier_two_keeps_results() -> None:
     provider = BillingProvider(latency=latency)
     recorder = Recorder(lambda e: e.event_type is EventType.SYNTHESIS_COMPLETE and e.agent_id == "drummer_1")
     orchestrator = cascade(provider, belter_count=4, drummer_count=2)
-    run = asyncio.create_task(orchestrator.execute_workflow(TASK, stream_callback=recorder))
-    await asyncio.wait_for(recorder.seen.wait(), 20)
-    assert orchestrator.cancel()
-    result = await asyncio.wait_for(run, 20)
+    result = await cancel_once_seen(orchestrator, TASK, recorder)
     assert result.status is TaskStatus.CANCELLED
     assert len([r for r in result.agent_results if r.status is TaskStatus.COMPLETED]) == 4
     assert [s.agent_id for s in result.synthesis_results] == ["drummer_1"]

@@ -20,7 +20,7 @@ from patterns import (
     FanOutOrchestrator,
 )
 
-from .helpers import BillingProvider, Recorder, check_bill, fail_when
+from .helpers import BillingProvider, Recorder, cancel_once_seen, check_bill, fail_when
 
 TASK = "Assess the market for home batteries"
 
@@ -132,10 +132,7 @@ async def test_cancel_inside_the_branch() -> None:
     branch = FanOutOrchestrator(OrchestratorConfig(), provider, subtasks=["fast", "slow"])
     orchestrator = ConditionalOrchestrator(OrchestratorConfig(), provider, condition=lambda c: True,
                                            true_branch=branch, false_branch="x")
-    run = asyncio.create_task(orchestrator.execute_workflow(TASK, stream_callback=recorder))
-    await asyncio.wait_for(recorder.seen.wait(), 20)
-    orchestrator.cancel()
-    result = await asyncio.wait_for(run, 20)
+    result = await cancel_once_seen(orchestrator, TASK, recorder)
     assert result.status is TaskStatus.CANCELLED
     assert result.agent_results[0].status is TaskStatus.COMPLETED
 

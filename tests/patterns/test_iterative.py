@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from orchestration import (
 )
 from patterns import IterationResult, IterativeOrchestrator
 
-from .helpers import BillingProvider, Recorder, check_bill, fail_when
+from .helpers import BillingProvider, Recorder, cancel_once_seen, check_bill, fail_when
 
 TASK = "Write a haiku about autumn"
 
@@ -155,10 +154,7 @@ async def test_cancel_mid_loop() -> None:
     )
     recorder = Recorder(lambda e: e.event_type is EventType.ITERATION_COMPLETE)
     orchestrator = iterative(provider, max_iterations=3)
-    run = asyncio.create_task(orchestrator.execute_workflow(TASK, stream_callback=recorder))
-    await asyncio.wait_for(recorder.seen.wait(), 20)
-    orchestrator.cancel()
-    result = await asyncio.wait_for(run, 20)
+    result = await cancel_once_seen(orchestrator, TASK, recorder)
     assert result.status is TaskStatus.CANCELLED
     [done] = recorder.of(EventType.ITERATION_COMPLETE)
     assert done.data["output"] == "ANSWER-1"

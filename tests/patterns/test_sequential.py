@@ -16,7 +16,7 @@ from orchestration import (
 )
 from patterns import SequentialOrchestrator, Step
 
-from .helpers import BillingProvider, Recorder, check_bill, fail_when
+from .helpers import BillingProvider, Recorder, cancel_once_seen, check_bill, fail_when
 
 TASK = "Write a short report on solar power"
 
@@ -140,10 +140,7 @@ async def test_cancel_mid_pipeline_keeps_finished_steps() -> None:
     provider = BillingProvider(numbered(), latency=lambda r: 30.0 if "Subtask: Two" in r.prompt_text else 0.0)
     recorder = Recorder(lambda e: e.event_type is EventType.AGENT_START and e.agent_id == "agent_step_2")
     orchestrator = SequentialOrchestrator(OrchestratorConfig(), provider, steps=["One", "Two", "Three"])
-    run = asyncio.create_task(orchestrator.execute_workflow(TASK, stream_callback=recorder))
-    await asyncio.wait_for(recorder.seen.wait(), 20)
-    orchestrator.cancel()
-    result = await asyncio.wait_for(run, 20)
+    result = await cancel_once_seen(orchestrator, TASK, recorder)
     assert result.status is TaskStatus.CANCELLED
     assert result.agent_results[0].status is TaskStatus.COMPLETED
     assert result.agent_results[0].content == "OUTPUT-1"

@@ -15,7 +15,7 @@ from orchestration import (
 )
 from patterns import DreamSwarmConfig, DreamSwarmOrchestrator, classify_domain
 
-from .helpers import BillingProvider, Recorder, check_bill, fail_when
+from .helpers import BillingProvider, Recorder, cancel_once_seen, check_bill, fail_when
 
 TASK = "Survey quantum error correction"
 DOMAINS = ["arxiv", "github", "news", "wikipedia"]
@@ -144,10 +144,7 @@ async def test_cancel_mid_swarm() -> None:
     )
     recorder = Recorder(lambda e: e.event_type is EventType.AGENT_COMPLETE)
     orchestrator = DreamSwarmOrchestrator(DreamSwarmConfig(num_agents=4, max_parallel=4), provider)
-    run = asyncio.create_task(orchestrator.execute_workflow(TASK, stream_callback=recorder))
-    await asyncio.wait_for(recorder.seen.wait(), 20)
-    orchestrator.cancel()
-    result = await asyncio.wait_for(run, 20)
+    result = await cancel_once_seen(orchestrator, TASK, recorder)
     assert result.status is TaskStatus.CANCELLED
     assert any(r.status is TaskStatus.COMPLETED for r in result.agent_results)
     assert result.final_synthesis is None
