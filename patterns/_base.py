@@ -116,8 +116,10 @@ class PatternOrchestrator(BaseOrchestrator):
         if type(config) is OrchestratorConfig:
             return wanted.from_dict(config.to_dict())
         if not isinstance(config, wanted):
-            raise ConfigError(f"{cls.__name__} needs a {wanted.__name__} (or a plain OrchestratorConfig), "
-                              f"got {type(config).__name__}")
+            raise ConfigError(
+                f"{cls.__name__} needs a {wanted.__name__} (or a plain OrchestratorConfig), "
+                f"got {type(config).__name__}"
+            )
         return config
 
     def warn(self, message: str, **data: Any) -> None:
@@ -140,8 +142,9 @@ class PatternOrchestrator(BaseOrchestrator):
         An answer with nothing usable falls back to ``fallback(task, count)`` and says so
         in a ``warning`` event; a longer plan is cut to ``count`` (also a warning).
         """
-        completion = await self.call_llm(self.prompts.render(prompt, task=task, count=count, **values),
-                                         model=model)
+        completion = await self.call_llm(
+            self.prompts.render(prompt, task=task, count=count, **values), model=model
+        )
         items = parse_plan(completion.content)
         if not items:
             self.warn(
@@ -163,8 +166,9 @@ class PatternOrchestrator(BaseOrchestrator):
     ) -> AgentResult:
         """An :class:`AgentResult` for the subtask running in ``context``."""
         agent_id = str((context or {}).get("agent_id") or f"agent_{subtask_id}")
-        return AgentResult(agent_id=agent_id, agent_type=agent_type, subtask_id=subtask_id, content=content,
-                           **fields)
+        return AgentResult(
+            agent_id=agent_id, agent_type=agent_type, subtask_id=subtask_id, content=content, **fields
+        )
 
 
 def format_results(results: Sequence[AgentResult], heading: str = "Result") -> str:
@@ -192,8 +196,12 @@ def is_number(value: object) -> TypeGuard[int | float]:
 
 def is_text_list(value: object) -> bool:
     """A non-empty sequence (not a string) of non-blank strings."""
-    return (not isinstance(value, str) and isinstance(value, Sequence) and bool(value)
-            and all(isinstance(item, str) and item.strip() for item in value))
+    return (
+        not isinstance(value, str)
+        and isinstance(value, Sequence)
+        and bool(value)
+        and all(isinstance(item, str) and item.strip() for item in value)
+    )
 
 
 def prompts_problems(prompts: object) -> list[str]:

@@ -19,7 +19,9 @@ __all__ = ["PlanItem", "extract_json", "parse_plan", "parse_score"]
 
 _FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\n(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
-_LIST_LINE = re.compile(r"^\s*(?:\(?\d{1,3}[.):]|[-*\u2022]|step\s+\d{1,3}\s*[:.)-])\s+(.+?)\s*$", re.IGNORECASE)
+_LIST_LINE = re.compile(
+    r"^\s*(?:\(?\d{1,3}[.):]|[-*\u2022]|step\s+\d{1,3}\s*[:.)-])\s+(.+?)\s*$", re.IGNORECASE
+)
 _LIST_KEYS = ("subtasks", "tasks", "steps", "items", "plan", "queries", "searches")
 _TEXT_KEYS = ("description", "task", "subtask", "query", "prompt", "step", "title", "name", "text")
 _SCORE_KEYS = ("score", "rating", "grade", "quality")

@@ -108,6 +108,7 @@ ITERATIVE_PROMPTS: Mapping[str, str] = {
     ),
 }
 
+
 class PromptSet:
     """A pattern's prompts: defaults plus validated overrides, rendered by name."""
 

@@ -180,8 +180,14 @@ class DreamCascadeOrchestrator(PatternOrchestrator):
             self.prompts.render("belter", subtask=subtask.description, task=task),
             model=subtask.model or self.config.belter_model,
         )
-        return self.result_for(context, subtask.id, AgentType.BELTER, completion.content,
-                               model=completion.model, metadata={"tier": 1})
+        return self.result_for(
+            context,
+            subtask.id,
+            AgentType.BELTER,
+            completion.content,
+            model=completion.model,
+            metadata={"tier": 1},
+        )
 
     async def synthesize_results(
         self, agent_results: list[AgentResult], context: dict[str, Any] | None = None
@@ -192,8 +198,10 @@ class DreamCascadeOrchestrator(PatternOrchestrator):
         task = str(context.get("task", ""))
         failed: list[AgentResult] = list(context.get("failed_results", ()))
         problems: list[str] = []
-        meta: dict[str, Any] = {"belters": [r.agent_id for r in agent_results],
-                                "belters_failed": [r.agent_id for r in failed]}
+        meta: dict[str, Any] = {
+            "belters": [r.agent_id for r in agent_results],
+            "belters_failed": [r.agent_id for r in failed],
+        }
         inputs: list[tuple[str, str]] = [(r.agent_id, r.content) for r in agent_results]
         level = 0
 
@@ -201,7 +209,8 @@ class DreamCascadeOrchestrator(PatternOrchestrator):
             groups = _groups(agent_results, config.drummer_count)
             meta["groups"] = {f"drummer_{i}": [r.agent_id for r in g] for i, g in enumerate(groups, 1)}
             outcomes = await run_bounded(
-                [partial(self._drummer, i, group, task) for i, group in enumerate(groups, 1)], config.concurrency
+                [partial(self._drummer, i, group, task) for i, group in enumerate(groups, 1)],
+                config.concurrency,
             )
             inputs = []
             for group, outcome in zip(groups, outcomes, strict=True):
@@ -237,14 +246,27 @@ class DreamCascadeOrchestrator(PatternOrchestrator):
 
     async def _drummer(self, index: int, group: list[AgentResult], task: str) -> SynthesisResult | str:
         prompt = self.prompts.render(
-            "drummer", task=task, count=len(group),
+            "drummer",
+            task=task,
+            count=len(group),
             results="\n\n".join(f"### Findings of {r.agent_id}\n{r.content.strip()}" for r in group),
         )
-        return await self._tier_call(f"drummer_{index}", 1, prompt, self.config.drummer_model,
-                                     self.config.drummer_timeout, [r.agent_id for r in group], record=True)
+        return await self._tier_call(
+            f"drummer_{index}",
+            1,
+            prompt,
+            self.config.drummer_model,
+            self.config.drummer_timeout,
+            [r.agent_id for r in group],
+            record=True,
+        )
 
     async def _caminas(
-        self, task: str, inputs: list[tuple[str, str]], failed: list[AgentResult], problems: list[str],
+        self,
+        task: str,
+        inputs: list[tuple[str, str]],
+        failed: list[AgentResult],
+        problems: list[str],
         meta: dict[str, Any],
     ) -> SynthesisResult | None:
         config = self.config
@@ -259,10 +281,22 @@ class DreamCascadeOrchestrator(PatternOrchestrator):
         calls = []
         for index in range(1, count + 1):
             perspective = perspectives[(index - 1) % len(perspectives)]
-            prompt = self.prompts.render("camina", task=task, gaps=gaps, results=results, perspective=perspective)
-            calls.append(partial(self._tier_call, f"camina_{index}", 2, prompt, config.camina_model,
-                                 config.camina_timeout, sources, record=count > 1,
-                                 metadata={"perspective": perspective}))
+            prompt = self.prompts.render(
+                "camina", task=task, gaps=gaps, results=results, perspective=perspective
+            )
+            calls.append(
+                partial(
+                    self._tier_call,
+                    f"camina_{index}",
+                    2,
+                    prompt,
+                    config.camina_model,
+                    config.camina_timeout,
+                    sources,
+                    record=count > 1,
+                    metadata={"perspective": perspective},
+                )
+            )
         outcomes = await run_bounded(calls, config.concurrency)
         done = [o for o in outcomes if isinstance(o, SynthesisResult)]
         problems.extend(o for o in outcomes if isinstance(o, str))
@@ -272,35 +306,54 @@ class DreamCascadeOrchestrator(PatternOrchestrator):
         if count == 1:
             return done[0]
         return SynthesisResult(
-            content="\n\n".join(f"## {o.metadata.get('perspective', o.agent_id)}\n\n{o.content.strip()}"
-                                for o in done),
+            content="\n\n".join(
+                f"## {o.metadata.get('perspective', o.agent_id)}\n\n{o.content.strip()}" for o in done
+            ),
             level=2,
             source_ids=[o.agent_id for o in done],
             agent_id="camina",
         )
 
     async def _tier_call(
-        self, agent_id: str, level: int, prompt: str, model: str | None, limit: float | None,
-        sources: list[str], *, record: bool, metadata: Mapping[str, Any] | None = None,
+        self,
+        agent_id: str,
+        level: int,
+        prompt: str,
+        model: str | None,
+        limit: float | None,
+        sources: list[str],
+        *,
+        record: bool,
+        metadata: Mapping[str, Any] | None = None,
     ) -> SynthesisResult | str:
         """One tier-2/3 model call billed to ``agent_id``; a failure is returned as a message."""
         started = time.perf_counter()
         with self.agent(agent_id):
-            self.emit_event(EventType.SYNTHESIS_START, {"level": level, "inputs": len(sources), "sources": sources})
+            self.emit_event(
+                EventType.SYNTHESIS_START, {"level": level, "inputs": len(sources), "sources": sources}
+            )
             try:
                 async with asyncio.timeout(limit):
                     completion = await self.call_llm(prompt, model=model)
             except BudgetExceededError:
                 raise
             except Exception as error:
-                reason = f"timed out after {limit:g}s" if isinstance(error, TimeoutError) and limit else (
-                    f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+                reason = (
+                    f"timed out after {limit:g}s"
+                    if isinstance(error, TimeoutError) and limit
+                    else (f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+                )
                 message = f"{agent_id} failed: {reason}"
                 self.warn(message)
                 return message
             synthesis = SynthesisResult(
-                content=completion.content, level=level, source_ids=sources, agent_id=agent_id,
-                model=completion.model, execution_time=time.perf_counter() - started, metadata=metadata or {},
+                content=completion.content,
+                level=level,
+                source_ids=sources,
+                agent_id=agent_id,
+                model=completion.model,
+                execution_time=time.perf_counter() - started,
+                metadata=metadata or {},
             )
             if record:
                 synthesis = self.record_synthesis(synthesis)

@@ -96,7 +96,9 @@ class ConditionalOrchestrator(PatternOrchestrator):
         binary = condition is not None or true_branch is not None or false_branch is not None
         multi = branches is not None or evaluator is not None or default is not None
         if binary and multi:
-            raise ConfigError("give either condition/true_branch/false_branch or branches/evaluator/default, not both")
+            raise ConfigError(
+                "give either condition/true_branch/false_branch or branches/evaluator/default, not both"
+            )
         if binary:
             if not callable(condition):
                 raise ConfigError(f"condition must be a callable taking the context dict, got {condition!r}")
@@ -147,13 +149,25 @@ class ConditionalOrchestrator(PatternOrchestrator):
         """Evaluate the condition, announce the branch, and plan it."""
         context = dict(context or {})
         branch, value = await self._choose(dict(context, task=task))
-        self.emit_event(EventType.BRANCH_SELECTED, {
-            "branch": branch.name, "kind": branch.kind, "target": branch.target,
-            "rule": getattr(self.rule, "__name__", "evaluator"), "value": _name(value),
-        })
+        self.emit_event(
+            EventType.BRANCH_SELECTED,
+            {
+                "branch": branch.name,
+                "kind": branch.kind,
+                "target": branch.target,
+                "rule": getattr(self.rule, "__name__", "evaluator"),
+                "value": _name(value),
+            },
+        )
         if branch.orchestrator is None:
-            return [SubTask(id=f"branch_{_slug(branch.name)}", description=task, agent_type=AgentType.WORKER,
-                            metadata={_KEY: branch.name})]
+            return [
+                SubTask(
+                    id=f"branch_{_slug(branch.name)}",
+                    description=task,
+                    agent_type=AgentType.WORKER,
+                    metadata={_KEY: branch.name},
+                )
+            ]
         raw = await branch.orchestrator.decompose_task(task, context)
         return [_tagged(item, index, branch.name) for index, item in enumerate(_listed(raw))]
 
@@ -173,8 +187,10 @@ class ConditionalOrchestrator(PatternOrchestrator):
             self.warn(f"{kind} {name} returned {value!r}, not a branch; using the default {self.default!r}")
             branch = self.branches[self.default]
         if branch is None:
-            raise BranchError(f"{kind} {name} returned {value!r}, which is not one of the branches "
-                              f"{[b.name for b in self.branches.values()]}, and no default is set")
+            raise BranchError(
+                f"{kind} {name} returned {value!r}, which is not one of the branches "
+                f"{[b.name for b in self.branches.values()]}, and no default is set"
+            )
         return branch, value
 
     async def execute_subtask(self, subtask: SubTask, context: dict[str, Any] | None = None) -> AgentResult:
@@ -201,8 +217,11 @@ class ConditionalOrchestrator(PatternOrchestrator):
             output = agent_results[0].content
         if output is None:
             raise TypeError(f"branch {name!r} returned no synthesis")
-        synthesis = output if isinstance(output, SynthesisResult) else SynthesisResult(
-            content=str(output), level=1, source_ids=[r.agent_id for r in agent_results])
+        synthesis = (
+            output
+            if isinstance(output, SynthesisResult)
+            else SynthesisResult(content=str(output), level=1, source_ids=[r.agent_id for r in agent_results])
+        )
         self.set_outcome(metadata={"branch": name})
         return replace(synthesis, metadata={**synthesis.metadata, "branch": name})
 
@@ -219,7 +238,9 @@ def _slug(name: str) -> str:
 
 def _listed(raw: Any) -> list[Any]:
     if raw is None or isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
-        raise OrchestrationError(f"the branch's decompose_task must return a list of SubTask, got {raw!r}"[:300])
+        raise OrchestrationError(
+            f"the branch's decompose_task must return a list of SubTask, got {raw!r}"[:300]
+        )
     return list(raw)
 
 
@@ -242,6 +263,7 @@ def _result(outcome: Any, subtask: SubTask, context: Mapping[str, Any], name: st
     if isinstance(outcome, Completion):
         outcome, model = outcome.content, outcome.model
     if isinstance(outcome, str):
-        return PatternOrchestrator.result_for(context, subtask.id, subtask.agent_type, outcome, model=model,
-                                              metadata={_KEY: name})
+        return PatternOrchestrator.result_for(
+            context, subtask.id, subtask.agent_type, outcome, model=model, metadata={_KEY: name}
+        )
     raise TypeError(f"branch {name!r} returned {type(outcome).__name__}; return a str or an AgentResult")

@@ -55,27 +55,38 @@ class FanOutOrchestrator(PatternOrchestrator):
         """The given subtasks, or ``num_agents`` planned by the model."""
         if self.subtasks is not None:
             return list(self.subtasks)
-        items = await self.plan_with_llm(task, self.config.num_agents, fallback=split_by(RESEARCH_ANGLES),
-                                         fallback_label="research angle")
-        return [SubTask(id=f"subtask_{index}", description=item.description)
-                for index, item in enumerate(items, 1)]
+        items = await self.plan_with_llm(
+            task, self.config.num_agents, fallback=split_by(RESEARCH_ANGLES), fallback_label="research angle"
+        )
+        return [
+            SubTask(id=f"subtask_{index}", description=item.description)
+            for index, item in enumerate(items, 1)
+        ]
 
     async def execute_subtask(self, subtask: SubTask, context: dict[str, Any] | None = None) -> AgentResult:
         """One model call for one subtask."""
         task = (context or {}).get("task", subtask.description)
-        completion = await self.call_llm(self.prompts.render("execute", subtask=subtask.description, task=task),
-                                         model=subtask.model)
-        return self.result_for(context, subtask.id, subtask.agent_type, completion.content, model=completion.model)
+        completion = await self.call_llm(
+            self.prompts.render("execute", subtask=subtask.description, task=task), model=subtask.model
+        )
+        return self.result_for(
+            context, subtask.id, subtask.agent_type, completion.content, model=completion.model
+        )
 
     async def synthesize_results(
         self, agent_results: list[AgentResult], context: dict[str, Any] | None = None
     ) -> str | SynthesisResult:
         """One call combining every successful result."""
         task = (context or {}).get("task", "")
-        completion = await self.call_llm(self.prompts.render("synthesize", task=task,
-                                                             results=format_results(agent_results)))
-        return SynthesisResult(content=completion.content, level=1, source_ids=[r.agent_id for r in agent_results],
-                               model=completion.model)
+        completion = await self.call_llm(
+            self.prompts.render("synthesize", task=task, results=format_results(agent_results))
+        )
+        return SynthesisResult(
+            content=completion.content,
+            level=1,
+            source_ids=[r.agent_id for r in agent_results],
+            model=completion.model,
+        )
 
 
 def _subtask(item: str | SubTask, index: int) -> SubTask:

@@ -114,8 +114,15 @@ class IterativeOrchestrator(PatternOrchestrator):
         """One subtask: the refinement loop."""
         # The loop makes two calls per iteration, each limited by timeout_seconds.
         limit = self.config.timeout_seconds * 2 * self.max_iterations
-        return [SubTask(id="refine", description=task, agent_type=AgentType.WRITER, timeout_seconds=limit,
-                        metadata={"max_iterations": self.max_iterations})]
+        return [
+            SubTask(
+                id="refine",
+                description=task,
+                agent_type=AgentType.WRITER,
+                timeout_seconds=limit,
+                metadata={"max_iterations": self.max_iterations},
+            )
+        ]
 
     async def execute_subtask(self, subtask: SubTask, context: dict[str, Any] | None = None) -> AgentResult:
         """Run the loop; the result's content is the converged (or best) output."""
@@ -142,36 +149,55 @@ class IterativeOrchestrator(PatternOrchestrator):
             result = IterationResult(number, output, score, feedback)
             history.append(result)
             converged = self._converged(result)
-            self.emit_event(EventType.ITERATION_COMPLETE, {
-                "iteration": number, "max_iterations": cap, "score": score, "feedback": feedback,
-                "converged": converged, "output": output,
-            })
+            self.emit_event(
+                EventType.ITERATION_COMPLETE,
+                {
+                    "iteration": number,
+                    "max_iterations": cap,
+                    "score": score,
+                    "feedback": feedback,
+                    "converged": converged,
+                    "output": output,
+                },
+            )
             if converged:
                 break
         best = history[-1] if converged else max(reversed(history), key=lambda r: r.score)
-        return self.result_for(context, subtask.id, AgentType.WRITER, best.output, metadata={
-            "converged": converged,
-            "iterations": [r.to_dict() for r in history],
-            "best_iteration": best.iteration,
-            "best_score": best.score,
-            "stopped": stopped,
-        })
+        return self.result_for(
+            context,
+            subtask.id,
+            AgentType.WRITER,
+            best.output,
+            metadata={
+                "converged": converged,
+                "iterations": [r.to_dict() for r in history],
+                "best_iteration": best.iteration,
+                "best_score": best.score,
+                "stopped": stopped,
+            },
+        )
 
     async def _write(self, task: str, number: int, previous: IterationResult | None) -> str:
         if self.refine_fn is not None:
             try:
                 output = await maybe_await(self.refine_fn(task, previous))
             except Exception as error:
-                raise ConvergenceError(f"refine_fn raised {type(error).__name__}: {error} "
-                                       f"(iteration {number})") from error
+                raise ConvergenceError(
+                    f"refine_fn raised {type(error).__name__}: {error} (iteration {number})"
+                ) from error
             if not isinstance(output, str):
                 raise ConvergenceError(f"refine_fn returned {type(output).__name__}; return a str")
             return output
         if previous is None:
             prompt = self.prompts.render("draft", task=task)
         else:
-            prompt = self.prompts.render("revise", task=task, iteration=previous.iteration,
-                                         previous=previous.output, feedback=previous.feedback or "(none)")
+            prompt = self.prompts.render(
+                "revise",
+                task=task,
+                iteration=previous.iteration,
+                previous=previous.output,
+                feedback=previous.feedback or "(none)",
+            )
         return (await self.call_llm(prompt)).content
 
     async def _score(self, output: str, task: str) -> tuple[float, str]:
@@ -186,10 +212,11 @@ class IterativeOrchestrator(PatternOrchestrator):
             value = await maybe_await(self.scorer(output, task))
         except Exception as error:
             raise ConvergenceError(f"scorer raised {type(error).__name__}: {error}") from error
-        score, feedback = (value if isinstance(value, tuple) and len(value) == 2 else (value, ""))
+        score, feedback = value if isinstance(value, tuple) and len(value) == 2 else (value, "")
         if not is_number(score) or not 0 <= score <= 1:
-            raise ConvergenceError(f"scorer returned {value!r}; return a score between 0 and 1 "
-                                   "(or a (score, feedback) pair)")
+            raise ConvergenceError(
+                f"scorer returned {value!r}; return a score between 0 and 1 (or a (score, feedback) pair)"
+            )
         return float(score), str(feedback)
 
     def _converged(self, result: IterationResult) -> bool:
@@ -209,17 +236,27 @@ class IterativeOrchestrator(PatternOrchestrator):
         result = agent_results[0]
         meta = dict(result.metadata)
         iterations = len(meta.get("iterations", ()))
-        summary = {"converged": bool(meta.get("converged")), "iterations": iterations,
-                   "best_iteration": meta.get("best_iteration"), "best_score": meta.get("best_score")}
+        summary = {
+            "converged": bool(meta.get("converged")),
+            "iterations": iterations,
+            "best_iteration": meta.get("best_iteration"),
+            "best_score": meta.get("best_score"),
+        }
         if not summary["converged"]:
             why = meta.get("stopped") or f"the cap of {self.max_iterations} iteration(s) was reached"
             self.set_outcome(
                 status=TaskStatus.PARTIAL,
-                error=(f"did not converge: {why}; the answer is iteration {summary['best_iteration']}'s "
-                       f"(score {summary['best_score']:.2f})"),
+                error=(
+                    f"did not converge: {why}; the answer is iteration {summary['best_iteration']}'s "
+                    f"(score {summary['best_score']:.2f})"
+                ),
                 metadata=summary,
             )
         else:
             self.set_outcome(metadata=summary)
-        return SynthesisResult(content=result.content, level=1, source_ids=[result.agent_id],
-                               metadata={**summary, "iteration_results": meta.get("iterations", [])})
+        return SynthesisResult(
+            content=result.content,
+            level=1,
+            source_ids=[result.agent_id],
+            metadata={**summary, "iteration_results": meta.get("iterations", [])},
+        )

@@ -83,8 +83,12 @@ class SequentialOrchestrator(PatternOrchestrator):
         if self.steps is not None:
             steps = self.steps
         else:
-            items = await self.plan_with_llm(task, self.config.num_agents, fallback=split_by(PIPELINE_STAGES),
-                                             fallback_label="pipeline stage")
+            items = await self.plan_with_llm(
+                task,
+                self.config.num_agents,
+                fallback=split_by(PIPELINE_STAGES),
+                fallback_label="pipeline stage",
+            )
             steps = [Step(item.description) for item in items]
         total = len(steps)
         return [
@@ -95,8 +99,12 @@ class SequentialOrchestrator(PatternOrchestrator):
                 dependencies=[f"step_{index - 1}"] if index > 1 else [],
                 model=step.model,
                 timeout_seconds=step.timeout_seconds,
-                metadata={"step": index, "total": total, "name": step.name or f"step {index}",
-                          "handler": step.handler is not None},
+                metadata={
+                    "step": index,
+                    "total": total,
+                    "name": step.name or f"step {index}",
+                    "handler": step.handler is not None,
+                },
             )
             for index, step in enumerate(steps, 1)
         ]
@@ -112,16 +120,24 @@ class SequentialOrchestrator(PatternOrchestrator):
         meta = {"step": index, "total": total, "name": subtask.metadata.get("name")}
         handler = self._handler(subtask, index)
         if handler is not None:
-            outcome = await maybe_await(handler(previous if previous is not None else task,
-                                                dict(context, step=index, total=total)))
+            outcome = await maybe_await(
+                handler(previous if previous is not None else task, dict(context, step=index, total=total))
+            )
             return _as_result(outcome, subtask, context, meta)
         completion = await self.call_llm(
-            self.prompts.render("step", task=task, step=subtask.description, index=index, total=total,
-                                previous=previous if previous is not None else _FIRST_STEP),
+            self.prompts.render(
+                "step",
+                task=task,
+                step=subtask.description,
+                index=index,
+                total=total,
+                previous=previous if previous is not None else _FIRST_STEP,
+            ),
             model=subtask.model,
         )
-        return self.result_for(context, subtask.id, subtask.agent_type, completion.content, model=completion.model,
-                               metadata=meta)
+        return self.result_for(
+            context, subtask.id, subtask.agent_type, completion.content, model=completion.model, metadata=meta
+        )
 
     def _handler(self, subtask: SubTask, index: int) -> StepHandler | None:
         if self.steps is None or not subtask.metadata.get("handler") or not 0 < index <= len(self.steps):
@@ -168,11 +184,15 @@ def as_steps(steps: Sequence[str | Step | StepHandler]) -> list[Step]:
     return normal
 
 
-def _as_result(outcome: Any, subtask: SubTask, context: Mapping[str, Any], meta: dict[str, Any]) -> AgentResult:
+def _as_result(
+    outcome: Any, subtask: SubTask, context: Mapping[str, Any], meta: dict[str, Any]
+) -> AgentResult:
     if isinstance(outcome, AgentResult):
         return replace(outcome, metadata={**meta, **outcome.metadata})
-    if isinstance(outcome, Completion):
-        outcome = outcome.content
+    if isinstance(outcome, Completion):  # keep which model answered
+        return PatternOrchestrator.result_for(
+            context, subtask.id, subtask.agent_type, outcome.content, model=outcome.model, metadata=meta
+        )
     if isinstance(outcome, str):
         return PatternOrchestrator.result_for(context, subtask.id, subtask.agent_type, outcome, metadata=meta)
     raise TypeError(f"the handler of step {meta['step']} returned {type(outcome).__name__}; return a str")

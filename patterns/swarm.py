@@ -33,24 +33,106 @@ __all__ = ["DOMAIN_KEYWORDS", "DreamSwarmConfig", "DreamSwarmOrchestrator", "cla
 
 #: Words that suggest a domain, for subtasks whose domain was not named.
 DOMAIN_KEYWORDS: Mapping[str, tuple[str, ...]] = {
-    "arxiv": ("paper", "papers", "preprint", "study", "studies", "research", "theory", "theoretical",
-              "state of the art", "algorithm", "benchmark", "open problems", "academic"),
-    "academic": ("paper", "papers", "study", "studies", "journal", "peer-reviewed", "research", "theory",
-                 "state of the art", "citation", "open problems"),
-    "github": ("code", "repository", "repositories", "implementation", "library", "libraries", "open source",
-               "open-source", "framework", "sdk", "tool", "tools", "api"),
-    "technical": ("implementation", "architecture", "specification", "engineering", "performance", "api",
-                  "protocol", "hardware", "software", "technical"),
-    "news": ("news", "recent", "latest", "announcement", "announced", "today", "this year", "market",
-             "industry", "company", "companies", "funding", "risks", "regulation"),
-    "wikipedia": ("background", "history", "definition", "definitions", "overview", "concept", "concepts",
-                  "introduction", "what is", "key concepts"),
+    "arxiv": (
+        "paper",
+        "papers",
+        "preprint",
+        "study",
+        "studies",
+        "research",
+        "theory",
+        "theoretical",
+        "state of the art",
+        "algorithm",
+        "benchmark",
+        "open problems",
+        "academic",
+    ),
+    "academic": (
+        "paper",
+        "papers",
+        "study",
+        "studies",
+        "journal",
+        "peer-reviewed",
+        "research",
+        "theory",
+        "state of the art",
+        "citation",
+        "open problems",
+    ),
+    "github": (
+        "code",
+        "repository",
+        "repositories",
+        "implementation",
+        "library",
+        "libraries",
+        "open source",
+        "open-source",
+        "framework",
+        "sdk",
+        "tool",
+        "tools",
+        "api",
+    ),
+    "technical": (
+        "implementation",
+        "architecture",
+        "specification",
+        "engineering",
+        "performance",
+        "api",
+        "protocol",
+        "hardware",
+        "software",
+        "technical",
+    ),
+    "news": (
+        "news",
+        "recent",
+        "latest",
+        "announcement",
+        "announced",
+        "today",
+        "this year",
+        "market",
+        "industry",
+        "company",
+        "companies",
+        "funding",
+        "risks",
+        "regulation",
+    ),
+    "wikipedia": (
+        "background",
+        "history",
+        "definition",
+        "definitions",
+        "overview",
+        "concept",
+        "concepts",
+        "introduction",
+        "what is",
+        "key concepts",
+    ),
     "text": ("article", "articles", "text", "documents", "blog", "essay"),
     "image": ("image", "images", "photo", "photos", "picture", "diagram", "visual"),
     "video": ("video", "videos", "youtube", "talk", "lecture", "footage"),
     "social": ("social", "twitter", "reddit", "forum", "opinion", "opinions", "community", "sentiment"),
-    "product": ("product", "products", "price", "pricing", "buy", "vendor", "vendors", "review", "reviews",
-                "applications", "commercial"),
+    "product": (
+        "product",
+        "products",
+        "price",
+        "pricing",
+        "buy",
+        "vendor",
+        "vendors",
+        "review",
+        "reviews",
+        "applications",
+        "commercial",
+    ),
 }
 
 
@@ -100,7 +182,9 @@ class DreamSwarmConfig(OrchestratorConfig):
         if not isinstance(self.domain_keywords, Mapping) or not all(
             isinstance(v, Sequence) and not isinstance(v, str) for v in self.domain_keywords.values()
         ):
-            errors.append(f"domain_keywords must map a domain to a list of words, got {self.domain_keywords!r}")
+            errors.append(
+                f"domain_keywords must map a domain to a list of words, got {self.domain_keywords!r}"
+            )
         return errors + prompts_problems(self.prompts)
 
 
@@ -167,9 +251,11 @@ class DreamSwarmOrchestrator(PatternOrchestrator):
             items = self.subtasks
         else:
             items = await self.plan_with_llm(
-                task, config.num_agents, fallback=lambda t, n: [f"Search {domains[i % len(domains)]} for: {t}"
-                                                                for i in range(n)],
-                fallback_label="domain", domains=", ".join(domains),
+                task,
+                config.num_agents,
+                fallback=lambda t, n: [f"Search {domains[i % len(domains)]} for: {t}" for i in range(n)],
+                fallback_label="domain",
+                domains=", ".join(domains),
             )
         load: dict[str, int] = {}
         subtasks = []
@@ -180,20 +266,31 @@ class DreamSwarmOrchestrator(PatternOrchestrator):
             else:
                 domain, source = classify_domain(item.description, domains, config.domain_keywords, load)
             load[domain] = load.get(domain, 0) + 1
-            subtasks.append(SubTask(
-                id=f"search_{index}", description=item.description, agent_type=AgentType.SEARCHER,
-                metadata={"domain": domain, "domain_source": source},
-            ))
+            subtasks.append(
+                SubTask(
+                    id=f"search_{index}",
+                    description=item.description,
+                    agent_type=AgentType.SEARCHER,
+                    metadata={"domain": domain, "domain_source": source},
+                )
+            )
         return subtasks
 
     async def execute_subtask(self, subtask: SubTask, context: dict[str, Any] | None = None) -> AgentResult:
         """One searcher: one model call in its domain."""
         domain = str(subtask.metadata.get("domain", "general"))
         task = (context or {}).get("task", subtask.description)
-        completion = await self.call_llm(self.prompts.render("search", subtask=subtask.description, task=task,
-                                                             domain=domain))
-        return self.result_for(context, subtask.id, AgentType.SEARCHER, completion.content, model=completion.model,
-                               metadata={"domain": domain})
+        completion = await self.call_llm(
+            self.prompts.render("search", subtask=subtask.description, task=task, domain=domain)
+        )
+        return self.result_for(
+            context,
+            subtask.id,
+            AgentType.SEARCHER,
+            completion.content,
+            model=completion.model,
+            metadata={"domain": domain},
+        )
 
     async def synthesize_results(
         self, agent_results: list[AgentResult], context: dict[str, Any] | None = None
@@ -226,8 +323,9 @@ class DreamSwarmOrchestrator(PatternOrchestrator):
         failed = [r for r in context.get("failed_results", ()) if isinstance(r, AgentResult)]
         if failed:
             sections.append("Searches that failed: " + "; ".join(f"{r.agent_id}: {r.error}" for r in failed))
-        completion = await self.call_llm(self.prompts.render("synthesize", task=context.get("task", ""),
-                                                             sections="\n\n".join(sections)))
+        completion = await self.call_llm(
+            self.prompts.render("synthesize", task=context.get("task", ""), sections="\n\n".join(sections))
+        )
         meta = {
             "domains": {d: [r.agent_id for r in by_domain[d]] for d in domains},
             "domains_without_results": missing,
@@ -235,8 +333,13 @@ class DreamSwarmOrchestrator(PatternOrchestrator):
             "duplicates_removed": removed,
         }
         self.set_outcome(metadata={"swarm": meta})
-        return SynthesisResult(content=completion.content, level=1, source_ids=[r.agent_id for r in agent_results],
-                               model=completion.model, metadata=meta)
+        return SynthesisResult(
+            content=completion.content,
+            level=1,
+            source_ids=[r.agent_id for r in agent_results],
+            model=completion.model,
+            metadata=meta,
+        )
 
 
 def _explicit(item: Any) -> PlanItem:

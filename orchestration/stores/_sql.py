@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import OrchestrationError
 from ..events import StreamEvent
 from ..models import TaskStatus
-from .base import RunSummary
+from .base import RunSummary, check_batch
 
 __all__ = [
     "ACQUIRE_LEASE",
@@ -157,18 +157,6 @@ def is_strict_json(text: str) -> bool:
 
 def _reject_constant(name: str) -> float:
     raise ValueError(name)
-
-
-def check_batch(run_id: str, last_seq: int, events: Sequence[StreamEvent]) -> None:
-    """Raise unless ``events`` continue ``run_id``'s log (last stored seq ``last_seq``) gaplessly."""
-    expected = last_seq + 1
-    for event in events:
-        if event.run_id != run_id or event.seq != expected:
-            raise OrchestrationError(
-                f"run {run_id}: expected event seq {expected}, got {event.seq} "
-                "(another writer is appending to this run)"
-            )
-        expected += 1
 
 
 def fold(summary: RunSummary, events: Iterable[StreamEvent]) -> RunSummary:

@@ -6,10 +6,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import OrchestrationError
 from ..events import EventType, StreamEvent
 from ..models import TaskStatus
 
-__all__ = ["RunStore", "RunSummary"]
+__all__ = ["RunStore", "RunSummary", "check_batch"]
+
+
+def check_batch(run_id: str, last_seq: int, events: Sequence[StreamEvent]) -> None:
+    """Raise unless ``events`` continue ``run_id``'s log (last stored seq ``last_seq``) gaplessly."""
+    expected = last_seq + 1
+    for event in events:
+        if event.run_id != run_id or event.seq != expected:
+            raise OrchestrationError(
+                f"run {run_id}: expected event seq {expected}, got {event.seq} "
+                "(another writer is appending to this run)"
+            )
+        expected += 1
 
 
 @dataclass(frozen=True, slots=True)

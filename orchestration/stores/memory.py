@@ -6,10 +6,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import OrchestrationError
 from ..events import StreamEvent
 from ..models import TaskStatus
-from .base import RunSummary
+from .base import RunSummary, check_batch
 
 __all__ = ["MemoryStore"]
 
@@ -33,14 +32,7 @@ class MemoryStore:
         if not events:
             return
         log = self._events.get(run_id, [])
-        expected = log[-1].seq + 1 if log else 1
-        for event in events:
-            if event.run_id != run_id or event.seq != expected:
-                raise OrchestrationError(
-                    f"run {run_id}: expected event seq {expected}, got {event.seq} "
-                    "(another writer is appending to this run)"
-                )
-            expected += 1
+        check_batch(run_id, log[-1].seq if log else 0, events)
         self._events.setdefault(run_id, log).extend(events)
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:
