@@ -14,9 +14,7 @@ import functools
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
-
-import tenacity
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .errors import (
     BudgetExceededError,
@@ -27,6 +25,9 @@ from .errors import (
     ProviderError,
     RunCancelledError,
 )
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["RetryPolicy", "is_retryable", "retry_async", "retry_call"]
 
@@ -75,6 +76,8 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, (int, float)) and retry_after >= 0:
             return float(retry_after)
+        import tenacity
+
         backoff = tenacity.wait_exponential(multiplier=self.base_delay, max=self.max_delay, exp_base=2)
         ceiling = backoff(_state(attempt))
         return self.rng.uniform(0, ceiling) if ceiling > 0 else 0.0
@@ -94,6 +97,8 @@ class RetryPolicy:
 
 
 def _state(attempt: int) -> tenacity.RetryCallState:
+    import tenacity
+
     state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = attempt
     return state
@@ -156,6 +161,8 @@ def retry_async(
     def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            import tenacity
+
             retrying = tenacity.AsyncRetrying(
                 stop=tenacity.stop_after_attempt(max_retries + 1),
                 wait=tenacity.wait_random_exponential(multiplier=base_delay, max=max_delay),

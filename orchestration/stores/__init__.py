@@ -12,7 +12,7 @@ The SQL stores are imported on first use, so ``import orchestration`` stays fast
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -20,6 +20,8 @@ from .base import RunStore, RunSummary
 from .memory import MemoryStore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .postgres import PostgresStore
     from .sqlite import SQLiteStore
 
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 #: Where :func:`open_store` keeps runs by default, relative to the working directory.
-DEFAULT_SQLITE_PATH = Path(".orchestration") / "runs.db"
+DEFAULT_SQLITE_PATH = os.path.join(".orchestration", "runs.db")
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
@@ -67,8 +69,8 @@ def open_store(url_or_path: str | Path | None = None) -> RunStore:
     from .sqlite import SQLiteStore
 
     if url_or_path is None or str(url_or_path) == "":
-        return SQLiteStore(Path.cwd() / DEFAULT_SQLITE_PATH)
-    if isinstance(url_or_path, Path):
+        return SQLiteStore(os.path.join(os.getcwd(), DEFAULT_SQLITE_PATH))
+    if not isinstance(url_or_path, str):  # a path-like object
         return SQLiteStore(url_or_path)
     text = url_or_path.strip()
     lowered = text.lower()
@@ -98,6 +100,4 @@ def open_store(url_or_path: str | Path | None = None) -> RunStore:
 def default_store() -> RunStore:
     """The store used when none is given: ``$ORCHESTRATION_DATABASE_URL`` (read now, at
     call time) or SQLite at ``.orchestration/runs.db`` under the working directory."""
-    import os
-
     return open_store(os.environ.get("ORCHESTRATION_DATABASE_URL") or None)
