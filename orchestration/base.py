@@ -311,7 +311,7 @@ class BaseOrchestrator(abc.ABC):
             if durable:
                 with contextlib.suppress(Exception):
                     await self.store.release_lease(run.run_id, owner)
-        return run.state.to_result(run.results)
+        return run.state.to_result(run.results, run.plan.subtasks if run.plan is not None else None)
 
     async def _acquire_lease(self, run_id: str, owner: str, *, wait: bool) -> None:
         lease = self.config.lease_seconds
@@ -347,7 +347,7 @@ class BaseOrchestrator(abc.ABC):
         if scope is None:
             raise RuntimeError("record_synthesis() can only be called while a run is in progress")
         run = scope.run
-        tracked = run.state.usage_by_agent.get(synthesis.agent_id)
+        tracked = run.state.usage_for(synthesis.agent_id)
         changes: dict[str, Any] = {}
         if tracked is not None:
             changes.update(cost=tracked.cost_usd, usage=tracked)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 __all__ = ["TERMINAL_EVENTS", "EventType", "StreamEvent"]
+
+_NO_DATA: Mapping[str, Any] = MappingProxyType({})
 
 
 class EventType(StrEnum):
@@ -62,15 +64,14 @@ TERMINAL_EVENTS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
-    """One thing that happened in a run."""
+class StreamEvent(NamedTuple):
+    """One thing that happened in a run (immutable; a named tuple, so making one is cheap)."""
 
     event_type: EventType
     run_id: str
     seq: int
     timestamp: float
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = _NO_DATA
     agent_id: str | None = None
     progress: float = 0.0
 

@@ -157,7 +157,8 @@ async def _call_one(
                 "total_cost": run.state.total_cost + usage.cost_usd,
                 "provider": completion.provider,
                 "request_hash": fingerprint,
-                "response": {"content": completion.content, "finish_reason": completion.finish_reason},
+                "response": completion.content,
+                "finish_reason": completion.finish_reason,
             },
             agent_id,
         )
@@ -265,7 +266,6 @@ def _worst_case(request: CompletionRequest, prices: PriceTable) -> tuple[float, 
     if price is None:
         return 0.0, prompt
     return price.cost(Usage(input_tokens=prompt, output_tokens=request.max_tokens or 0)), prompt
-
 
 
 def _set(error: BaseException, name: str, value: Any) -> None:

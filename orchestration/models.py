@@ -113,7 +113,7 @@ class SubTask:
             "agent_type": str(self.agent_type),
             "priority": self.priority,
             "dependencies": list(self.dependencies),
-            "metadata": dict(self.metadata),
+            "metadata": self.metadata,  # already this object's own copy
             "model": self.model,
             "timeout_seconds": self.timeout_seconds,
         }
@@ -195,7 +195,7 @@ class AgentResult:
             "usage": self.usage.to_dict(),
             "model": self.model,
             "attempts": self.attempts,
-            "metadata": dict(self.metadata),
+            "metadata": self.metadata,  # already this object's own copy
         }
 
     @classmethod
@@ -235,7 +235,7 @@ class SynthesisResult:
             "cost": self.cost,
             "execution_time": self.execution_time,
             "usage": self.usage.to_dict(),
-            "metadata": dict(self.metadata),
+            "metadata": self.metadata,  # already this object's own copy
         }
 
     @classmethod
@@ -328,7 +328,7 @@ class OrchestratorResult:
             "cost_by_agent": {k: v.to_dict() for k, v in self.cost_by_agent.items()},
             "cost_by_model": {k: v.to_dict() for k, v in self.cost_by_model.items()},
             "generated_documents": [d.to_dict() for d in self.generated_documents],
-            "metadata": dict(self.metadata),
+            "metadata": self.metadata,  # already this object's own copy
         }
 
     @classmethod

@@ -35,14 +35,14 @@ class Recording:
                 continue
             fingerprint = event.data.get("request_hash")
             response = event.data.get("response")
-            if not fingerprint or not isinstance(response, dict):
+            if not fingerprint or not isinstance(response, str):
                 continue
             self._calls[fingerprint].append(
                 Completion(
-                    content=str(response.get("content", "")),
+                    content=response,
                     usage=Usage.from_dict(event.data.get("usage") or {}),
                     model=event.data.get("model"),
-                    finish_reason=response.get("finish_reason"),
+                    finish_reason=event.data.get("finish_reason"),
                     provider="recording",
                 )
             )

@@ -127,6 +127,7 @@ class WorkflowDriver:
         return build_plan(SubTask.from_dict(s) for s in run.state.subtasks.values())
 
     async def _execute_plan(self, run: RunContext, plan: Plan, completed: Mapping[str, AgentResult]) -> None:
+        run.plan = plan
         run.results.update(completed)
         scheduler = Scheduler(plan, completed=completed)
 
@@ -241,7 +242,7 @@ class WorkflowDriver:
         self, run: RunContext, subtask: SubTask, agent_id: str, content: str, started: float, attempts: int
     ) -> bool:
         """Record a subtask that returned plain text: its cost is what its calls cost."""
-        tracked = run.state.usage_by_agent.get(agent_id)
+        tracked = run.state.usage_for(agent_id)
         result = AgentResult(
             agent_id=agent_id,
             agent_type=subtask.agent_type,
@@ -265,7 +266,7 @@ class WorkflowDriver:
     ) -> AgentResult:
         """Fill in the result's cost and usage from the run's cost events, adding any cost
         the subtask reported itself (direct provider calls) to the bill."""
-        tracked = run.state.usage_by_agent.get(agent_id)
+        tracked = run.state.usage_for(agent_id)
         tracked_cost = tracked.cost_usd if tracked is not None else 0.0
         if self.config.enable_cost_tracking and result.cost > tracked_cost + 1e-12:
             extra = result.cost - tracked_cost
@@ -284,7 +285,7 @@ class WorkflowDriver:
                 },
                 agent_id,
             )
-            tracked = run.state.usage_by_agent.get(agent_id)
+            tracked = run.state.usage_for(agent_id)
         metadata = result.metadata
         if result.agent_id != agent_id:  # one id per agent across events, costs and results
             metadata = {**metadata, "reported_agent_id": result.agent_id}

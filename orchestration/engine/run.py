@@ -15,6 +15,7 @@ from ..models import AgentResult, TaskStatus
 from ..replay import Recording
 from ..retry import RetryPolicy
 from .eventlog import EventLog
+from .graph import Plan
 from .state import RunState
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class RunContext:
     abort_reason: str | None = None
     latency_ms: float = 0.0
     reserved_tokens: tuple[int, int] = (0, 0)  # input, output of guarded calls in flight
+    plan: Plan | None = None
     max_call: CallStats | None = None  # the largest single call so far
     results: dict[str, AgentResult] = field(default_factory=dict)
     cancel_requested: bool = False

@@ -7,7 +7,7 @@ through the same :meth:`RunState.apply`, so results, totals and progress never d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..events import EventType, StreamEvent
@@ -52,9 +52,9 @@ class RunState:
         self.syntheses: list[dict[str, Any]] = []
         self.final_synthesis: str | None = None
         self.documents: list[dict[str, Any]] = []
-        self.usage = Usage()
-        self.usage_by_agent: dict[str, Usage] = {}
-        self.usage_by_model: dict[str, Usage] = {}
+        self._total = _Tally()
+        self._by_agent: dict[str, _Tally] = {}
+        self._by_model: dict[str, _Tally] = {}
         self.metadata: dict[str, Any] = {}
         self.progress = 0.0
         self.last_seq = 0
@@ -66,7 +66,27 @@ class RunState:
     @property
     def total_cost(self) -> float:
         """USD spent so far."""
-        return self.usage.cost_usd
+        return self._total.cost_usd
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens and cost of every call so far."""
+        return self._total.freeze()
+
+    @property
+    def usage_by_agent(self) -> dict[str, Usage]:
+        """Usage per agent id (``planner``, ``synthesizer`` and each subtask's agent)."""
+        return {key: tally.freeze() for key, tally in self._by_agent.items()}
+
+    @property
+    def usage_by_model(self) -> dict[str, Usage]:
+        """Usage per model id."""
+        return {key: tally.freeze() for key, tally in self._by_model.items()}
+
+    def usage_for(self, agent_id: str) -> Usage | None:
+        """One agent's usage, or None if it made no calls."""
+        tally = self._by_agent.get(agent_id)
+        return tally.freeze() if tally is not None else None
 
     @classmethod
     def from_events(cls, run_id: str, events: Iterable[StreamEvent]) -> RunState:
@@ -82,12 +102,18 @@ class RunState:
     ) -> float:
         """Fold one event into the state; returns the run's progress percentage after it."""
         if kind is EventType.COST_UPDATE:
-            usage = Usage.from_dict(data["usage"])
-            self.usage = self.usage + usage
+            usage = data["usage"]
+            self._total.add(usage)
             key = agent_id or "run"
-            self.usage_by_agent[key] = self.usage_by_agent.get(key, Usage()) + usage
+            tally = self._by_agent.get(key)
+            if tally is None:
+                tally = self._by_agent[key] = _Tally()
+            tally.add(usage)
             model = str(data.get("model") or "unknown")
-            self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
+            tally = self._by_model.get(model)
+            if tally is None:
+                tally = self._by_model[model] = _Tally()
+            tally.add(usage)
         elif kind in (EventType.AGENT_COMPLETE, EventType.AGENT_ERROR, EventType.AGENT_SKIPPED):
             result = data["result"]
             previous = self.results.get(result["subtask_id"])
@@ -190,9 +216,9 @@ class RunState:
         state.syntheses = list(data["syntheses"])
         state.final_synthesis = data["final_synthesis"]
         state.documents = list(data["documents"])
-        state.usage = Usage.from_dict(data["usage"])
-        state.usage_by_agent = {k: Usage.from_dict(v) for k, v in data["usage_by_agent"].items()}
-        state.usage_by_model = {k: Usage.from_dict(v) for k, v in data["usage_by_model"].items()}
+        state._total = _Tally.of(data["usage"])
+        state._by_agent = {k: _Tally.of(v) for k, v in data["usage_by_agent"].items()}
+        state._by_model = {k: _Tally.of(v) for k, v in data["usage_by_model"].items()}
         state.metadata = dict(data["metadata"])
         state.progress = float(data["progress"])
         state.last_seq = int(data["last_seq"])
@@ -221,11 +247,16 @@ class RunState:
         ordered += [r for i, r in self.results.items() if i not in self.subtasks]
         return [AgentResult.from_dict(r) for r in ordered]
 
-    def to_result(self, live_results: Mapping[str, AgentResult] | None = None) -> OrchestratorResult:
+    def to_result(
+        self,
+        live_results: Mapping[str, AgentResult] | None = None,
+        live_subtasks: Sequence[SubTask] | None = None,
+    ) -> OrchestratorResult:
         """The run's :class:`OrchestratorResult`, totals computed from the cost events.
 
-        ``live_results`` are the objects the agent events were made from (the live run
-        passes them to skip re-parsing its own events); they must be exactly those.
+        ``live_results`` and ``live_subtasks`` are the objects the events were made from
+        (the live run passes them to skip re-parsing its own events); they must be
+        exactly those.
         """
         elapsed = 0.0
         if self.started_at is not None:
@@ -237,13 +268,71 @@ class RunState:
             agent_results=self._ordered(live_results) if live_results is not None else self.agent_results(),
             final_synthesis=self.final_synthesis,
             execution_time=elapsed,
-            total_cost=self.usage.cost_usd,
+            total_cost=self._total.cost_usd,
             synthesis_results=[SynthesisResult.from_dict(s) for s in self.syntheses],
-            subtasks=[SubTask.from_dict(s) for s in self.subtasks.values()],
+            subtasks=(
+                live_subtasks
+                if live_subtasks is not None and len(live_subtasks) == len(self.subtasks)
+                else [SubTask.from_dict(s) for s in self.subtasks.values()]
+            ),
             error=self.error,
             usage=self.usage,
-            cost_by_agent=dict(self.usage_by_agent),
-            cost_by_model=dict(self.usage_by_model),
+            cost_by_agent=self.usage_by_agent,
+            cost_by_model=self.usage_by_model,
             generated_documents=[GeneratedDocument.from_dict(d) for d in self.documents],
             metadata=dict(self.metadata),
+        )
+
+
+class _Tally:
+    """A running sum of usage dicts (mutable, so folding a cost event allocates nothing)."""
+
+    __slots__ = (
+        "cache_write_tokens",
+        "cached_input_tokens",
+        "calls",
+        "cost_usd",
+        "estimated",
+        "input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+    )
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cached_input_tokens = 0
+        self.cache_write_tokens = 0
+        self.reasoning_tokens = 0
+        self.cost_usd = 0.0
+        self.calls = 0
+        self.estimated = False
+
+    @classmethod
+    def of(cls, usage: Mapping[str, Any]) -> _Tally:
+        tally = cls()
+        tally.add(usage)
+        return tally
+
+    def add(self, usage: Mapping[str, Any]) -> None:
+        get = usage.get
+        self.input_tokens += get("input_tokens", 0)
+        self.output_tokens += get("output_tokens", 0)
+        self.cached_input_tokens += get("cached_input_tokens", 0)
+        self.cache_write_tokens += get("cache_write_tokens", 0)
+        self.reasoning_tokens += get("reasoning_tokens", 0)
+        self.cost_usd += get("cost_usd", 0.0)
+        self.calls += get("calls", 0)
+        self.estimated = self.estimated or bool(get("estimated", False))
+
+    def freeze(self) -> Usage:
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cached_input_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+            self.cost_usd,
+            self.calls,
+            self.estimated,
         )
