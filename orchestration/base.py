@@ -401,8 +401,10 @@ class BaseOrchestrator(abc.ABC):
             temperature=temperature if temperature is not None else self.config.temperature,
             options=options,
         )
-        fallbacks = self.config.fallback_models
-        chain = [primary, *[m for m in fallbacks if m != primary]] if fallbacks else [primary]
+        fallbacks = self.config.fallback_model  # usually None: skip building the chain
+        chain = (
+            [primary, *[m for m in self.config.fallback_models if m != primary]] if fallbacks else [primary]
+        )
         policy = None if scope is not None else self._retry_policy(subtask_level=False)
         return await call_model(
             scope.run.llm if scope is not None else self.llm,

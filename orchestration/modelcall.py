@@ -162,7 +162,8 @@ async def _call_one(
             },
             agent_id,
         )
-        await run.log.flush()  # a paid-for answer is durable before the run relies on it
+        if run.log.durable:
+            await run.log.flush()  # a paid-for answer is durable before the run relies on it
         if guarded:
             guard.after_call(run, usage, (time.monotonic() - started) * 1000, agent_id)
     return Completion(

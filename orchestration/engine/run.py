@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..budget import Budget
 from ..events import EventType
@@ -79,8 +79,7 @@ class RunContext:
             self.emit(EventType.WARNING, {"message": message})
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
+class Scope(NamedTuple):
     """The run and agent that model calls made in the current task are billed to."""
 
     run: RunContext
