@@ -101,7 +101,10 @@ class HttpProvider(Provider):
         else:
             self.timeout = httpx.Timeout(timeout)
         self.max_response_bytes = max_response_bytes
-        self.rate_limiter = rate_limiter
+        # By default each provider adapts to the rate-limit headers its server sends (and
+        # pauses everyone on a 429 with Retry-After); pass a shared RateLimiter with limits
+        # to cap requests/tokens per minute across providers and runs.
+        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter()
         self._extra_headers = dict(headers or {})
         self._limits = limits or DEFAULT_LIMITS
         self._transport = transport
