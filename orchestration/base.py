@@ -291,7 +291,7 @@ class BaseOrchestrator(abc.ABC):
         if durable:
             await self._acquire_lease(run.run_id, owner, wait=wait_for_lease)
         self._runs[run.run_id] = run
-        driver = WorkflowDriver(self, run)
+        driver = WorkflowDriver(self)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(run.log.dispatch())

@@ -37,11 +37,10 @@ _SEVERITY = {TaskStatus.COMPLETED: 0, TaskStatus.PARTIAL: 1, TaskStatus.PAUSED: 
 
 
 class WorkflowDriver:
-    """Runs one workflow for one orchestrator."""
+    """Runs workflows for one orchestrator; each call works on the run it is given."""
 
-    def __init__(self, orch: BaseOrchestrator, run: RunContext) -> None:
+    def __init__(self, orch: BaseOrchestrator) -> None:
         self.orch = orch
-        self.run = run
         self.config = orch.config
 
     async def drive(self, run: RunContext, *, resumed: bool = False) -> None:
