@@ -32,7 +32,7 @@ from .engine.driver import WorkflowDriver, title_from
 from .engine.eventlog import EventLog
 from .engine.run import RunContext, attributed, current_scope
 from .engine.state import RunState
-from .errors import ConfigError, RunNotFoundError
+from .errors import ConfigError, RunNotFoundError, describe
 from .events import EventType, StreamEvent
 from .llm import Completion, CompletionRequest, Provider, as_provider
 from .modelcall import EXHAUSTED, call_model
@@ -330,12 +330,15 @@ class BaseOrchestrator(abc.ABC):
         last_renewal = time.monotonic()
         while True:
             await asyncio.sleep(min(_POLL_SECONDS, renew_every))
-            if await self.store.cancel_requested(run.run_id):
-                self.cancel(run.run_id)
-                return
-            if time.monotonic() - last_renewal >= renew_every:
-                await self.store.acquire_lease(run.run_id, owner, self.config.lease_seconds)
-                last_renewal = time.monotonic()
+            try:
+                if await self.store.cancel_requested(run.run_id):
+                    self.cancel(run.run_id)
+                    return
+                if time.monotonic() - last_renewal >= renew_every:
+                    await self.store.acquire_lease(run.run_id, owner, self.config.lease_seconds)
+                    last_renewal = time.monotonic()
+            except Exception as error:  # the store is unwell: the run goes on; its log says so
+                run.warn_once("store-watch", f"could not poll the store for cancellation: {describe(error)}")
 
     def record_synthesis(
         self, synthesis: SynthesisResult, *, final: bool = False, started: float | None = None

@@ -545,3 +545,24 @@ async def test_secrets_in_provider_errors_never_reach_events_results_or_logs(
     assert secret not in stored and "[REDACTED]" in stored
     assert secret not in json.dumps(result.to_dict())
     assert secret not in caplog.text
+
+
+async def test_a_failing_store_never_takes_the_run_down() -> None:
+    from orchestration import MemoryStore
+
+    class Broken(MemoryStore):
+        durable = True  # so the engine also polls it and waits for it
+
+        async def append(self, run_id: str, events: Any) -> None:
+            raise OSError("disk full")
+
+        async def cancel_requested(self, run_id: str) -> bool:
+            raise OSError("disk full")
+
+    orch = GraphOrchestrator(
+        config(lease_seconds=0.3), ScriptedProvider(latency=0.2), subtasks=fan(3), store=Broken()
+    )
+    result = await orch.execute_workflow("task")
+    assert len([r for r in result.agent_results if r.succeeded]) == 3
+    assert result.status is TaskStatus.PARTIAL
+    assert "event store failed: OSError: disk full" in (result.error or "")
