@@ -95,17 +95,18 @@ class CompletionRequest:
     def fingerprint(self) -> str:
         """A stable hash (BLAKE2b, 128 bits) of everything that determines the answer.
 
-        Message keys and options are sorted, so the same request built twice (in this
-        process or another) has the same fingerprint.
+        It hashes the request exactly as built (message keys in their order, options
+        sorted), so the same code building the same request, in this process or another,
+        gets the same fingerprint.
         """
         canonical = repr(
             (
-                [sorted(m.items()) for m in self.messages],
+                self.messages if isinstance(self.messages, list) else list(self.messages),
                 self.model,
                 self.max_tokens,
                 self.temperature,
                 list(self.stop) if self.stop is not None else None,
-                sorted(self.options.items()),
+                sorted(self.options.items()) if self.options else (),
             )
         )
         return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()

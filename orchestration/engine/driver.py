@@ -210,7 +210,9 @@ class WorkflowDriver:
         try:
             with attributed(run, agent_id, subtask.model):
                 try:  # the first attempt runs without the retry machinery
-                    outcome = await attempt()
+                    attempts = 1
+                    async with asyncio.timeout(timeout):
+                        outcome = await self.orch.execute_subtask(subtask, context)
                 except Exception as first_error:
                     outcome = await retry_call(
                         attempt, run.subtask_policy, on_retry=on_retry, first_error=first_error
