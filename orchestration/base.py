@@ -192,6 +192,7 @@ class BaseOrchestrator(abc.ABC):
         context = dict(start.data.get("context") or {}) if start is not None else {}
         run = self._new_run(run_id, state.task, state.title, context, stream_callback, state=state)
         run.recording = Recording(events)
+        await self.store.clear_cancel(run_id)  # resuming is a decision to go on
         return await self._execute(run, resumed=True, wait_for_lease=wait)
 
     async def replay(
@@ -296,12 +297,11 @@ class BaseOrchestrator(abc.ABC):
             async with asyncio.TaskGroup() as group:
                 group.create_task(run.log.dispatch())
                 run.body = group.create_task(driver.drive(run, resumed=resumed))
-                watcher = group.create_task(self._watch(run, owner)) if durable else None
+                watcher = group.create_task(self._watch(run, owner if durable else None))
                 try:
                     await asyncio.wait([run.body])
                 finally:
-                    if watcher is not None:
-                        watcher.cancel()
+                    watcher.cancel()
                     run.log.close()
         except asyncio.CancelledError:
             await run.log.deliver_pending()  # keep what happened, then honour the cancellation
@@ -324,8 +324,8 @@ class BaseOrchestrator(abc.ABC):
                 )
             await asyncio.sleep(min(0.2, lease / 5))
 
-    async def _watch(self, run: RunContext, owner: str) -> None:
-        """Renew the lease and honour cancellation requested through the store."""
+    async def _watch(self, run: RunContext, owner: str | None) -> None:
+        """Honour cancellation requested through the store, and renew ``owner``'s lease."""
         renew_every = self.config.lease_seconds / 3
         last_renewal = time.monotonic()
         while True:
@@ -334,7 +334,7 @@ class BaseOrchestrator(abc.ABC):
                 if await self.store.cancel_requested(run.run_id):
                     self.cancel(run.run_id)
                     return
-                if time.monotonic() - last_renewal >= renew_every:
+                if owner is not None and time.monotonic() - last_renewal >= renew_every:
                     await self.store.acquire_lease(run.run_id, owner, self.config.lease_seconds)
                     last_renewal = time.monotonic()
             except Exception as error:  # the store is unwell: the run goes on; its log says so

@@ -36,7 +36,6 @@ class EventType(StrEnum):
     AGENT_ERROR = "agent_error"
     AGENT_SKIPPED = "agent_skipped"
     AGENT_RETRY = "agent_retry"
-    MODEL_CALL_START = "model_call_start"
     MODEL_RETRY = "model_retry"
     MODEL_FALLBACK = "model_fallback"
     TOKEN_DELTA = "token_delta"

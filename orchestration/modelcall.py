@@ -68,8 +68,13 @@ async def call_model(
                 policy=policy,
                 stream=stream,
             )
-        except (BudgetExceededError, asyncio.CancelledError):
-            raise
+        except (
+            BudgetExceededError,
+            asyncio.CancelledError,
+            guard.GuardrailRejectedError,
+            guard.RunPausedError,
+        ):
+            raise  # a decision about the run, not a failure of this model: no fallback
         except Exception as error:
             last_error = error
             if index + 1 < len(models):

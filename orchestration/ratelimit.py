@@ -217,9 +217,10 @@ def parse_rate_limit_headers(
     None when the response carried none of them.
     """
     wall = time.time() if wall_now is None else wall_now
-    if headers.get("x-ratelimit-limit-requests") is not None or headers.get(
-        "x-ratelimit-limit-tokens"
-    ) is not None:
+    if (
+        headers.get("x-ratelimit-limit-requests") is not None
+        or headers.get("x-ratelimit-limit-tokens") is not None
+    ):
         return ServerLimits(
             requests_limit=_int_header(headers, "x-ratelimit-limit-requests"),
             requests_remaining=_int_header(headers, "x-ratelimit-remaining-requests"),

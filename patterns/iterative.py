@@ -148,7 +148,7 @@ class IterativeOrchestrator(PatternOrchestrator):
                 break
             result = IterationResult(number, output, score, feedback)
             history.append(result)
-            converged = self._converged(result)
+            converged = await self._converged(result)
             self.emit_event(
                 EventType.ITERATION_COMPLETE,
                 {
@@ -219,11 +219,11 @@ class IterativeOrchestrator(PatternOrchestrator):
             )
         return float(score), str(feedback)
 
-    def _converged(self, result: IterationResult) -> bool:
+    async def _converged(self, result: IterationResult) -> bool:
         if self.convergence_fn is None:
             return result.score >= self.score_threshold
         try:
-            return bool(self.convergence_fn(result))
+            return bool(await maybe_await(self.convergence_fn(result)))
         except Exception as error:
             raise ConvergenceError(
                 f"convergence_fn raised {type(error).__name__}: {error} (iteration {result.iteration})"

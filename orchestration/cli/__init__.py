@@ -67,6 +67,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FORMATS", help="write reports, e.g. md,pdf")
     parser.add_argument("--output-dir", default="reports", help="where reports go (default: reports)")
     parser.add_argument("--title", help="a title for the run")
+    parser.add_argument("--policies", metavar="FILE", help="guardrail policies (YAML) to enforce")
     parser.add_argument(
         "--option",
         "-o",
@@ -122,8 +123,15 @@ def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> BaseOr
     config_class = cls.config_class
     config = config_class.from_dict(_options(args))
     provider = resolve_provider(provider_name, config.primary_model)
+    guardrails = None
+    if args.policies:
+        from pathlib import Path
+
+        from ..guardrails import Guardrails
+
+        guardrails = Guardrails.load(Path(args.policies))
     try:
-        return cls(config, provider, store=open_cli_store(args))
+        return cls(config, provider, store=open_cli_store(args), guardrails=guardrails)
     except TypeError as error:
         raise ConfigError(f"cannot construct {cls.__name__} from the command line: {error}") from error
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from ..base import BaseOrchestrator
@@ -44,6 +45,9 @@ def add_commands(commands: Any) -> None:
     resume.add_argument("run_id")
     resume.add_argument("--provider", help="provider to continue with (default: the one the run used)")
     resume.add_argument("--wait", action="store_true", help="wait for a crashed process's lease to expire")
+    resume.add_argument(
+        "--policies", metavar="FILE", help="guardrail policies (YAML) to enforce from here on"
+    )
     add_display_options(resume)
     add_store_option(resume)
 
@@ -82,8 +86,13 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"deleted {deleted} run(s)", file=err)
             return 0
         if args.command == "cancel":
-            if not await store.request_cancel(args.run_id):
+            summary = await store.get_run(args.run_id)
+            if summary is None:
                 raise RunNotFoundError(f"no run {args.run_id!r} in the store")
+            if summary.status.is_terminal:
+                print(f"run {args.run_id} already ended ({summary.status}); nothing to cancel", file=err)
+                return 1
+            await store.request_cancel(args.run_id)
             print(f"cancellation of run {args.run_id} requested", file=err)
             return 0
         orchestrator = await _orchestrator_for(store, args)
@@ -175,8 +184,13 @@ async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOr
     if not provider_name:
         raise ConfigError(f"run {args.run_id} does not record its provider; pass --provider NAME")
     provider = resolve_provider(provider_name, config.primary_model)
+    guardrails = None
+    if getattr(args, "policies", None):
+        from ..guardrails import Guardrails
+
+        guardrails = Guardrails.load(Path(args.policies))
     try:
-        return cls(config, provider, store=store)
+        return cls(config, provider, store=store, guardrails=guardrails)
     except TypeError as error:
         raise ConfigError(
             f"cannot rebuild {cls.__name__} from the command line ({error}); resume it from Python with "

@@ -58,9 +58,15 @@ async def run_plan(
                 notify()
 
     workers = max(1, min(concurrency, len(plan)))
-    async with asyncio.TaskGroup() as group:
-        for _ in range(workers):
-            group.create_task(worker())
-    remaining = scheduler.drain()
-    if remaining:
-        on_ruled_out(remaining, "the run stopped before it started")
+    reason = "the run stopped before it started"
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(worker())
+    except asyncio.CancelledError:
+        reason = "not started: the run was cancelled"
+        raise
+    finally:  # every subtask is accounted for, however the run ended
+        remaining = scheduler.drain()
+        if remaining:
+            on_ruled_out(remaining, reason)

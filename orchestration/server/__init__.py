@@ -102,12 +102,12 @@ def serve(
     _require_server()
     import uvicorn
 
-    from ..stores import open_store
+    from ..stores import default_store
 
     generated = token is None
     access_token = token or generate_token()
     app = create_app(
-        orchestrator_factory, store if store is not None else open_store(None), access_token,
+        orchestrator_factory, store if store is not None else default_store(), access_token,
         reports_dir=reports_dir,
     )  # fmt: skip
     config = uvicorn.Config(app, host=host, port=port, log_config=_log_config(), lifespan="on")

@@ -1,7 +1,8 @@
 """Where runs live: the :class:`RunStore` protocol and its implementations.
 
-- :class:`MemoryStore`: in the process, gone when it exits (the orchestrator's default).
-- :class:`SQLiteStore`: a file, ``.orchestration/runs.db`` by default (the durable default).
+- :class:`MemoryStore`: in the process, gone when it exits (tests, throwaway runs).
+- :class:`SQLiteStore`: a file, ``.orchestration/runs.db`` by default: the default store of
+  every orchestrator and of the CLI and server (see :func:`default_store`).
 - :class:`PostgresStore`: for workers on many machines (the ``postgres`` extra).
 
 The SQL stores are imported on first use, so ``import orchestration`` stays fast and

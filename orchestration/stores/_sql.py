@@ -104,6 +104,7 @@ ACQUIRE_LEASE = (
 RELEASE_LEASE = "DELETE FROM leases WHERE run_id = ? AND owner = ?"
 REQUEST_CANCEL = "UPDATE runs SET cancel_requested = TRUE WHERE run_id = ?"
 CANCEL_REQUESTED = "SELECT cancel_requested FROM runs WHERE run_id = ?"
+CLEAR_CANCEL = "UPDATE runs SET cancel_requested = FALSE WHERE run_id = ?"
 
 
 def postgres_sql(sql: str) -> str:
@@ -288,3 +289,7 @@ class SQLStoreMixin:
         """True once cancellation was requested for the run."""
         rows = await self._fetch(CANCEL_REQUESTED, (run_id,))
         return bool(rows and rows[0][0])
+
+    async def clear_cancel(self, run_id: str) -> None:
+        """Withdraw a cancellation request (an explicit resume does)."""
+        await self._execute(CLEAR_CANCEL, (run_id,))

@@ -133,6 +133,10 @@ class RunStore(Protocol):
         """True once :meth:`request_cancel` was called for the run."""
         ...
 
+    async def clear_cancel(self, run_id: str) -> None:
+        """Withdraw a cancellation request (``resume`` does, as an explicit user decision)."""
+        ...
+
     async def prune(self, *, older_than_days: float | None = None, keep_last: int | None = None) -> int:
         """Delete finished runs older than N days and/or beyond the newest N; returns how many."""
         ...

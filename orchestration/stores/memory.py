@@ -104,6 +104,10 @@ class MemoryStore:
         """True once cancellation was requested."""
         return run_id in self._cancelled
 
+    async def clear_cancel(self, run_id: str) -> None:
+        """Withdraw a cancellation request."""
+        self._cancelled.discard(run_id)
+
     async def prune(self, *, older_than_days: float | None = None, keep_last: int | None = None) -> int:
         """Delete finished runs by age and/or beyond the newest ``keep_last``."""
         finished = [s for s in await self.list_runs(limit=10**9) if s.status.is_terminal]

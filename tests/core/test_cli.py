@@ -142,8 +142,8 @@ def test_stored_runs_can_be_listed_shown_resumed_replayed_and_cancelled(tmp_path
     replay = json.loads(replayed.stdout)
     assert replay["final_synthesis"] == synthesis and replay["metadata"]["served_from_recording"] == calls
 
-    cancelled = orchestrate("cancel", "cli-run", "--store", str(full_db))
-    assert cancelled.returncode == 0 and "requested" in cancelled.stderr
+    finished = orchestrate("cancel", "cli-run", "--store", str(full_db))
+    assert finished.returncode == 1 and "already ended (completed)" in finished.stderr
     missing = orchestrate("show", "nope", "--store", str(full_db))
     assert missing.returncode == 2 and missing.stderr == "error: no run 'nope' in the store\n"
 

@@ -566,3 +566,38 @@ async def test_a_failing_store_never_takes_the_run_down() -> None:
     assert len([r for r in result.agent_results if r.succeeded]) == 3
     assert result.status is TaskStatus.PARTIAL
     assert "event store failed: OSError: disk full" in (result.error or "")
+
+
+async def test_a_cancelled_run_accounts_for_every_subtask() -> None:
+    orch = GraphOrchestrator(
+        config(max_concurrent_agents=2), ScriptedProvider(latency=0.02), subtasks=fan(20)
+    )
+    started = asyncio.Event()
+
+    def callback(event: Any) -> None:
+        if event.event_type is EventType.AGENT_COMPLETE:
+            started.set()
+
+    run = asyncio.create_task(orch.execute_workflow("task", stream_callback=callback))
+    await started.wait()
+    orch.cancel()
+    result = await run
+    assert result.status is TaskStatus.CANCELLED
+    assert len(result.agent_results) == 20
+    assert any(r.error == "not started: the run was cancelled" for r in result.agent_results)
+
+
+async def test_cancelling_through_the_store_works_for_a_memory_store_too() -> None:
+    from orchestration import MemoryStore
+
+    store = MemoryStore()
+    orch = GraphOrchestrator(
+        config(max_concurrent_agents=1), ScriptedProvider(latency=0.05), subtasks=fan(40), store=store
+    )
+    run = asyncio.create_task(orch.execute_workflow("task", run_id="m1"))
+    while not await store.events("m1"):
+        await asyncio.sleep(0.01)
+    assert await store.request_cancel("m1")
+    result = await run
+    assert result.status is TaskStatus.CANCELLED
+    assert 0 < len([r for r in result.agent_results if r.succeeded]) < 40

@@ -73,3 +73,52 @@ async def test_pause_then_resume_continues_where_it_stopped() -> None:
     assert resumed.status is TaskStatus.COMPLETED
     assert not done_before & set(orch.started)
     assert len([r for r in resumed.agent_results if r.succeeded]) == 5
+
+
+async def test_a_guardrail_decision_is_not_a_model_failure_so_no_fallback_is_tried() -> None:
+    policy = "policies:\n  - name: big call\n    when: tokens_used > 4000\n    scope: execution\n    action: reject_execution\n"
+    provider = ScriptedProvider()
+    orch = guarded(policy, provider, 1, max_tokens=8000, fallback_model="gpt-4o-mini")
+    recorder = Recorder()
+    result = await orch.execute_workflow("t", stream_callback=recorder)
+    assert provider.call_count == 0
+    assert recorder.of(EventType.MODEL_FALLBACK) == []
+    assert "guardrail 'big call'" in (result.agent_results[0].error or "")
+
+
+async def test_policies_from_the_command_line(tmp_path: object) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    policies = Path(str(tmp_path)) / "policies.yaml"
+    policies.write_text("policies:\n  - name: one call\n    when: calls >= 2\n    action: pause_run\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestration.cli",
+            "run",
+            "tests.core.cli_fixture:TwoStep",
+            "t",
+            "--provider",
+            "scripted",
+            "--policies",
+            str(policies),
+            "--json",
+            "-q",
+            "-o",
+            "parallel_execution=false",
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "paused" and "guardrail 'one call'" in result["error"]

@@ -168,3 +168,13 @@ async def test_two_processes_resuming_one_run_one_wins_the_other_gets_a_clear_er
     assert "being driven by another process" in str(errors[0])
     winner = next(o for o in outcomes if not isinstance(o, BaseException))
     assert winner.status is TaskStatus.COMPLETED
+
+
+async def test_resume_withdraws_an_earlier_cancellation_request() -> None:
+    full_store = MemoryStore()
+    await orchestrator(ScriptedProvider(), full_store).execute_workflow("task", run_id="c1")
+    store = await crashed_copy(full_store, "c1", 5)
+    await store.request_cancel("c1")
+    resumed = await orchestrator(ScriptedProvider(), store).resume("c1")
+    assert resumed.status is TaskStatus.COMPLETED
+    assert not await store.cancel_requested("c1")

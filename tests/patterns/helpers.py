@@ -64,7 +64,9 @@ class Recorder:
         return [e for e in self.events if e.event_type is kind]
 
 
-async def cancel_once_seen(orchestrator: BaseOrchestrator, task: str, recorder: Recorder) -> OrchestratorResult:
+async def cancel_once_seen(
+    orchestrator: BaseOrchestrator, task: str, recorder: Recorder
+) -> OrchestratorResult:
     """Run ``task``, cancel the run once ``recorder`` has seen its event, and return the result."""
     run = asyncio.create_task(orchestrator.execute_workflow(task, stream_callback=recorder))
     await asyncio.wait_for(recorder.seen.wait(), 20)
@@ -106,6 +108,9 @@ class ReadmeProvider:
         request = CompletionRequest(messages=messages, model=kwargs.get("model"))
         content = demo_responder(request)
         prompt = sum(len(str(m["content"]).split()) for m in messages)
-        usage = {"prompt_tokens": prompt, "completion_tokens": len(content.split()),
-                 "total_tokens": prompt + len(content.split())}
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": len(content.split()),
+            "total_tokens": prompt + len(content.split()),
+        }
         return SimpleNamespace(content=content, usage=usage)

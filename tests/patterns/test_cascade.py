@@ -35,7 +35,12 @@ async def test_three_tiers_grouping_and_cost() -> None:
     assert [r.agent_id for r in result.agent_results] == [f"agent_belter_{i}" for i in range(1, 6)]
     assert all(r.agent_type == "belter" for r in result.agent_results)
     by_agent = {s.agent_id: s for s in result.synthesis_results}
-    assert [s.agent_id for s in result.synthesis_results] == ["drummer_1", "drummer_2", "drummer_3", "camina_1"]
+    assert [s.agent_id for s in result.synthesis_results] == [
+        "drummer_1",
+        "drummer_2",
+        "drummer_3",
+        "camina_1",
+    ]
     assert by_agent["drummer_1"].source_ids == ("agent_belter_1", "agent_belter_2")
     assert by_agent["drummer_2"].source_ids == ("agent_belter_3", "agent_belter_4")
     assert by_agent["drummer_3"].source_ids == ("agent_belter_5",)
@@ -55,8 +60,14 @@ async def test_three_tiers_grouping_and_cost() -> None:
 
 async def test_tier_models() -> None:
     provider = BillingProvider()
-    config = dict(belter_count=2, drummer_count=1, primary_model="gpt-4o-mini", belter_model="gpt-4.1-nano",
-                  drummer_model="gpt-4.1-mini", camina_model="gpt-4o")
+    config = dict(
+        belter_count=2,
+        drummer_count=1,
+        primary_model="gpt-4o-mini",
+        belter_model="gpt-4.1-nano",
+        drummer_model="gpt-4.1-mini",
+        camina_model="gpt-4o",
+    )
     result = await cascade(provider, **config).execute_workflow(TASK)
     assert result.status is TaskStatus.COMPLETED
     models = [request.model for request in provider.calls]
@@ -83,7 +94,9 @@ async def test_drummer_tier_disabled() -> None:
 
 async def test_camina_tier_disabled() -> None:
     provider = BillingProvider()
-    result = await cascade(provider, belter_count=4, drummer_count=2, enable_camina=False).execute_workflow(TASK)
+    result = await cascade(provider, belter_count=4, drummer_count=2, enable_camina=False).execute_workflow(
+        TASK
+    )
     assert result.status is TaskStatus.COMPLETED
     assert provider.call_count == 1 + 4 + 2
     final = result.synthesis_results[-1]
@@ -94,7 +107,9 @@ async def test_camina_tier_disabled() -> None:
 
 async def test_both_upper_tiers_disabled() -> None:
     provider = BillingProvider()
-    result = await cascade(provider, belter_count=2, enable_drummer=False, enable_camina=False).execute_workflow(TASK)
+    result = await cascade(
+        provider, belter_count=2, enable_drummer=False, enable_camina=False
+    ).execute_workflow(TASK)
     assert result.status is TaskStatus.COMPLETED
     assert provider.call_count == 3
     assert all(r.content in (result.final_synthesis or "") for r in result.agent_results)
@@ -114,18 +129,25 @@ async def test_drummer_threshold_skips_tier_two() -> None:
 async def test_several_caminas() -> None:
     provider = BillingProvider()
     recorder = Recorder()
-    result = await cascade(provider, belter_count=2, drummer_count=1, camina_count=2,
-                           camina_perspectives=["an overview", "the risks"]).execute_workflow(
-        TASK, stream_callback=recorder
-    )
+    result = await cascade(
+        provider,
+        belter_count=2,
+        drummer_count=1,
+        camina_count=2,
+        camina_perspectives=["an overview", "the risks"],
+    ).execute_workflow(TASK, stream_callback=recorder)
     assert result.status is TaskStatus.COMPLETED
     caminas = [s for s in result.synthesis_results if s.agent_id.startswith("camina_")]
     assert [c.metadata["perspective"] for c in caminas] == ["an overview", "the risks"]
     assert all(c.level == 2 for c in caminas)
     final = result.synthesis_results[-1]
     assert final.agent_id == "camina" and final.level == 2
-    assert "## an overview" in (result.final_synthesis or "") and "## the risks" in (result.final_synthesis or "")
-    assert any("an overview" in p for p in provider.prompts()) and any("the risks" in p for p in provider.prompts())
+    assert "## an overview" in (result.final_synthesis or "") and "## the risks" in (
+        result.final_synthesis or ""
+    )
+    assert any("an overview" in p for p in provider.prompts()) and any(
+        "the risks" in p for p in provider.prompts()
+    )
     check_bill(result, recorder, provider)
 
 
@@ -138,7 +160,9 @@ async def test_unparseable_decomposition_falls_back(answer: str) -> None:
 
     provider = BillingProvider(replies)
     recorder = Recorder()
-    result = await cascade(provider, belter_count=4, drummer_count=2).execute_workflow(TASK, stream_callback=recorder)
+    result = await cascade(provider, belter_count=4, drummer_count=2).execute_workflow(
+        TASK, stream_callback=recorder
+    )
     assert result.status is TaskStatus.COMPLETED
     assert len(result.agent_results) == 4
     assert result.subtasks[0].description.startswith("Background and key concepts of: " + TASK)
@@ -158,7 +182,9 @@ async def test_longer_plan_is_cut_with_a_warning() -> None:
 async def test_tier_one_failure_is_partial_and_grouping_uses_survivors() -> None:
     provider = BillingProvider(failures=fail_when("tier-1", "open problems"))
     recorder = Recorder()
-    result = await cascade(provider, belter_count=4, drummer_count=2).execute_workflow(TASK, stream_callback=recorder)
+    result = await cascade(provider, belter_count=4, drummer_count=2).execute_workflow(
+        TASK, stream_callback=recorder
+    )
     assert result.status is TaskStatus.PARTIAL
     assert "belter_3" in (result.error or "")
     failed = [r for r in result.agent_results if r.status is TaskStatus.FAILED]
@@ -174,7 +200,9 @@ async def test_tier_one_failure_is_partial_and_grouping_uses_survivors() -> None
 async def test_tier_two_failure_is_partial_and_passes_raw_results_up() -> None:
     provider = BillingProvider(failures=fail_when("tier-2 analyst", "agent_belter_3"))
     recorder = Recorder()
-    result = await cascade(provider, belter_count=4, drummer_count=2).execute_workflow(TASK, stream_callback=recorder)
+    result = await cascade(provider, belter_count=4, drummer_count=2).execute_workflow(
+        TASK, stream_callback=recorder
+    )
     assert result.status is TaskStatus.PARTIAL
     assert "drummer_2 failed" in (result.error or "")
     assert [s.agent_id for s in result.synthesis_results] == ["drummer_1", "camina_1"]
@@ -187,7 +215,9 @@ async def test_tier_two_failure_is_partial_and_passes_raw_results_up() -> None:
 async def test_tier_three_failure_keeps_tier_two_reports() -> None:
     provider = BillingProvider(failures=fail_when("You write the final report"))
     recorder = Recorder()
-    result = await cascade(provider, belter_count=2, drummer_count=2).execute_workflow(TASK, stream_callback=recorder)
+    result = await cascade(provider, belter_count=2, drummer_count=2).execute_workflow(
+        TASK, stream_callback=recorder
+    )
     assert result.status is TaskStatus.PARTIAL
     assert "camina_1 failed" in (result.error or "")
     drummers = result.synthesis_results[:2]
@@ -197,7 +227,9 @@ async def test_tier_three_failure_keeps_tier_two_reports() -> None:
 
 async def test_tier_two_timeout() -> None:
     provider = BillingProvider(latency=lambda r: 5.0 if "tier-2 analyst" in r.prompt_text else 0.0)
-    result = await cascade(provider, belter_count=2, drummer_count=1, drummer_timeout=0.01).execute_workflow(TASK)
+    result = await cascade(provider, belter_count=2, drummer_count=1, drummer_timeout=0.01).execute_workflow(
+        TASK
+    )
     assert result.status is TaskStatus.PARTIAL
     assert "drummer_1 failed: timed out after 0.01s" in (result.error or "")
     assert result.final_synthesis
@@ -262,7 +294,8 @@ async def test_prompt_overrides() -> None:
     provider = BillingProvider()
     orchestrator = DreamCascadeOrchestrator(
         DreamCascadeConfig(belter_count=1, prompts={"camina": "FINAL $task\n$results"}),
-        provider, prompts={"belter": "CUSTOM $subtask"},
+        provider,
+        prompts={"belter": "CUSTOM $subtask"},
     )
     result = await orchestrator.execute_workflow(TASK)
     assert result.status is TaskStatus.COMPLETED
@@ -278,7 +311,8 @@ async def test_no_state_leaks_between_concurrent_runs() -> None:
     provider = BillingProvider()
     orchestrator = cascade(provider, belter_count=3, drummer_count=2)
     first, second = await asyncio.gather(
-        orchestrator.execute_workflow("Research topic one"), orchestrator.execute_workflow("Research topic two")
+        orchestrator.execute_workflow("Research topic one"),
+        orchestrator.execute_workflow("Research topic two"),
     )
     for result, topic in ((first, "topic one"), (second, "topic two")):
         assert result.status is TaskStatus.COMPLETED
@@ -300,7 +334,9 @@ def test_wrong_config_class_is_a_clear_error() -> None:
 async def test_budget_stop_in_tier_two_is_reported_as_such() -> None:
     from orchestration import BudgetExceededError
 
-    provider = BillingProvider(failures=fail_when("tier-2 analyst", error=BudgetExceededError("cap reached", cap=0.01, spent=0.01)))
+    provider = BillingProvider(
+        failures=fail_when("tier-2 analyst", error=BudgetExceededError("cap reached", cap=0.01, spent=0.01))
+    )
     result = await cascade(provider, belter_count=4, drummer_count=2).execute_workflow(TASK)
     assert result.status is TaskStatus.BUDGET_EXCEEDED
     assert "cap reached" in (result.error or "")
@@ -309,7 +345,9 @@ async def test_budget_stop_in_tier_two_is_reported_as_such() -> None:
 
 async def test_real_budget_cap_holds() -> None:
     provider = BillingProvider()
-    result = await cascade(provider, belter_count=5, max_total_cost=0.00012, max_tokens=20).execute_workflow(TASK)
+    result = await cascade(provider, belter_count=5, max_total_cost=0.00012, max_tokens=20).execute_workflow(
+        TASK
+    )
     assert result.status is TaskStatus.BUDGET_EXCEEDED
     assert result.total_cost <= 0.00012
     assert result.total_cost == pytest.approx(provider.expected_cost())

@@ -33,15 +33,20 @@ async def test_explicit_subtasks_cost_n_plus_one_calls() -> None:
     result = await FanOutOrchestrator(OrchestratorConfig(), provider, subtasks=subtasks).execute_workflow(
         TASK, stream_callback=recorder
     )
-    assert [r.agent_id for r in result.agent_results] == ["agent_subtask_1", "agent_obsidian", "agent_subtask_3"]
+    assert [r.agent_id for r in result.agent_results] == [
+        "agent_subtask_1",
+        "agent_obsidian",
+        "agent_subtask_3",
+    ]
     assert provider.call_count == 4
     check_bill(result, recorder, provider)
 
 
 async def test_failure_is_partial() -> None:
     provider = BillingProvider(failures=fail_when("Subtask: Bear"))
-    result = await FanOutOrchestrator(OrchestratorConfig(max_retries=0), provider,
-                                      subtasks=["Notion", "Bear"]).execute_workflow(TASK)
+    result = await FanOutOrchestrator(
+        OrchestratorConfig(max_retries=0), provider, subtasks=["Notion", "Bear"]
+    ).execute_workflow(TASK)
     assert result.status is TaskStatus.PARTIAL
     assert result.final_synthesis
 

@@ -63,9 +63,9 @@ async def test_converges_and_feeds_back() -> None:
 async def test_cap_reports_not_converged_and_keeps_the_best() -> None:
     provider = BillingProvider(judged(0.5, 0.8, 0.6))
     recorder = Recorder()
-    result = await iterative(provider, max_iterations=3, convergence_fn=lambda r: r.score > 0.9).execute_workflow(
-        TASK, stream_callback=recorder
-    )
+    result = await iterative(
+        provider, max_iterations=3, convergence_fn=lambda r: r.score > 0.9
+    ).execute_workflow(TASK, stream_callback=recorder)
     assert result.status is TaskStatus.PARTIAL
     assert "did not converge" in (result.error or "") and "iteration 2" in (result.error or "")
     assert result.final_synthesis == "ANSWER-2"
@@ -103,8 +103,9 @@ async def test_custom_scorer_and_refiner_make_no_model_calls() -> None:
     async def scorer(output: str, task: str) -> tuple[float, str]:
         return len(output) / 4, f"length {len(output)}"
 
-    result = await iterative(provider, max_iterations=10, scorer=scorer, refine_fn=refine,
-                             convergence_fn=lambda r: r.score >= 0.75).execute_workflow(TASK)
+    result = await iterative(
+        provider, max_iterations=10, scorer=scorer, refine_fn=refine, convergence_fn=lambda r: r.score >= 0.75
+    ).execute_workflow(TASK)
     assert result.status is TaskStatus.COMPLETED
     assert result.final_synthesis == "xxx"
     assert seen[0] is None and seen[2] == IterationResult(2, "xx", 0.5, "length 2")
@@ -113,8 +114,11 @@ async def test_custom_scorer_and_refiner_make_no_model_calls() -> None:
 
 @pytest.mark.parametrize(
     ("scorer", "message"),
-    [(lambda o, t: 1.5, "between 0 and 1"), (lambda o, t: "high", "between 0 and 1"),
-     (lambda o, t: [][0], "scorer raised IndexError")],
+    [
+        (lambda o, t: 1.5, "between 0 and 1"),
+        (lambda o, t: "high", "between 0 and 1"),
+        (lambda o, t: [][0], "scorer raised IndexError"),
+    ],
 )
 async def test_bad_scorer_fails_clearly(scorer: Any, message: str) -> None:
     result = await iterative(BillingProvider(), scorer=scorer).execute_workflow(TASK)
@@ -172,11 +176,29 @@ async def test_no_state_leaks_between_runs() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"max_iterations": 0}, "max_iterations"), ({"max_iterations": -3}, "max_iterations"),
-     ({"max_iterations": 2.5}, "max_iterations"), ({"max_iterations": True}, "max_iterations"),
-     ({"convergence_fn": 0.9}, "convergence_fn"), ({"scorer": "llm"}, "scorer"),
-     ({"score_threshold": 2}, "score_threshold")],
+    [
+        ({"max_iterations": 0}, "max_iterations"),
+        ({"max_iterations": -3}, "max_iterations"),
+        ({"max_iterations": 2.5}, "max_iterations"),
+        ({"max_iterations": True}, "max_iterations"),
+        ({"convergence_fn": 0.9}, "convergence_fn"),
+        ({"scorer": "llm"}, "scorer"),
+        ({"score_threshold": 2}, "score_threshold"),
+    ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         IterativeOrchestrator(OrchestratorConfig(), BillingProvider(), **kwargs)
+
+
+async def test_an_async_convergence_fn_is_awaited() -> None:
+    seen: list[float] = []
+
+    async def converged(result: IterationResult) -> bool:
+        seen.append(result.score)
+        return result.score > 0.9
+
+    provider = BillingProvider(judged(0.5, 0.95))
+    result = await iterative(provider, max_iterations=5, convergence_fn=converged).execute_workflow(TASK)
+    assert result.status is TaskStatus.COMPLETED
+    assert seen == [0.5, 0.95] and result.metadata["iterations"] == 2

@@ -35,7 +35,9 @@ def test_plan_keeps_extra_fields() -> None:
     assert items[0].fields["domain"] == "arxiv"
 
 
-@pytest.mark.parametrize("text", ["", "I cannot help with that.", '{"error": "no"}', "[1, 2]", "{broken", "[]"])
+@pytest.mark.parametrize(
+    "text", ["", "I cannot help with that.", '{"error": "no"}', "[1, 2]", "{broken", "[]"]
+)
 def test_plan_nothing_usable(text: str) -> None:
     assert parse_plan(text) == []
 
@@ -69,6 +71,8 @@ def test_score_feedback() -> None:
     assert parse_score('{"score": 1, "feedback": "done"}') == (1.0, "done")
 
 
-@pytest.mark.parametrize("text", ["", "looks fine to me", '{"score": -1}', '{"score": 1000}', '{"score": true}'])
+@pytest.mark.parametrize(
+    "text", ["", "looks fine to me", '{"score": -1}', '{"score": 1000}', '{"score": true}']
+)
 def test_no_score(text: str) -> None:
     assert parse_score(text) is None

@@ -17,7 +17,7 @@ from orchestration import EventType, OrchestratorConfig, StreamEvent, TaskStatus
 
 from .helpers import ReadmeProvider
 
-QUICK_START = '''
+QUICK_START = """
 import asyncio
 from orchestration import DreamCascadeOrchestrator, DreamCascadeConfig
 
@@ -39,9 +39,9 @@ result = asyncio.run(orchestrator.execute_workflow(
 
 print(result.final_synthesis)
 print(f"Cost: ${result.total_cost:.4f}")
-'''
+"""
 
-CASCADE = '''
+CASCADE = """
 from orchestration import DreamCascadeOrchestrator, DreamCascadeConfig
 
 config = DreamCascadeConfig(
@@ -51,9 +51,9 @@ config = DreamCascadeConfig(
 )
 
 orchestrator = DreamCascadeOrchestrator(config, provider)
-'''
+"""
 
-SWARM = '''
+SWARM = """
 from orchestration import DreamSwarmOrchestrator, DreamSwarmConfig
 
 config = DreamSwarmConfig(
@@ -63,16 +63,16 @@ config = DreamSwarmConfig(
 )
 
 orchestrator = DreamSwarmOrchestrator(config, provider)
-'''
+"""
 
-SEQUENTIAL = '''
+SEQUENTIAL = """
 from orchestration import SequentialOrchestrator, OrchestratorConfig
 
 config = OrchestratorConfig(num_agents=3, parallel_execution=False)
 orchestrator = SequentialOrchestrator(config, provider)
-'''
+"""
 
-CONDITIONAL = '''
+CONDITIONAL = """
 from orchestration import ConditionalOrchestrator
 
 def should_deep_analyze(context):
@@ -84,9 +84,9 @@ orchestrator = ConditionalOrchestrator(
     true_branch=deep_analysis,
     false_branch=quick_analysis
 )
-'''
+"""
 
-ITERATIVE = '''
+ITERATIVE = """
 from orchestration import IterativeOrchestrator
 
 orchestrator = IterativeOrchestrator(
@@ -94,12 +94,13 @@ orchestrator = IterativeOrchestrator(
     max_iterations=5,
     convergence_fn=lambda r: r.score > 0.9
 )
-'''
+"""
 
 
 def run(namespace: dict[str, Any], **kwargs: Any) -> Any:
-    return asyncio.run(namespace["orchestrator"].execute_workflow("Research quantum computing applications",
-                                                                  **kwargs))
+    return asyncio.run(
+        namespace["orchestrator"].execute_workflow("Research quantum computing applications", **kwargs)
+    )
 
 
 def test_quick_start(capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,8 +116,10 @@ def test_quick_start(capsys: pytest.CaptureFixture[str]) -> None:
     assert "## Summary" in out and f"Cost: ${result.total_cost:.4f}" in out
 
 
-@pytest.mark.parametrize(("snippet", "calls", "agents"), [(CASCADE, 1 + 5 + 3 + 1, 5), (SWARM, 1 + 5 + 1, 5),
-                                                          (SEQUENTIAL, 1 + 3, 3)])
+@pytest.mark.parametrize(
+    ("snippet", "calls", "agents"),
+    [(CASCADE, 1 + 5 + 3 + 1, 5), (SWARM, 1 + 5 + 1, 5), (SEQUENTIAL, 1 + 3, 3)],
+)
 def test_pattern_sections(snippet: str, calls: int, agents: int) -> None:
     provider = ReadmeProvider()
     namespace: dict[str, Any] = {"provider": provider}

@@ -40,7 +40,11 @@ async def test_steps_run_in_order_and_chain_even_when_parallel() -> None:
     result = await orchestrator.execute_workflow(TASK, stream_callback=recorder)
     assert result.status is TaskStatus.COMPLETED, result.error
     prompts = provider.prompts()
-    assert [p.splitlines()[0] for p in prompts] == ["Subtask: Collect facts", "Subtask: Analyse", "Subtask: Write it up"]
+    assert [p.splitlines()[0] for p in prompts] == [
+        "Subtask: Collect facts",
+        "Subtask: Analyse",
+        "Subtask: Write it up",
+    ]
     assert "first step" in prompts[0]
     assert "OUTPUT-1" in prompts[1] and "OUTPUT-2" in prompts[2]
     assert [r.content for r in result.agent_results] == ["OUTPUT-1", "OUTPUT-2", "OUTPUT-3"]
@@ -80,8 +84,11 @@ async def test_handlers_sync_async_and_callables() -> None:
         await asyncio.sleep(0)
         return text + "!"
 
-    orchestrator = SequentialOrchestrator(OrchestratorConfig(), provider,
-                                          steps=[Step("Shout the task", handler=upper), exclaim, "Comment on it"])
+    orchestrator = SequentialOrchestrator(
+        OrchestratorConfig(),
+        provider,
+        steps=[Step("Shout the task", handler=upper), exclaim, "Comment on it"],
+    )
     result = await orchestrator.execute_workflow(TASK, context={"tone": "loud"})
     assert result.status is TaskStatus.COMPLETED, result.error
     assert seen == [(TASK, 1, 3), (TASK.upper(), 2, 3)]
@@ -113,7 +120,11 @@ async def test_failed_step_stops_the_pipeline() -> None:
     orchestrator = SequentialOrchestrator(config, provider, steps=["Collect", "Analyse", "Write"])
     result = await orchestrator.execute_workflow(TASK, stream_callback=recorder)
     assert result.status is TaskStatus.PARTIAL
-    assert [r.status for r in result.agent_results] == [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED]
+    assert [r.status for r in result.agent_results] == [
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.SKIPPED,
+    ]
     assert result.final_synthesis == "OUTPUT-1"
     assert provider.call_count == 2
     check_bill(result, recorder, provider)
@@ -121,16 +132,20 @@ async def test_failed_step_stops_the_pipeline() -> None:
 
 async def test_first_step_failure_fails_the_run() -> None:
     provider = BillingProvider(failures=fail_when("Subtask: Collect"))
-    result = await SequentialOrchestrator(OrchestratorConfig(max_retries=0), provider,
-                                          steps=["Collect", "Write"]).execute_workflow(TASK)
+    result = await SequentialOrchestrator(
+        OrchestratorConfig(max_retries=0), provider, steps=["Collect", "Write"]
+    ).execute_workflow(TASK)
     assert result.status is TaskStatus.FAILED
     assert result.final_synthesis is None
 
 
 async def test_handler_returning_nothing_fails_that_step() -> None:
     provider = BillingProvider()
-    orchestrator = SequentialOrchestrator(OrchestratorConfig(max_retries=0), provider,
-                                          steps=["First", Step("Broken", handler=lambda t, c: None)])
+    orchestrator = SequentialOrchestrator(
+        OrchestratorConfig(max_retries=0),
+        provider,
+        steps=["First", Step("Broken", handler=lambda t, c: None)],
+    )
     result = await orchestrator.execute_workflow(TASK)
     assert result.status is TaskStatus.PARTIAL
     assert "returned NoneType" in (result.agent_results[1].error or "")
@@ -154,7 +169,9 @@ async def test_unparseable_plan_falls_back_to_pipeline_stages() -> None:
     )
     assert result.status is TaskStatus.COMPLETED
     assert [s.description.split(" of: ")[0] for s in result.subtasks] == [
-        "Gather the facts and requirements", "Analyse what was gathered", "Draft the answer",
+        "Gather the facts and requirements",
+        "Analyse what was gathered",
+        "Draft the answer",
         "Review the draft and correct it",
     ]
     assert any("pipeline stage" in e.data["message"] for e in recorder.of(EventType.WARNING))

@@ -33,14 +33,23 @@ async def test_domains_explicit_classified_and_balanced() -> None:
         {"description": "History and definition of the field"},  # keywords -> wikipedia
         {"description": "Something unrelated entirely"},  # no keywords -> least used domain
     )
-    provider = BillingProvider(lambda r: answer if "JSON" in r.prompt_text else "- a finding about " + r.prompt_text[:40])
+    provider = BillingProvider(
+        lambda r: answer if "JSON" in r.prompt_text else "- a finding about " + r.prompt_text[:40]
+    )
     recorder = Recorder()
-    orchestrator = DreamSwarmOrchestrator(DreamSwarmConfig(num_agents=5, domains=DOMAINS, max_parallel=3), provider)
+    orchestrator = DreamSwarmOrchestrator(
+        DreamSwarmConfig(num_agents=5, domains=DOMAINS, max_parallel=3), provider
+    )
     result = await orchestrator.execute_workflow(TASK, stream_callback=recorder)
     assert result.status is TaskStatus.COMPLETED, result.error
     assigned = [(s.metadata["domain"], s.metadata["domain_source"]) for s in result.subtasks]
-    assert assigned == [("arxiv", "explicit"), ("github", "explicit"), ("news", "keywords"),
-                        ("wikipedia", "keywords"), ("arxiv", "balanced")]
+    assert assigned == [
+        ("arxiv", "explicit"),
+        ("github", "explicit"),
+        ("news", "keywords"),
+        ("wikipedia", "keywords"),
+        ("arxiv", "balanced"),
+    ]
     assert [r.metadata["domain"] for r in result.agent_results] == [d for d, _ in assigned]
     search_prompts = [p for p in provider.prompts() if "specialist" in p]
     assert "You are the github specialist" in search_prompts[1]
@@ -99,8 +108,13 @@ async def test_findings_are_deduplicated_across_domains() -> None:
 async def test_explicit_subtasks_skip_planning() -> None:
     provider = BillingProvider()
     orchestrator = DreamSwarmOrchestrator(
-        DreamSwarmConfig(domains=["text", "video"]), provider,
-        subtasks=[("video", "conference talks"), "articles and blog posts", {"description": "x", "domain": "text"}],
+        DreamSwarmConfig(domains=["text", "video"]),
+        provider,
+        subtasks=[
+            ("video", "conference talks"),
+            "articles and blog posts",
+            {"description": "x", "domain": "text"},
+        ],
     )
     result = await orchestrator.execute_workflow(TASK)
     assert provider.call_count == 3 + 1

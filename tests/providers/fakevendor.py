@@ -86,7 +86,11 @@ class Reply:
     ) -> Reply:
         """An HTTP error in the vendor's own JSON error format."""
         return cls(
-            kind="error", status=status, message=message, error_type=error_type, error_code=code,
+            kind="error",
+            status=status,
+            message=message,
+            error_type=error_type,
+            error_code=code,
             headers=headers or {},
         )
 
@@ -106,7 +110,9 @@ class Reply:
         return cls(kind="huge", size=size, declare_length=declare_length)
 
     @classmethod
-    def stream_error(cls, after: int = 2, error_type: str = "overloaded_error", message: str = "Overloaded") -> Reply:
+    def stream_error(
+        cls, after: int = 2, error_type: str = "overloaded_error", message: str = "Overloaded"
+    ) -> Reply:
         """A stream that sends ``after`` deltas, then an error object/event."""
         return cls(kind="stream_error", after=after, error_type=error_type, message=message)
 
@@ -188,14 +194,21 @@ class FakeVendor:
     def _next(self, request: Request, body: Any) -> Reply:
         with self._lock:
             if self.record:
-                self.requests.append(Recorded(request.url.path, dict(request.headers), body, time.monotonic()))
+                self.requests.append(
+                    Recorded(request.url.path, dict(request.headers), body, time.monotonic())
+                )
             return self._script.popleft() if self._script else self.default
 
     def start(self, port: int = 0) -> FakeVendor:
         """Serve in a background thread; returns when the port is bound."""
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=port, log_level="critical", lifespan="off",
-            timeout_graceful_shutdown=1, access_log=False,
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="critical",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            access_log=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="fakevendor", daemon=True)
@@ -241,15 +254,21 @@ class FakeVendor:
             headers = {**id_headers, **reply.headers}
             return reply, body, JSONResponse(render_error(reply), status_code=reply.status, headers=headers)
         if reply.kind == "raw":
-            return reply, body, Response(
-                reply.body, status_code=reply.status, media_type=reply.content_type, headers=reply.headers
+            return (
+                reply,
+                body,
+                Response(
+                    reply.body, status_code=reply.status, media_type=reply.content_type, headers=reply.headers
+                ),
             )
         if reply.kind == "huge":
             return reply, body, _huge(reply)
         return reply, body, None
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:
-        return HTMLResponse("<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", status_code=404)
+        return HTMLResponse(
+            "<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", status_code=404
+        )
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
@@ -258,7 +277,14 @@ class FakeVendor:
 
     async def _openai(self, request: Request) -> Response:
         def error(reply: Reply) -> Any:
-            return {"error": {"message": reply.message, "type": reply.error_type, "code": reply.error_code, "param": None}}
+            return {
+                "error": {
+                    "message": reply.message,
+                    "type": reply.error_type,
+                    "code": reply.error_code,
+                    "param": None,
+                }
+            }
 
         reply, body, early = await self._common(request, error, {"x-request-id": "req_fake_openai"})
         if early is not None:
@@ -274,9 +300,17 @@ class FakeVendor:
         }
         if not (body or {}).get("stream"):
             data: dict[str, Any] = {
-                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content},
-                             "finish_reason": "stop"}],
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.content},
+                        "finish_reason": "stop",
+                    }
+                ],
             }
             if reply.usage:
                 data["usage"] = usage
@@ -284,8 +318,12 @@ class FakeVendor:
         include_usage = bool(((body or {}).get("stream_options") or {}).get("include_usage"))
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            payload = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model,
-                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             return f"data: {json.dumps(payload)}\n\n"
 
         async def events() -> AsyncIterator[str]:
@@ -314,7 +352,10 @@ class FakeVendor:
 
     async def _anthropic(self, request: Request) -> Response:
         def error(reply: Reply) -> Any:
-            return {"type": "error", "error": {"type": reply.error_type or "api_error", "message": reply.message}}
+            return {
+                "type": "error",
+                "error": {"type": reply.error_type or "api_error", "message": reply.message},
+            }
 
         reply, body, early = await self._common(request, error, {"request-id": "req_fake_anthropic"})
         if early is not None:
@@ -329,8 +370,12 @@ class FakeVendor:
         }
         if not (body or {}).get("stream"):
             data: dict[str, Any] = {
-                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": reply.content}], "stop_reason": "end_turn",
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": reply.content}],
+                "stop_reason": "end_turn",
                 "stop_sequence": None,
             }
             if reply.usage:
@@ -341,8 +386,14 @@ class FakeVendor:
             return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
 
         async def events() -> AsyncIterator[str]:
-            start: dict[str, Any] = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                                     "content": [], "stop_reason": None}
+            start: dict[str, Any] = {
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+            }
             if reply.usage:
                 start["usage"] = {**usage, "output_tokens": 1}
             yield event("message_start", {"message": start})
@@ -351,7 +402,9 @@ class FakeVendor:
             for i, word in enumerate(_words(reply.content)):
                 if reply.kind != "ok" and i == reply.after:
                     break
-                yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word}})
+                yield event(
+                    "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word}}
+                )
             if reply.kind == "stream_error":
                 yield event("error", {"error": {"type": reply.error_type, "message": reply.message}})
                 return
@@ -375,8 +428,13 @@ class FakeVendor:
         if early is not None:
             return early
         model = (body or {}).get("model", "fake")
-        final: dict[str, Any] = {"model": model, "created_at": "2026-01-01T00:00:00Z", "done": True,
-                                 "done_reason": "stop", "total_duration": 1000}
+        final: dict[str, Any] = {
+            "model": model,
+            "created_at": "2026-01-01T00:00:00Z",
+            "done": True,
+            "done_reason": "stop",
+            "total_duration": 1000,
+        }
         if reply.usage:
             final.update(prompt_eval_count=reply.prompt_tokens, eval_count=reply.output_tokens)
         if not (body or {}).get("stream", True):

@@ -29,8 +29,11 @@ def make(vendor: FakeVendor, **options: object) -> AnthropicProvider:
 
 
 async def test_complete_wire_format_and_cache_aware_usage(vendor: FakeVendor) -> None:
-    vendor.script(Reply.ok("Bonjour.", prompt_tokens=100, cache_write_tokens=2000, cached_tokens=3000,
-                           completion_tokens=40))
+    vendor.script(
+        Reply.ok(
+            "Bonjour.", prompt_tokens=100, cache_write_tokens=2000, cached_tokens=3000, completion_tokens=40
+        )
+    )
     async with make(vendor) as provider:
         result = await provider.complete(request(temperature=0.5, stop=["END"]))
     assert result.content == "Bonjour." and result.finish_reason == "end_turn"
@@ -84,15 +87,25 @@ async def test_529_overloaded_is_retried(vendor: FakeVendor) -> None:
     sleep = WaitRecorder()
     errors: list[BaseException] = []
     async with make(vendor) as provider:
-        result = await retry_call(lambda: provider.complete(request()), policy(), sleep=sleep,
-                                  on_retry=lambda _n, e, _w: errors.append(e))
+        result = await retry_call(
+            lambda: provider.complete(request()),
+            policy(),
+            sleep=sleep,
+            on_retry=lambda _n, e, _w: errors.append(e),
+        )
     assert result.content and len(sleep.waits) == 1
     assert isinstance(errors[0], OverloadedError) and errors[0].request_id == "req_fake_anthropic"
 
 
 async def test_429_with_retry_after(vendor: FakeVendor) -> None:
-    vendor.script(Reply.error(429, "Number of request tokens has exceeded your per-minute rate limit",
-                              error_type="rate_limit_error", headers={"retry-after": "7"}))
+    vendor.script(
+        Reply.error(
+            429,
+            "Number of request tokens has exceeded your per-minute rate limit",
+            error_type="rate_limit_error",
+            headers={"retry-after": "7"},
+        )
+    )
     sleep = WaitRecorder()
     async with make(vendor) as provider:
         await retry_call(lambda: provider.complete(request()), policy(), sleep=sleep)
@@ -102,17 +115,32 @@ async def test_429_with_retry_after(vendor: FakeVendor) -> None:
 @pytest.mark.parametrize(
     ("reply", "kind"),
     [
-        (Reply.error(400, "prompt is too long: 250000 tokens > 200000 maximum", error_type="invalid_request_error"),
-         ContextLengthError),
-        (Reply.error(400, "Your credit balance is too low to access the Anthropic API.",
-                     error_type="invalid_request_error"), QuotaExceededError),
+        (
+            Reply.error(
+                400, "prompt is too long: 250000 tokens > 200000 maximum", error_type="invalid_request_error"
+            ),
+            ContextLengthError,
+        ),
+        (
+            Reply.error(
+                400,
+                "Your credit balance is too low to access the Anthropic API.",
+                error_type="invalid_request_error",
+            ),
+            QuotaExceededError,
+        ),
         (Reply.error(401, "invalid x-api-key", error_type="authentication_error"), AuthenticationError),
         (Reply.error(403, "no access", error_type="permission_error"), AuthenticationError),
         (Reply.error(404, "model: claude-nope", error_type="not_found_error"), BadRequestError),
-        (Reply.error(413, "Request exceeds the maximum size", error_type="request_too_large"), BadRequestError),
+        (
+            Reply.error(413, "Request exceeds the maximum size", error_type="request_too_large"),
+            BadRequestError,
+        ),
     ],
 )
-async def test_fatal_errors_are_not_retried(vendor: FakeVendor, reply: Reply, kind: type[ProviderError]) -> None:
+async def test_fatal_errors_are_not_retried(
+    vendor: FakeVendor, reply: Reply, kind: type[ProviderError]
+) -> None:
     vendor.script(reply)
     sleep = WaitRecorder()
     async with make(vendor) as provider:
@@ -164,7 +192,9 @@ async def test_missing_key_and_env(monkeypatch: pytest.MonkeyPatch, vendor: Fake
 
 async def test_key_never_leaks(vendor: FakeVendor, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    vendor.script(Reply.error(401, f"invalid x-api-key {ANTHROPIC_SECRET}", error_type="authentication_error"))
+    vendor.script(
+        Reply.error(401, f"invalid x-api-key {ANTHROPIC_SECRET}", error_type="authentication_error")
+    )
     async with make(vendor) as provider:
         with pytest.raises(ProviderError) as caught:
             await provider.complete(request())

@@ -73,7 +73,9 @@ def test_model_file_is_assembled_into_the_cache(
     package = types.SimpleNamespace(MODEL_NAME="gemma-3-270m-q4_k_m.gguf", assemble=assemble)
     real_import = local.importlib.import_module
     monkeypatch.setattr(
-        local.importlib, "import_module", lambda name: package if name == local._MODEL_PACKAGE else real_import(name)
+        local.importlib,
+        "import_module",
+        lambda name: package if name == local._MODEL_PACKAGE else real_import(name),
     )
     server = LocalModelServer(cache_dir=tmp_path / "models")
     assert server.model_file() == tmp_path / "models" / "gemma-3-270m-q4_k_m.gguf"
@@ -114,7 +116,9 @@ async def test_server_crash_at_startup_is_reported(tmp_path: Path, extra_install
 
 
 def _local_extra_available() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("llama_cpp", "fastapi", local._MODEL_PACKAGE))
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("llama_cpp", "fastapi", local._MODEL_PACKAGE)
+    )
 
 
 @pytest.mark.live

@@ -19,7 +19,9 @@ async def test_complete_wire_format_and_usage(vendor: FakeVendor) -> None:
     vendor.script(Reply.ok("Salut.", prompt_tokens=26, completion_tokens=3))
     async with make(vendor) as provider:
         result = await provider.complete(
-            request(max_tokens=50, temperature=0.1, stop=["###"], options={"num_ctx": 4096, "keep_alive": "5m"})
+            request(
+                max_tokens=50, temperature=0.1, stop=["###"], options={"num_ctx": 4096, "keep_alive": "5m"}
+            )
         )
     assert result.content == "Salut." and result.provider == "ollama" and result.model == "llama3.2"
     assert (result.usage.input_tokens, result.usage.output_tokens, result.usage.estimated) == (26, 3, False)

@@ -40,8 +40,15 @@ def make(vendor: FakeVendor, **options: object) -> OpenAIProvider:
 
 
 async def test_complete_content_usage_cost_and_wire_format(vendor: FakeVendor) -> None:
-    vendor.script(Reply.ok("Hi there, friend.", prompt_tokens=1000, completion_tokens=200, cached_tokens=400,
-                           reasoning_tokens=50))
+    vendor.script(
+        Reply.ok(
+            "Hi there, friend.",
+            prompt_tokens=1000,
+            completion_tokens=200,
+            cached_tokens=400,
+            reasoning_tokens=50,
+        )
+    )
     async with make(vendor) as provider:
         result = await provider.complete(request(max_tokens=64, temperature=0.2, stop=["\n\n"]))
     assert result.content == "Hi there, friend."
@@ -115,14 +122,27 @@ async def test_stream_without_done_marker_but_finished_is_accepted(vendor: FakeV
         ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
         ({"retry-after": "0.25"}, 0.25),
         # no Retry-After: the reset of the exhausted limit
-        ({"x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1.5s",
-          "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "12",
-          "x-ratelimit-reset-requests": "40s"}, 1.5),
+        (
+            {
+                "x-ratelimit-limit-tokens": "1000",
+                "x-ratelimit-remaining-tokens": "0",
+                "x-ratelimit-reset-tokens": "1.5s",
+                "x-ratelimit-limit-requests": "60",
+                "x-ratelimit-remaining-requests": "12",
+                "x-ratelimit-reset-requests": "40s",
+            },
+            1.5,
+        ),
     ],
 )
-async def test_429_retried_after_the_server_wait(vendor: FakeVendor, headers: dict[str, str], wait: float) -> None:
-    vendor.script(Reply.error(429, "Rate limit reached", error_type="requests", code="rate_limit_exceeded",
-                              headers=headers))
+async def test_429_retried_after_the_server_wait(
+    vendor: FakeVendor, headers: dict[str, str], wait: float
+) -> None:
+    vendor.script(
+        Reply.error(
+            429, "Rate limit reached", error_type="requests", code="rate_limit_exceeded", headers=headers
+        )
+    )
     sleep = WaitRecorder()
     async with make(vendor) as provider:
         result = await retry_call(lambda: provider.complete(request()), policy(), sleep=sleep)
@@ -142,13 +162,19 @@ async def test_retry_after_http_date(vendor: FakeVendor) -> None:
 
 
 async def test_5xx_and_529_backoff_then_success(vendor: FakeVendor) -> None:
-    vendor.script(Reply.error(500, "boom", error_type="server_error"), Reply.error(529, "Overloaded"),
-                  Reply.error(503, "unavailable"))
+    vendor.script(
+        Reply.error(500, "boom", error_type="server_error"),
+        Reply.error(529, "Overloaded"),
+        Reply.error(503, "unavailable"),
+    )
     sleep = WaitRecorder()
     errors: list[BaseException] = []
     async with make(vendor) as provider:
         result = await retry_call(
-            lambda: provider.complete(request()), policy(), sleep=sleep, on_retry=lambda _n, e, _w: errors.append(e)
+            lambda: provider.complete(request()),
+            policy(),
+            sleep=sleep,
+            on_retry=lambda _n, e, _w: errors.append(e),
         )
     assert result.content
     assert [type(e) for e in errors] == [ServiceUnavailableError, OverloadedError, ServiceUnavailableError]
@@ -175,13 +201,26 @@ async def test_retries_are_capped(vendor: FakeVendor) -> None:
         (Reply.error(401, "Incorrect API key provided", code="invalid_api_key"), AuthenticationError),
         (Reply.error(403, "forbidden"), AuthenticationError),
         (Reply.error(404, "The model `nope` does not exist", code="model_not_found"), BadRequestError),
-        (Reply.error(429, "You exceeded your current quota, please check your plan and billing details.",
-                     error_type="insufficient_quota", code="insufficient_quota"), QuotaExceededError),
-        (Reply.error(400, "This model's maximum context length is 128000 tokens",
-                     code="context_length_exceeded"), ContextLengthError),
+        (
+            Reply.error(
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+                error_type="insufficient_quota",
+                code="insufficient_quota",
+            ),
+            QuotaExceededError,
+        ),
+        (
+            Reply.error(
+                400, "This model's maximum context length is 128000 tokens", code="context_length_exceeded"
+            ),
+            ContextLengthError,
+        ),
     ],
 )
-async def test_no_retry_where_none_is_allowed(vendor: FakeVendor, reply: Reply, kind: type[ProviderError]) -> None:
+async def test_no_retry_where_none_is_allowed(
+    vendor: FakeVendor, reply: Reply, kind: type[ProviderError]
+) -> None:
     vendor.script(reply)
     sleep = WaitRecorder()
     async with make(vendor) as provider:
@@ -210,7 +249,10 @@ async def test_timeout_is_retryable_and_then_answers(vendor: FakeVendor) -> None
     errors: list[BaseException] = []
     async with make(vendor, timeout=httpx.Timeout(10.0, read=0.5)) as provider:
         result = await retry_call(
-            lambda: provider.complete(request()), policy(), sleep=sleep, on_retry=lambda _n, e, _w: errors.append(e)
+            lambda: provider.complete(request()),
+            policy(),
+            sleep=sleep,
+            on_retry=lambda _n, e, _w: errors.append(e),
         )
     assert result.content
     assert errors and all(isinstance(e, ProviderTimeoutError) for e in errors)
@@ -233,8 +275,13 @@ async def test_json_without_choices(vendor: FakeVendor) -> None:
 
 
 async def test_error_object_in_a_200_answer(vendor: FakeVendor) -> None:
-    vendor.script(Reply.raw(200, '{"error": {"message": "upstream exploded", "type": "server_error"}}',
-                            content_type="application/json"))
+    vendor.script(
+        Reply.raw(
+            200,
+            '{"error": {"message": "upstream exploded", "type": "server_error"}}',
+            content_type="application/json",
+        )
+    )
     async with make(vendor) as provider:
         with pytest.raises(ServiceUnavailableError, match="upstream exploded"):
             await provider.complete(request())
@@ -306,7 +353,9 @@ async def test_error_in_stream_before_content_is_retried(vendor: FakeVendor) -> 
 
 
 @pytest.mark.parametrize("fault", [Reply.cut(after=2), Reply.drop(after=2)])
-async def test_cut_stream_after_first_byte_is_an_error_and_not_retried(vendor: FakeVendor, fault: Reply) -> None:
+async def test_cut_stream_after_first_byte_is_an_error_and_not_retried(
+    vendor: FakeVendor, fault: Reply
+) -> None:
     vendor.script(fault)
     sleep = WaitRecorder()
     async with make(vendor) as provider:
@@ -324,15 +373,24 @@ async def test_http_error_before_stream_starts_is_mapped(vendor: FakeVendor) -> 
     assert caught.value.retry_after == 3.0 and is_retryable(caught.value)
 
 
-async def test_no_api_key_in_errors_reprs_or_logs(vendor: FakeVendor, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_api_key_in_errors_reprs_or_logs(
+    vendor: FakeVendor, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     echo = f"Incorrect API key provided: {SECRET}. You can find your API key at ..."
-    vendor.script(Reply.error(401, echo), Reply.raw(500, f"<html>{SECRET}</html>"), Reply.stream_error(after=1,
-                  message=f"bad {SECRET}"))
+    vendor.script(
+        Reply.error(401, echo),
+        Reply.raw(500, f"<html>{SECRET}</html>"),
+        Reply.stream_error(after=1, message=f"bad {SECRET}"),
+    )
     seen: list[str] = []
     async with make(vendor) as provider:
         seen.append(repr(provider))
-        for call in (provider.complete(request()), provider.complete(request()), collect(provider, request())):
+        for call in (
+            provider.complete(request()),
+            provider.complete(request()),
+            collect(provider, request()),
+        ):
             with pytest.raises(ProviderError) as caught:
                 await call
             seen += [str(caught.value), repr(caught.value), str(caught.value.args)]
@@ -363,7 +421,9 @@ def test_env_is_read_at_construction_not_import(monkeypatch: pytest.MonkeyPatch,
     assert OpenAIProvider().max_tokens_field == "max_completion_tokens"
 
 
-async def test_explicit_base_url_never_receives_the_env_key(monkeypatch: pytest.MonkeyPatch, vendor: FakeVendor) -> None:
+async def test_explicit_base_url_never_receives_the_env_key(
+    monkeypatch: pytest.MonkeyPatch, vendor: FakeVendor
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     async with OpenAIProvider("local-model", base_url=f"{vendor.url}/v1") as provider:
         await provider.complete(request())

@@ -98,7 +98,9 @@ def test_importing_providers_reads_no_environment() -> None:
         "import providers, providers.registry, providers.router, providers.local, orchestration.ratelimit\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.stdout.strip() == "ok", done.stderr
 
 
@@ -165,7 +167,11 @@ async def test_fallback_to_another_vendor_through_the_router(vendor: FakeVendor)
     sleep = WaitRecorder()
     async with router:
         result, failed = await complete_with_fallback(
-            router, request(), ["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"], policy(max_retries=2), sleep
+            router,
+            request(),
+            ["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"],
+            policy(max_retries=2),
+            sleep,
         )
     assert failed == ["openai:gpt-4o-mini"]
     assert result.content == "from the fallback"
@@ -195,5 +201,7 @@ async def test_fallback_exhausted_raises_the_last_error(vendor: FakeVendor) -> N
     vendor.default = Reply.error(503, "down")
     async with ProviderRouter({"ollama": OllamaProvider(host=vendor.url)}) as router:
         with pytest.raises(ServiceUnavailableError):
-            await complete_with_fallback(router, request(), ["ollama:a", "ollama:b"], policy(1), WaitRecorder())
+            await complete_with_fallback(
+                router, request(), ["ollama:a", "ollama:b"], policy(1), WaitRecorder()
+            )
     assert len(vendor.requests) == 4

@@ -89,9 +89,9 @@ def test_request_id_headers() -> None:
 
 def test_vendor_error_shapes() -> None:
     assert vendor_error({"error": {"message": "m", "type": "t", "code": 42}}) == VendorError("m", "t", "42")
-    assert vendor_error({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}) == (
-        VendorError("Overloaded", "overloaded_error", None)
-    )
+    assert vendor_error(
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    ) == (VendorError("Overloaded", "overloaded_error", None))
     assert vendor_error({"error": "model not found"}) == VendorError("model not found")
     assert vendor_error({"detail": "Not Found"}) == VendorError("Not Found")
     assert vendor_error(["not", "a", "dict"]) is None and vendor_error({"ok": True}) is None

@@ -142,13 +142,18 @@ async def test_burst_of_200_concurrent_calls_stays_under_rpm(vendor: FakeVendor)
     clock = FakeClock()
     grants: list[float] = []
     limiter = RateLimiter(
-        RateLimit(requests=50), clock=clock, sleep=clock.sleep, on_grant=lambda _k, start, _t: grants.append(start)
+        RateLimit(requests=50),
+        clock=clock,
+        sleep=clock.sleep,
+        on_grant=lambda _k, start, _t: grants.append(start),
     )
     # Two provider instances (two "runs") share one limiter.
     first = OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter)
     second = OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter)
     async with first, second:
-        results = await asyncio.gather(*((first if i % 2 else second).complete(request()) for i in range(200)))
+        results = await asyncio.gather(
+            *((first if i % 2 else second).complete(request()) for i in range(200))
+        )
     assert len(results) == 200 and len(vendor.requests) == 200
     assert len(grants) == 200
     assert max_in_window(grants, 60.0) == 50
@@ -159,11 +164,15 @@ async def test_token_limit_counts_prompt_plus_max_tokens_then_settles(vendor: Fa
     clock = FakeClock()
     reserved: list[int] = []
     limiter = RateLimiter(
-        RateLimit(tokens=2000), clock=clock, sleep=clock.sleep, on_grant=lambda _k, _s, tokens: reserved.append(tokens)
+        RateLimit(tokens=2000),
+        clock=clock,
+        sleep=clock.sleep,
+        on_grant=lambda _k, _s, tokens: reserved.append(tokens),
     )
     vendor.script(Reply.ok("a b c", prompt_tokens=20, completion_tokens=3))
-    async with OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1",
-                              rate_limiter=limiter) as provider:
+    async with OpenAIProvider(
+        "gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter
+    ) as provider:
         await provider.complete(request(max_tokens=500))
     assert 500 < reserved[0] < 600  # counted prompt + max_tokens
     window = limiter.window("openai", "gpt-4o-mini")
@@ -174,10 +183,18 @@ async def test_server_headers_tighten_and_pause_the_limiter(vendor: FakeVendor) 
     clock = FakeClock()
     grants: list[float] = []
     limiter = RateLimiter(clock=clock, sleep=clock.sleep, on_grant=lambda _k, start, _t: grants.append(start))
-    vendor.script(Reply.ok(headers={"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "0",
-                                    "x-ratelimit-reset-requests": "2s"}))
-    async with OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1",
-                              rate_limiter=limiter) as provider:
+    vendor.script(
+        Reply.ok(
+            headers={
+                "x-ratelimit-limit-requests": "3",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "2s",
+            }
+        )
+    )
+    async with OpenAIProvider(
+        "gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter
+    ) as provider:
         await provider.complete(request())
         await asyncio.gather(*(provider.complete(request()) for _ in range(4)))
     assert grants == [0.0, 2.0, 2.0, 60.0, 62.0]  # paused 2 s, then at most 3 a minute
@@ -187,9 +204,12 @@ async def test_429_retry_after_pauses_every_caller(vendor: FakeVendor) -> None:
     clock = FakeClock()
     grants: list[float] = []
     limiter = RateLimiter(clock=clock, sleep=clock.sleep, on_grant=lambda _k, start, _t: grants.append(start))
-    vendor.script(Reply.error(429, "rate limited", error_type="rate_limit_error", headers={"retry-after": "12"}))
-    async with AnthropicProvider("claude-haiku-4-5", api_key=ANTHROPIC_SECRET, base_url=vendor.url,
-                                 rate_limiter=limiter) as provider:
+    vendor.script(
+        Reply.error(429, "rate limited", error_type="rate_limit_error", headers={"retry-after": "12"})
+    )
+    async with AnthropicProvider(
+        "claude-haiku-4-5", api_key=ANTHROPIC_SECRET, base_url=vendor.url, rate_limiter=limiter
+    ) as provider:
         with pytest.raises(RateLimitError):
             await provider.complete(request())
         await asyncio.gather(*(provider.complete(request()) for _ in range(3)))
