@@ -594,9 +594,14 @@ async def test_cancelling_through_the_store_works_for_a_memory_store_too() -> No
     orch = GraphOrchestrator(
         config(max_concurrent_agents=1), ScriptedProvider(latency=0.05), subtasks=fan(40), store=store
     )
-    run = asyncio.create_task(orch.execute_workflow("task", run_id="m1"))
-    while not await store.events("m1"):
-        await asyncio.sleep(0.01)
+    first_done = asyncio.Event()
+
+    def callback(event: Any) -> None:
+        if event.event_type is EventType.AGENT_COMPLETE:
+            first_done.set()
+
+    run = asyncio.create_task(orch.execute_workflow("task", run_id="m1", stream_callback=callback))
+    await first_done.wait()
     assert await store.request_cancel("m1")
     result = await run
     assert result.status is TaskStatus.CANCELLED

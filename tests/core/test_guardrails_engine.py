@@ -86,7 +86,7 @@ async def test_a_guardrail_decision_is_not_a_model_failure_so_no_fallback_is_tri
     assert "guardrail 'big call'" in (result.agent_results[0].error or "")
 
 
-async def test_policies_from_the_command_line(tmp_path: object) -> None:
+def test_policies_from_the_command_line(tmp_path: object) -> None:
     import json
     import os
     import subprocess
