@@ -168,8 +168,14 @@ class BaseOrchestrator(abc.ABC):
         run_id = run_id or uuid.uuid4().hex[:16]
         if run_id in self._runs:
             raise ConfigError(f"run {run_id!r} is already in progress")
+        if await self.store.get_run(run_id) is not None:
+            raise ConfigError(
+                f"run {run_id!r} already exists in the store; continue it with resume({run_id!r}) "
+                "or start a new run with another run_id"
+            )
+        owner = await self._take_lease(run_id, wait=False)
         run = self._new_run(run_id, task, title or title_from(task), dict(context or {}), stream_callback)
-        return await self._execute(run, resumed=False)
+        return await self._execute(run, owner, resumed=False)
 
     async def resume(
         self, run_id: str, stream_callback: StreamCallback | None = None, *, wait: bool = False
@@ -182,18 +188,26 @@ class BaseOrchestrator(abc.ABC):
         run's lease, raises :class:`RunLeasedError` (with ``wait=True``, waits up to one
         lease period for it to expire, e.g. after that process crashed).
         """
-        state = await self.load_state(run_id)
-        if state.status.is_terminal:
-            return state.to_result()
+        if await self.store.get_run(run_id) is None:
+            raise RunNotFoundError(f"no run {run_id!r} in the store")
         if run_id in self._runs:
             raise RunLeasedError(f"run {run_id!r} is already in progress in this process")
-        events = await self.store.events(run_id)
-        start = next((e for e in events if e.event_type is EventType.WORKFLOW_START), None)
-        context = dict(start.data.get("context") or {}) if start is not None else {}
-        run = self._new_run(run_id, state.task, state.title, context, stream_callback, state=state)
-        run.recording = Recording(events)
-        await self.store.clear_cancel(run_id)  # resuming is a decision to go on
-        return await self._execute(run, resumed=True, wait_for_lease=wait)
+        owner = await self._take_lease(run_id, wait=wait)  # before reading: the run is ours now
+        try:
+            state = await self.load_state(run_id)
+            if state.status.is_terminal:
+                await self.store.release_lease(run_id, owner)
+                return state.to_result()
+            events = await self.store.events(run_id)
+            start = next((e for e in events if e.event_type is EventType.WORKFLOW_START), None)
+            context = dict(start.data.get("context") or {}) if start is not None else {}
+            run = self._new_run(run_id, state.task, state.title, context, stream_callback, state=state)
+            run.recording = Recording(events)
+            await self.store.clear_cancel(run_id)  # resuming is a decision to go on
+        except BaseException:
+            await self.store.release_lease(run_id, owner)
+            raise
+        return await self._execute(run, owner, resumed=True)
 
     async def replay(
         self,
@@ -222,6 +236,7 @@ class BaseOrchestrator(abc.ABC):
             Recording(events), live=self.llm if (live or forked) else None, run_id=run_id
         )
         new_id = uuid.uuid4().hex[:16]
+        owner = await self._take_lease(new_id, wait=False)
         run = self._new_run(
             new_id,
             task if task is not None else str(start.data.get("task", "")),
@@ -231,7 +246,7 @@ class BaseOrchestrator(abc.ABC):
         )
         run.llm = provider
         run.replay_of = {"run_id": run_id, "live": live or forked, "forked": forked}
-        result = await self._execute(run, resumed=False)
+        result = await self._execute(run, owner, resumed=False)
         return replace(
             result,
             metadata={
@@ -284,20 +299,15 @@ class BaseOrchestrator(abc.ABC):
             started_at=time.monotonic(),
         )
 
-    async def _execute(
-        self, run: RunContext, *, resumed: bool, wait_for_lease: bool = False
-    ) -> OrchestratorResult:
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        durable = run.log.durable
-        if durable:
-            await self._acquire_lease(run.run_id, owner, wait=wait_for_lease)
+    async def _execute(self, run: RunContext, owner: str, *, resumed: bool) -> OrchestratorResult:
+        """Drive ``run`` (whose lease ``owner`` holds) to its end and return its result."""
         self._runs[run.run_id] = run
         driver = WorkflowDriver(self)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(run.log.dispatch())
                 run.body = group.create_task(driver.drive(run, resumed=resumed))
-                watcher = group.create_task(self._watch(run, owner if durable else None))
+                watcher = group.create_task(self._watch(run, owner))
                 try:
                     await asyncio.wait([run.body])
                 finally:
@@ -308,10 +318,15 @@ class BaseOrchestrator(abc.ABC):
             raise
         finally:
             self._runs.pop(run.run_id, None)
-            if durable:
-                with contextlib.suppress(Exception):
-                    await self.store.release_lease(run.run_id, owner)
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(run.run_id, owner)
         return run.state.to_result(run.results, run.plan.subtasks if run.plan is not None else None)
+
+    async def _take_lease(self, run_id: str, *, wait: bool) -> str:
+        """Take the run's lease for this process (every store, memory ones too); returns the owner."""
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        await self._acquire_lease(run_id, owner, wait=wait)
+        return owner
 
     async def _acquire_lease(self, run_id: str, owner: str, *, wait: bool) -> None:
         lease = self.config.lease_seconds
@@ -324,7 +339,7 @@ class BaseOrchestrator(abc.ABC):
                 )
             await asyncio.sleep(min(0.2, lease / 5))
 
-    async def _watch(self, run: RunContext, owner: str | None) -> None:
+    async def _watch(self, run: RunContext, owner: str) -> None:
         """Honour cancellation requested through the store, and renew ``owner``'s lease."""
         renew_every = self.config.lease_seconds / 3
         last_renewal = time.monotonic()
@@ -334,11 +349,24 @@ class BaseOrchestrator(abc.ABC):
                 if await self.store.cancel_requested(run.run_id):
                     self.cancel(run.run_id)
                     return
-                if owner is not None and time.monotonic() - last_renewal >= renew_every:
-                    await self.store.acquire_lease(run.run_id, owner, self.config.lease_seconds)
+                if time.monotonic() - last_renewal >= renew_every:
+                    if not await self.store.acquire_lease(run.run_id, owner, self.config.lease_seconds):
+                        self._lost_lease(run)
+                        return
                     last_renewal = time.monotonic()
             except Exception as error:  # the store is unwell: the run goes on; its log says so
                 run.warn_once("store-watch", f"could not poll the store for cancellation: {describe(error)}")
+
+    def _lost_lease(self, run: RunContext) -> None:
+        """Another process took the run over (this one stalled past its lease): stop now."""
+        if run.abort_reason is None:
+            run.abort_reason = (
+                "lost the run's lease to another process (this process stalled for longer than "
+                "lease_seconds); that process now drives the run"
+            )
+            run.cancel_requested = True
+            if run.body is not None:
+                run.body.cancel()
 
     def record_synthesis(
         self, synthesis: SynthesisResult, *, final: bool = False, started: float | None = None

@@ -35,6 +35,8 @@ __all__ = [
 
 _SECRET_PATTERNS = (
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
+    re.compile(r"(?i)([?&](?:key|api_key|apikey|token|access_token|auth)=)[^&\s'\"]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.=]{8,}"),
     re.compile(r"(?i)(api[_-]?key[\"'=:\s]+)[A-Za-z0-9_\-\.]{8,}"),
     re.compile(r"(?i)(x-api-key[\"'=:\s]+)[A-Za-z0-9_\-\.]{8,}"),

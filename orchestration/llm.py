@@ -25,7 +25,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from .errors import (
     AuthenticationError,
@@ -37,6 +37,7 @@ from .errors import (
     RateLimitError,
     ServiceUnavailableError,
     describe,
+    redact,
 )
 from .tokens import count_message_tokens, count_tokens
 from .usage import Usage
@@ -307,6 +308,23 @@ class _CompleteAdapter:
     def __init__(self, target: Any) -> None:
         self._target = target
         self.name = getattr(target, "name", None) or type(target).__name__
+        # Secrets the object holds, so that its errors can be cleaned of them.
+        self._secrets = tuple(
+            value
+            for attr in ("api_key", "key", "token", "_api_key", "_key", "_token")
+            if isinstance(value := getattr(target, attr, None), str) and len(value) >= 8
+        )
+
+    def _raise_clean(self, error: Exception) -> NoReturn:
+        """Raise ``error`` mapped onto our tree, never carrying the object's own secrets."""
+        mapped = map_foreign_error(error, self.name)
+        if any(secret in str(mapped) for secret in self._secrets):
+            clean = ProviderError(redact(describe(mapped), *self._secrets), provider=self.name)
+            clean.retryable = is_transient(mapped)
+            raise clean from None  # the original (and its message) stays out of sight
+        if mapped is error:
+            raise error
+        raise mapped from error
 
     async def complete(self, request: CompletionRequest) -> Completion:
         method = self._target.complete
@@ -323,7 +341,7 @@ class _CompleteAdapter:
         try:
             response = await _call(method, messages=[dict(m) for m in request.messages], **kwargs)
         except Exception as error:
-            raise map_foreign_error(error, self.name) from error
+            self._raise_clean(error)
         content = _text_of(response)
         return Completion(
             content=content,
@@ -361,7 +379,7 @@ class _ChatAdapter(_CompleteAdapter):
         try:
             response = await _call(method, **kwargs)
         except Exception as error:
-            raise map_foreign_error(error, self.name) from error
+            self._raise_clean(error)
         content = _text_of(response)
         return Completion(
             content=content,
@@ -369,3 +387,10 @@ class _ChatAdapter(_CompleteAdapter):
             model=getattr(response, "model", None) or request.model,
             provider=self.name,
         )
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors a retry may not hit again (used when an error has to be rewrapped)."""
+    from .retry import is_retryable
+
+    return is_retryable(error)

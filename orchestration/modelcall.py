@@ -110,11 +110,14 @@ async def _call_one(
     reservation: Reservation | None = None
     prompt_tokens = 0
     guarded = run is not None and run.guardrails is not None
+    max_tokens = request.max_tokens or 0
     if run is not None and (run.budget.cap is not None or guarded):
         worst, prompt_tokens = _worst_case(request, prices)
-        if guarded:
-            guard.before_call(run, worst, prompt_tokens, request.max_tokens or 0, agent_id)
+        if guarded:  # decide first (nothing is held yet), then hold: no await in between
+            guard.before_call(run, worst, prompt_tokens, max_tokens, agent_id)
         reservation = run.budget.reserve(worst)
+        if guarded:
+            guard.hold(run, prompt_tokens, max_tokens)
     started = time.monotonic() if guarded else 0.0
 
     try:
@@ -129,7 +132,7 @@ async def _call_one(
         if reservation is not None and run is not None:
             run.budget.release(reservation)
             if guarded:
-                guard.settle_tokens(run, prompt_tokens, request.max_tokens or 0)
+                guard.release(run, prompt_tokens, max_tokens)
         raise
     model = completion.model or request.model or getattr(llm, "name", "unknown")
     usage = completion.usage
@@ -150,7 +153,7 @@ async def _call_one(
         if reservation is not None:
             run.budget.settle(reservation, usage.cost_usd)
             if guarded:
-                guard.settle_tokens(run, prompt_tokens, request.max_tokens or 0)
+                guard.release(run, prompt_tokens, max_tokens, observe=False)  # after_call observes
         elif tracking:
             run.budget.charge(usage.cost_usd)
         run.emit(

@@ -220,9 +220,13 @@ class WorkflowDriver:
                 if isinstance(outcome, str):  # the common case: build the final result once
                     return self._complete_plain(run, subtask, agent_id, outcome, started, attempts)
                 result = _as_agent_result(outcome, subtask, agent_id)
-        except asyncio.CancelledError:
-            self._record(run, _failed(subtask, agent_id, TaskStatus.CANCELLED, "cancelled", attempts))
-            raise
+        except asyncio.CancelledError as error:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the run is being cancelled
+                self._record(run, _failed(subtask, agent_id, TaskStatus.CANCELLED, "cancelled", attempts))
+                raise
+            # the subtask's own code was cancelled (e.g. a client library's future): a failure
+            result = _failed(subtask, agent_id, TaskStatus.FAILED, describe(error), attempts)
         except BudgetExceededError as error:
             if run.stop_reason is None:
                 run.stop_reason = TaskStatus.BUDGET_EXCEEDED
@@ -341,10 +345,10 @@ class WorkflowDriver:
         results = list(run.results.values())
         done = [r for r in results if r.status is TaskStatus.COMPLETED]
         status, error = TaskStatus.COMPLETED, None
-        if synthesis_error is not None:
-            status, error = TaskStatus.PARTIAL, synthesis_error
-        elif run.abort_reason is not None:
+        if run.abort_reason is not None:
             status, error = TaskStatus.FAILED, f"aborted: {run.abort_reason}"
+        elif synthesis_error is not None:
+            status, error = TaskStatus.PARTIAL, synthesis_error
         elif run.stop_reason is TaskStatus.PAUSED:
             status, error = TaskStatus.PAUSED, run.stop_message
         elif run.stop_reason is TaskStatus.BUDGET_EXCEEDED:

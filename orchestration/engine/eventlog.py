@@ -1,10 +1,10 @@
 """The run's event log: numbers, folds, stores and delivers every event, in order.
 
 ``emit`` is synchronous and cheap: it folds the event into the run state, stamps it with
-the next ``seq`` and the resulting progress, and queues it.  One dispatcher task per run
-appends queued events to the store in batches and then hands them to the stream
-callbacks one by one, so callbacks always see events in ``seq`` order and a slow or
-failing callback never blocks or kills the run.  ``flush`` waits until everything
+the next ``seq`` and the resulting progress, and queues it.  Per run, one loop appends
+queued events to the store in batches and another hands stored events to the stream
+callbacks one by one, so callbacks always see events in ``seq`` order, only events that
+are stored, and a slow or failing callback never blocks or kills the run.  ``flush`` waits until everything
 emitted so far is in the store (a durability point).
 """
 
@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -49,12 +50,15 @@ class EventLog:
         self._store = store
         self._callbacks = list(callbacks)
         self._clock = clock
-        self._queue: list[StreamEvent] = []
-        self._wakeup = asyncio.Event()
+        self._queue: list[StreamEvent] = []  # emitted, not yet stored
+        self._outbox: deque[StreamEvent] = deque()  # stored, not yet given to every callback
+        self._write_wakeup = asyncio.Event()
+        self._deliver_wakeup = asyncio.Event()
         self._written = self.seq
         self._snapshot_seq = self.seq
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
+        self._writes_done = False
         self._reported: set[int] = set()
         self.store_error: BaseException | None = None
         #: False for stores that keep nothing across processes: ``flush`` is then free.
@@ -71,40 +75,65 @@ class EventLog:
         self.state.last_seq = self.seq
         event = StreamEvent(kind, self.run_id, self.seq, now, payload, agent_id, progress)
         self._queue.append(event)
-        self._wakeup.set()
+        self._write_wakeup.set()
         return event
 
     async def flush(self) -> None:
-        """Wait until every event emitted so far is in the store (no-op for a memory store)."""
+        """Wait until every event emitted so far is in the store (no-op for a memory store).
+
+        Only the store write is waited for, never the stream callbacks.
+        """
         if not self.durable:
             return
         target = self.seq
         if self._written >= target or self.store_error is not None:
             return
-        if self._closed:  # no dispatcher any more: deliver here
-            await self.deliver_pending()
+        if self._closed:  # no writer any more: write here
+            await self._write_pending()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, future))
-        self._wakeup.set()
+        self._write_wakeup.set()
         await future
 
     def close(self) -> None:
-        """Ask the dispatcher to deliver what is queued and stop."""
+        """Ask the dispatcher to write and deliver what is queued, then stop."""
         self._closed = True
-        self._wakeup.set()
+        self._write_wakeup.set()
 
     async def dispatch(self) -> None:
-        """Run until :meth:`close`: store and deliver events in batches."""
+        """Run until :meth:`close`: one loop writes batches to the store, another hands
+        stored events to the callbacks, so a slow callback never delays a write."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._write_loop())
+            if self._callbacks:
+                group.create_task(self._deliver_loop())
+
+    async def _write_loop(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            await self.deliver_pending()
+            await self._write_wakeup.wait()
+            self._write_wakeup.clear()
+            await self._write_pending()
             if self._closed and not self._queue:
+                self._writes_done = True
+                self._deliver_wakeup.set()
+                return
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            await self._deliver_wakeup.wait()
+            self._deliver_wakeup.clear()
+            await self._deliver_outbox()
+            if self._writes_done and not self._outbox and not self._queue:
                 return
 
     async def deliver_pending(self) -> None:
-        """Store and deliver whatever is queued now (also used after cancellation)."""
+        """Write and deliver whatever is left (used after the run's task was cancelled)."""
+        while self._queue or self._outbox:
+            await self._write_pending()
+            await self._deliver_outbox()
+
+    async def _write_pending(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
             if self.store_error is None:
@@ -116,10 +145,16 @@ class EventLog:
             self._written = batch[-1].seq
             self._release_waiters()
             if self._callbacks:
-                for event in batch:
-                    await self._deliver(event)
+                self._outbox.extend(batch)
+                self._deliver_wakeup.set()
         if self.durable and self.store_error is None and self._snapshot_due():
             await self._snapshot()
+
+    async def _deliver_outbox(self) -> None:
+        while self._outbox:
+            # Removed only once every callback had it: an interrupted delivery is retried.
+            await self._deliver(self._outbox[0])
+            self._outbox.popleft()
 
     def _snapshot_due(self) -> bool:
         # The state must be exactly the stored log (nothing emitted since), and snapshots
@@ -157,10 +192,17 @@ class EventLog:
                 outcome = callback(event)
                 if inspect.isawaitable(outcome):
                     await outcome
+            except asyncio.CancelledError as error:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are being cancelled, not the callback
+                self._callback_failed(callback, event, error)  # e.g. a closed websocket's send
             except Exception as error:
                 self._callback_failed(callback, event, error)
 
-    def _callback_failed(self, callback: Callable[..., Any], event: StreamEvent, error: Exception) -> None:
+    def _callback_failed(
+        self, callback: Callable[..., Any], event: StreamEvent, error: BaseException
+    ) -> None:
         name = getattr(callback, "__qualname__", None) or type(callback).__name__
         logger.warning(
             "run %s: stream callback %s raised on event %d: %s", self.run_id, name, event.seq, describe(error)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..guardrails import Decision, RunTotals
     from .run import RunContext
 
-__all__ = ["GuardrailRejectedError", "RunPausedError", "after_call", "before_call", "settle_tokens"]
+__all__ = ["GuardrailRejectedError", "RunPausedError", "after_call", "before_call", "hold", "release"]
 
 
 class GuardrailRejectedError(OrchestrationError):
@@ -75,16 +75,23 @@ def before_call(
     decision = guardrails.check_before_call(totals(run, include_reserved=True), predicted)
     if decision is not None:
         _enforce(run, decision, agent_id, before=True)
-    # the call goes ahead: its worst case counts against caps until it settles
+
+
+def hold(run: RunContext, input_tokens: int, max_tokens: int) -> None:
+    """The call goes ahead (its cost is reserved in the budget): count its worst-case tokens
+    too until it settles, and show other runs of the same tenant what is in flight."""
     reserved_in, reserved_out = run.reserved_tokens
     run.reserved_tokens = (reserved_in + input_tokens, reserved_out + max_tokens)
-    guardrails.observe(totals(run, include_reserved=True))
+    if run.guardrails is not None:
+        run.guardrails.observe(totals(run, include_reserved=True))
 
 
-def settle_tokens(run: RunContext, input_tokens: int, max_tokens: int) -> None:
-    """The call that reserved these tokens finished (or failed): stop counting them."""
+def release(run: RunContext, input_tokens: int, max_tokens: int, *, observe: bool = True) -> None:
+    """The call that held these tokens finished or failed: stop counting them."""
     reserved_in, reserved_out = run.reserved_tokens
     run.reserved_tokens = (max(0, reserved_in - input_tokens), max(0, reserved_out - max_tokens))
+    if observe and run.guardrails is not None:
+        run.guardrails.observe(totals(run, include_reserved=True))
 
 
 def after_call(run: RunContext, usage: Usage, latency_ms: float, agent_id: str | None) -> None:

@@ -606,3 +606,22 @@ async def test_cancelling_through_the_store_works_for_a_memory_store_too() -> No
     result = await run
     assert result.status is TaskStatus.CANCELLED
     assert 0 < len([r for r in result.agent_results if r.succeeded]) < 40
+
+
+async def test_a_providers_own_key_in_its_error_never_reaches_the_run() -> None:
+    import json
+
+    key = "AIzaSyD-not-a-real-key-0123456789abcdef"
+
+    class KeyInUrl:
+        api_key = key
+
+        def complete(self, messages: Any, **kwargs: Any) -> str:
+            raise RuntimeError(f"HTTP 400 for https://api.example/v1/generate?key={key}&alt=json")
+
+    orch = GraphOrchestrator(config(), KeyInUrl(), subtasks=fan(1))
+    result = await orch.execute_workflow("task")
+    assert result.status is TaskStatus.FAILED
+    stored = json.dumps([e.to_dict() for e in await orch.store.events(result.run_id)])
+    assert key not in stored and key not in json.dumps(result.to_dict())
+    assert "HTTP 400" in (result.agent_results[0].error or "")
