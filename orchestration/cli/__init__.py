@@ -15,11 +15,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from ..base import BaseOrchestrator
 from ..errors import ConfigError, OrchestrationError, redact
-from ..models import TaskStatus
+from ..models import OrchestratorResult, TaskStatus
 from .common import add_display_options, add_store_option, open_cli_store, print_result, run_with_display
 from .history import COMMANDS, add_commands, handle
 
@@ -149,14 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("TASK is empty; say what the orchestration should do")
         provider = "scripted" if args.command == "demo" else args.provider or _default_provider_name()
         orchestrator = _build(args.pattern, provider, args)
-        result = asyncio.run(
-            run_with_display(
-                lambda cb: orchestrator.execute_workflow(args.task, title=args.title, stream_callback=cb),
-                orchestrator.cancel,
-                args,
-                err,
-            )
-        )
+        result = asyncio.run(_run_and_close(orchestrator, args, err))
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return EXIT_INTERRUPTED
@@ -171,6 +164,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUN_FAILED
     print_result(result, args, out)
     return EXIT_OK if result.status is TaskStatus.COMPLETED else EXIT_RUN_FAILED
+
+
+async def _run_and_close(
+    orchestrator: BaseOrchestrator, args: argparse.Namespace, err: TextIO
+) -> OrchestratorResult:
+    try:
+        return await run_with_display(
+            lambda cb: orchestrator.execute_workflow(args.task, title=args.title, stream_callback=cb),
+            orchestrator.cancel,
+            args,
+            err,
+        )
+    finally:
+        await orchestrator.store.close()
 
 
 def _serve(args: argparse.Namespace) -> int:

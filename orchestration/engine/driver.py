@@ -94,10 +94,12 @@ class WorkflowDriver:
             self._end(
                 run, TaskStatus.FAILED, f"timed out after {config.timeout_seconds:g}s (timeout_seconds)"
             )
-        except BudgetExceededError as error:
+        except BudgetExceededError as error:  # in decomposition or synthesis
+            run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget))
             self._end(run, TaskStatus.BUDGET_EXCEEDED, str(error))
         except Exception as error:
-            self._end(run, TaskStatus.FAILED, describe(error))
+            reason = f"aborted: {run.abort_reason}" if run.abort_reason else describe(error)
+            self._end(run, TaskStatus.FAILED, reason)
 
     async def _decompose(self, run: RunContext) -> Plan:
         run.emit(EventType.DECOMPOSITION_START, {"task": run.task})
