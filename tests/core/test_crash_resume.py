@@ -51,7 +51,8 @@ def count(calls: Path) -> int:
 
 def test_sigkill_at_20_random_points_then_resume(tmp_path: Path) -> None:
     rng = random.Random(20261122)
-    clean = finish(worker(tmp_path / "clean.db", tmp_path / "clean.calls", "run", "start"))
+    latency = 0.02  # about a second of work: most kills land mid-run, whatever the machine's speed
+    clean = finish(worker(tmp_path / "clean.db", tmp_path / "clean.calls", "run", "start", latency))
     assert clean["status"] == "completed"
     expected_calls = count(tmp_path / "clean.calls")
     assert expected_calls == SUBTASKS + 1
@@ -60,7 +61,7 @@ def test_sigkill_at_20_random_points_then_resume(tmp_path: Path) -> None:
     kills = 0
     mode = "start"
     while kills < KILLS:
-        process = worker(db, calls, "run", mode)
+        process = worker(db, calls, "run", mode, latency)
         time.sleep(rng.uniform(0.3, 1.2))  # the interpreter takes ~0.3s to start
         if process.poll() is not None:  # finished before the kill: run it again only if needed
             result = finish(process)
@@ -70,7 +71,7 @@ def test_sigkill_at_20_random_points_then_resume(tmp_path: Path) -> None:
         kills += 1
         mode = "resume"
     else:
-        result = finish(worker(db, calls, "run", "resume"))
+        result = finish(worker(db, calls, "run", "resume", latency))
 
     assert kills >= 10, "the run finished too fast to be interrupted often; slow the worker down"
     assert essence(result) == essence(clean)
