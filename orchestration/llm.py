@@ -39,6 +39,7 @@ from .errors import (
     describe,
     redact,
 )
+from .retry import is_retryable
 from .tokens import count_message_tokens, count_tokens
 from .usage import Usage
 
@@ -320,7 +321,7 @@ class _CompleteAdapter:
         mapped = map_foreign_error(error, self.name)
         if any(secret in str(mapped) for secret in self._secrets):
             clean = ProviderError(redact(describe(mapped), *self._secrets), provider=self.name)
-            clean.retryable = is_transient(mapped)
+            clean.retryable = is_retryable(mapped)
             raise clean from None  # the original (and its message) stays out of sight
         if mapped is error:
             raise error
@@ -387,10 +388,3 @@ class _ChatAdapter(_CompleteAdapter):
             model=getattr(response, "model", None) or request.model,
             provider=self.name,
         )
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for errors a retry may not hit again (used when an error has to be rewrapped)."""
-    from .retry import is_retryable
-
-    return is_retryable(error)

@@ -20,7 +20,14 @@ from typing import Any, TextIO
 from ..base import BaseOrchestrator
 from ..errors import ConfigError, OrchestrationError, redact
 from ..models import OrchestratorResult, TaskStatus
-from .common import add_display_options, add_store_option, open_cli_store, print_result, run_with_display
+from .common import (
+    add_display_options,
+    add_store_option,
+    guardrails_from,
+    open_cli_store,
+    print_result,
+    run_with_display,
+)
 from .history import COMMANDS, add_commands, handle
 
 __all__ = ["main"]
@@ -123,15 +130,8 @@ def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> BaseOr
     config_class = cls.config_class
     config = config_class.from_dict(_options(args))
     provider = resolve_provider(provider_name, config.primary_model)
-    guardrails = None
-    if args.policies:
-        from pathlib import Path
-
-        from ..guardrails import Guardrails
-
-        guardrails = Guardrails.load(Path(args.policies))
     try:
-        return cls(config, provider, store=open_cli_store(args), guardrails=guardrails)
+        return cls(config, provider, store=open_cli_store(args), guardrails=guardrails_from(args))
     except TypeError as error:
         raise ConfigError(f"cannot construct {cls.__name__} from the command line: {error}") from error
 

@@ -6,14 +6,25 @@ import argparse
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..events import EventType, StreamEvent
 from ..models import OrchestratorResult
 from ..stores.base import RunStore
 from ..utils import format_cost, format_duration
 
-__all__ = ["add_display_options", "add_store_option", "open_cli_store", "print_result", "run_with_display"]
+if TYPE_CHECKING:
+    from ..guardrails import Guardrails
+
+__all__ = [
+    "add_display_options",
+    "guardrails_from",
+    "add_store_option",
+    "open_cli_store",
+    "print_result",
+    "run_with_display",
+]
 
 
 def add_store_option(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +41,16 @@ def add_display_options(parser: argparse.ArgumentParser) -> None:
     """``--json`` and ``--quiet``."""
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+
+
+def guardrails_from(args: argparse.Namespace) -> Guardrails | None:
+    """The guardrail policies ``--policies FILE`` names, if any."""
+    path = getattr(args, "policies", None)
+    if not path:
+        return None
+    from ..guardrails import Guardrails
+
+    return Guardrails.load(Path(path))
 
 
 def open_cli_store(args: argparse.Namespace) -> RunStore:

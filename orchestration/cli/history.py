@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
 from ..base import BaseOrchestrator
@@ -18,6 +17,7 @@ from .common import (
     add_display_options,
     add_store_option,
     escape,
+    guardrails_from,
     open_cli_store,
     print_result,
     run_with_display,
@@ -184,13 +184,8 @@ async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOr
     if not provider_name:
         raise ConfigError(f"run {args.run_id} does not record its provider; pass --provider NAME")
     provider = resolve_provider(provider_name, config.primary_model)
-    guardrails = None
-    if getattr(args, "policies", None):
-        from ..guardrails import Guardrails
-
-        guardrails = Guardrails.load(Path(args.policies))
     try:
-        return cls(config, provider, store=store, guardrails=guardrails)
+        return cls(config, provider, store=store, guardrails=guardrails_from(args))
     except TypeError as error:
         raise ConfigError(
             f"cannot rebuild {cls.__name__} from the command line ({error}); resume it from Python with "
