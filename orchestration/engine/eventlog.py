@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import describe
@@ -27,7 +28,7 @@ __all__ = ["EventLog"]
 
 logger = logging.getLogger("orchestration")
 
-_EMPTY: Mapping[str, Any] = {}
+_EMPTY: Mapping[str, Any] = MappingProxyType({})  # shared by data-less events: read-only
 _SNAPSHOT_MIN_EVENTS = 1000
 
 
