@@ -44,7 +44,9 @@ CANNED = {
     "id": "chatcmpl-bench",
     "object": "chat.completion",
     "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "An answer."}, "finish_reason": "stop"}],
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "An answer."}, "finish_reason": "stop"}
+    ],
     "usage": {"prompt_tokens": 30, "completion_tokens": 3, "total_tokens": 33},
 }
 MESSAGES = [
@@ -157,7 +159,9 @@ def report(title: str, results: dict[str, list[Round]], calls: int) -> None:
         best[name] = min(rounds, key=lambda r: r.wall)
         median = statistics.median(r.wall for r in rounds)
         cpu = min(r.cpu for r in rounds) / calls * 1000
-        print(f"  {name:<10} {best[name].wall:>11.3f} {median:>9.3f} {calls / best[name].wall:>9.0f} {cpu:>19.3f}")
+        print(
+            f"  {name:<10} {best[name].wall:>11.3f} {median:>9.3f} {calls / best[name].wall:>9.0f} {cpu:>19.3f}"
+        )
     ratio = best["adapter"].wall / best["raw httpx"].wall
     paired = statistics.median(
         a.wall / r.wall for a, r in zip(results["adapter"], results["raw httpx"], strict=True)
@@ -165,7 +169,9 @@ def report(title: str, results: dict[str, list[Round]], calls: int) -> None:
     cpu_ratio = min(r.cpu for r in results["adapter"]) / min(r.cpu for r in results["raw httpx"])
     verdict = "within" if ratio <= 1.10 else "OVER"
     print(f"  adapter / raw wall time, best rounds: {ratio:.3f} ({verdict} the 1.10 target)")
-    print(f"  adapter / raw wall time, median of pairs: {paired:.3f}; client CPU, best rounds: {cpu_ratio:.3f}")
+    print(
+        f"  adapter / raw wall time, median of pairs: {paired:.3f}; client CPU, best rounds: {cpu_ratio:.3f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,7 +192,14 @@ def main(argv: list[str] | None = None) -> None:
     report("loopback (fake vendor in its own process)", loopback, args.calls)
     # The same comparison without sockets or a server isolates the adapter's own cost.
     in_process = asyncio.run(
-        benchmark(base_url, args.calls, args.concurrency, args.rounds, args.budget, httpx.MockTransport(canned_answer))
+        benchmark(
+            base_url,
+            args.calls,
+            args.concurrency,
+            args.rounds,
+            args.budget,
+            httpx.MockTransport(canned_answer),
+        )
     )
     report("in-process (httpx.MockTransport, no sockets)", in_process, args.calls)
 

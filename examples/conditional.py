@@ -29,9 +29,11 @@ def should_deep_analyze(context: dict[str, Any]) -> bool:
 
 async def main() -> int:
     args = parse_args(
-        __doc__, "Research quantum computing applications",
-        lambda parser: parser.add_argument("--complexity", type=float, default=0.9,
-                                           help="0-1; above 0.7 takes the deep branch"),
+        __doc__,
+        "Research quantum computing applications",
+        lambda parser: parser.add_argument(
+            "--complexity", type=float, default=0.9, help="0-1; above 0.7 takes the deep branch"
+        ),
     )
     provider = choose_provider(args)
 
@@ -41,7 +43,8 @@ async def main() -> int:
     )
     quick_analysis = ["Answer the task in three sentences"]
     orchestrator = ConditionalOrchestrator(
-        config, provider,
+        config,
+        provider,
         condition=should_deep_analyze,
         true_branch=deep_analysis,
         false_branch=quick_analysis,

@@ -24,11 +24,20 @@ class ProsConsOrchestrator(BaseOrchestrator):
 
     async def decompose_task(self, task: str, context: dict[str, Any] | None = None) -> list[SubTask]:
         return [
-            SubTask(id="pros", description=f"The strongest arguments for: {task}", agent_type=AgentType.RESEARCHER),
-            SubTask(id="cons", description=f"The strongest arguments against: {task}",
-                    agent_type=AgentType.RESEARCHER),
-            SubTask(id="verdict", description=f"Weigh the arguments and decide: {task}",
-                    agent_type=AgentType.ANALYST, dependencies=["pros", "cons"]),
+            SubTask(
+                id="pros", description=f"The strongest arguments for: {task}", agent_type=AgentType.RESEARCHER
+            ),
+            SubTask(
+                id="cons",
+                description=f"The strongest arguments against: {task}",
+                agent_type=AgentType.RESEARCHER,
+            ),
+            SubTask(
+                id="verdict",
+                description=f"Weigh the arguments and decide: {task}",
+                agent_type=AgentType.ANALYST,
+                dependencies=["pros", "cons"],
+            ),
         ]
 
     async def execute_subtask(self, subtask: SubTask, context: dict[str, Any] | None = None) -> AgentResult:
@@ -45,7 +54,9 @@ class ProsConsOrchestrator(BaseOrchestrator):
             model=completion.model,
         )
 
-    async def synthesize_results(self, agent_results: list[AgentResult], context: dict[str, Any] | None = None) -> str:
+    async def synthesize_results(
+        self, agent_results: list[AgentResult], context: dict[str, Any] | None = None
+    ) -> str:
         sections = {result.subtask_id: result.content for result in agent_results}
         return (
             f"## For\n\n{sections.get('pros', '(missing)')}\n\n## Against\n\n{sections.get('cons', '(missing)')}"

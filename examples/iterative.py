@@ -41,8 +41,10 @@ def show(event: StreamEvent) -> None:
     """Print each iteration's score as it completes."""
     if event.event_type is EventType.ITERATION_COMPLETE:
         data = event.data
-        print(f"  iteration {data['iteration']}/{data['max_iterations']}: score {data['score']:.2f}"
-              f"{' (converged)' if data['converged'] else ''}")
+        print(
+            f"  iteration {data['iteration']}/{data['max_iterations']}: score {data['score']:.2f}"
+            f"{' (converged)' if data['converged'] else ''}"
+        )
 
 
 async def main() -> int:
@@ -50,14 +52,17 @@ async def main() -> int:
     provider = choose_provider(args, offline_provider)
 
     orchestrator = IterativeOrchestrator(
-        OrchestratorConfig(primary_model=args.model), provider,
+        OrchestratorConfig(primary_model=args.model),
+        provider,
         max_iterations=5,
         convergence_fn=lambda r: r.score > 0.9,
     )
     result = await orchestrator.execute_workflow(args.task, stream_callback=show)
 
     print_status(result)
-    print(f"converged: {result.metadata.get('converged')} after {result.metadata.get('iterations')} iteration(s)")
+    print(
+        f"converged: {result.metadata.get('converged')} after {result.metadata.get('iterations')} iteration(s)"
+    )
     return finish(result)
 
 

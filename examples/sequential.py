@@ -32,12 +32,16 @@ async def main() -> int:
     provider = choose_provider(args)
 
     config = OrchestratorConfig(parallel_execution=False, primary_model=args.model)
-    pipeline = SequentialOrchestrator(config, provider, steps=[
-        Step("Make an outline", handler=outline),  # a function: no model call
-        "Write a draft that follows the outline",  # a model call on the previous output
-        "Edit the draft for clarity and concision",
-        word_count,  # an async function (its docstring describes the step)
-    ])
+    pipeline = SequentialOrchestrator(
+        config,
+        provider,
+        steps=[
+            Step("Make an outline", handler=outline),  # a function: no model call
+            "Write a draft that follows the outline",  # a model call on the previous output
+            "Edit the draft for clarity and concision",
+            word_count,  # an async function (its docstring describes the step)
+        ],
+    )
     result = await pipeline.execute_workflow(args.task)
 
     print_status(result)

@@ -1,7 +1,7 @@
 """Dream Swarm: a parallel multi-domain search with deduplicated, per-domain synthesis.
 
-    python examples/swarm.py
-    python examples/swarm.py --provider anthropic "Survey open-source vector databases"
+python examples/swarm.py
+python examples/swarm.py --provider anthropic "Survey open-source vector databases"
 """
 
 from __future__ import annotations

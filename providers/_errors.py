@@ -123,8 +123,10 @@ def error_class(status: int | None, error: VendorError | None) -> type[ProviderE
     """The error class for an HTTP ``status`` (None inside a 200 stream) and vendor error."""
     text = error.text if error else ""
     kind = (error.type or error.code or "").lower() if error else ""
-    if (error and error.code in _QUOTA_CODES) or kind in _QUOTA_CODES or any(
-        phrase in text for phrase in _QUOTA_PHRASES
+    if (
+        (error and error.code in _QUOTA_CODES)
+        or kind in _QUOTA_CODES
+        or any(phrase in text for phrase in _QUOTA_PHRASES)
     ):
         return QuotaExceededError
     if status == 429:

@@ -62,6 +62,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 """Bodies (and whole streams) larger than this are refused as malformed."""
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
+
 class HttpProvider(Provider):
     """Base of the HTTP adapters: client lifecycle, rate limiting, error mapping.
 
@@ -323,7 +324,9 @@ class HttpProvider(Provider):
         vendor = vendor_error(data)
         kind = error_class(None, vendor)
         detail = vendor.message if vendor and vendor.message else snippet(json.dumps(data, default=str))
-        return self._error(kind, f"error inside the stream: {detail}{self._hint(kind, None)}", model, response)
+        return self._error(
+            kind, f"error inside the stream: {detail}{self._hint(kind, None)}", model, response
+        )
 
     def _not_json(self, response: httpx.Response, body: bytes, model: str) -> ProviderError:
         text = body.decode("utf-8", "replace")
@@ -374,4 +377,3 @@ class HttpProvider(Provider):
             )
         logger.debug("%s", error)
         return error
-

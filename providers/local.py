@@ -130,10 +130,21 @@ class LocalModelServer:
     def command(self, model: Path, port: int) -> list[str]:
         """The command line that starts the server."""
         command = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(model), "--model_alias", self.alias,
-            "--host", self.host, "--port", str(port),
-            "--n_ctx", str(self.n_ctx), "--verbose", "False",
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            self.alias,
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--verbose",
+            "False",
         ]
         if self.n_threads is not None:
             command += ["--n_threads", str(self.n_threads)]

@@ -163,4 +163,3 @@ class OllamaProvider(HttpProvider):
             finish_reason=final.get("done_reason") or "stop",
             model=final.get("model") or model,
         )
-
