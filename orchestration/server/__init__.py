@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-
 from .broadcast import EventBroadcaster, Subscription, follow_run
 
 if TYPE_CHECKING:

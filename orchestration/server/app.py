@@ -161,7 +161,8 @@ class _Api:
             return _error(400, str(error))
         if len(run_request.task) > self.max_task_chars:
             return _error(
-                413, f"the task is {len(run_request.task)} characters; this server takes at most {self.max_task_chars}"
+                413,
+                f"the task is {len(run_request.task)} characters; this server takes at most {self.max_task_chars}",
             )
         try:
             run_id = self.manager.start(run_request)

@@ -184,6 +184,8 @@ class TokenAuthMiddleware:
             await send(message)
 
         return wrapped
+
+
 async def _refuse(scope: Scope, send: Any, why: str) -> None:
     accept = _header(scope, b"accept") or ""
     if "text/html" in accept:

@@ -51,7 +51,11 @@ def is_json_media_type(value: str | None) -> bool:
         return False
     for parameter in parameters:
         name, sep, raw = parameter.partition("=")
-        if not sep or name.strip().lower() != "charset" or raw.strip().strip('"').lower() not in {"utf-8", "utf8"}:
+        if (
+            not sep
+            or name.strip().lower() != "charset"
+            or raw.strip().strip('"').lower() not in {"utf-8", "utf8"}
+        ):
             return False
     return True
 
@@ -73,7 +77,9 @@ def _own_origin(scope: Scope, host: bytes | None) -> str | None:
     return f"{scope.get('scheme', 'http')}://{host.decode('latin-1').strip().lower()}"
 
 
-async def send_error(send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_error(
+    send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     """Send a complete JSON ``{"error": message}`` response."""
     body = json.dumps({"error": message}).encode("utf-8")
     headers = [
@@ -124,13 +130,14 @@ class RequestGuardMiddleware:
         if fetch_site is not None and fetch_site.decode("latin-1").strip().lower() not in _SAME_ORIGIN_FETCH:
             return 403, "cross-origin writes are refused (Sec-Fetch-Site is not same-origin)"
         origin = headers.get(b"origin")
-        if origin is not None and origin.decode("latin-1").strip().lower() != _own_origin(scope, headers.get(b"host")):
+        if origin is not None and origin.decode("latin-1").strip().lower() != _own_origin(
+            scope, headers.get(b"host")
+        ):
             return 403, "cross-origin writes are refused (Origin is not this server)"
         content_type = headers.get(b"content-type")
         if not is_json_media_type(content_type.decode("latin-1") if content_type is not None else None):
             return 415, "send the request as JSON (Content-Type: application/json)"
         return None
-
 
 
 class BodyLimitMiddleware:
@@ -151,7 +158,9 @@ class BodyLimitMiddleware:
         headers = _headers(scope)
         too_large = f"the request body is larger than {limit} bytes (the server's --max-body-bytes)"
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.strip().isdigit() or len(declared) > 18 or int(declared) > limit):
+        if declared is not None and (
+            not declared.strip().isdigit() or len(declared) > 18 or int(declared) > limit
+        ):
             await send_error(send, 413, too_large, [(b"connection", b"close")])
             return
         chunks: list[bytes] = []

@@ -24,7 +24,9 @@ DEMO = "tests.streaming.demo:DemoOrchestrator"
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    app = create_app(store=MemoryStore(), token=TOKEN, reports_dir=tmp_path / "reports", allow_patterns=[DEMO])
+    app = create_app(
+        store=MemoryStore(), token=TOKEN, reports_dir=tmp_path / "reports", allow_patterns=[DEMO]
+    )
     async with (
         running_server(app) as base,
         httpx.AsyncClient(base_url=base, headers=AUTH, timeout=20) as client,
