@@ -27,8 +27,8 @@ __all__ = [
     "is_json_media_type",
 ]
 
-#: Request line plus headers, in bytes (browsers send a few KB; 32 KiB leaves room).
-DEFAULT_MAX_HEADER_BYTES = 32 * 1024
+#: Request line plus headers, in bytes (browsers send a few KB; h11's own default is 16 KiB).
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 #: A ``POST /runs`` body, in bytes.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
