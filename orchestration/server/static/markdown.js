@@ -9,12 +9,12 @@ const MARKDOWN_INLINE_LIMIT = 5000; // longer paragraphs are shown as plain text
 const MARKDOWN_INLINE = new RegExp(
   [
     "`([^`\\n]+)`",                                   // 1 code
-    "!\\[([^\\]\\n]*)\\]\\(([^()\\s]*)[^()\\n]*\\)",  // 2 alt, 3 target
-    "\\[([^\\]\\n]+)\\]\\(([^()\\s]*)[^()\\n]*\\)",   // 4 text, 5 target
+    "!\\[([^\\]\\n]*)\\]\\(((?:[^()\\s]|\\([^()\\s]*\\))*)(?:\\s[^()\\n]*)?\\)",  // 2 alt, 3 target (one level of parentheses)
+    "\\[([^\\]\\n]+)\\]\\(((?:[^()\\s]|\\([^()\\s]*\\))*)(?:\\s[^()\\n]*)?\\)",   // 4 text, 5 target
     "\\*\\*([^*\\n]+)\\*\\*",                         // 6 bold
-    "__([^_\\n]+)__",                                 // 7 bold
+    "(?<![A-Za-z0-9_.])__([^_\\n]+)__(?![A-Za-z0-9_])", // 7 bold (not inside names like a.__b__)
     "\\*([^*\\s][^*\\n]*)\\*",                        // 8 italic
-    "(?<![A-Za-z0-9])_([^_\\s][^_\\n]*)_(?![A-Za-z0-9])", // 9 italic
+    "(?<![A-Za-z0-9_.])_([^_\\s][^_\\n]*)_(?![A-Za-z0-9_])", // 9 italic
   ].join("|"),
   "g",
 );
