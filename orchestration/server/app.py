@@ -67,6 +67,7 @@ _FRAME_CACHE = 20_000
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~-]{8,}$")
 _SEQ = re.compile(r"^[0-9]{1,15}$")  # an event seq; anything longer is not one of ours
 _MAX_JSON_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CSRF_SLOT = b'<meta name="csrf-token" content="">'
 _SECURITY_HEADERS = {
     "content-security-policy": (
@@ -100,6 +101,24 @@ def _too_deep(value: Any, limit: int) -> bool:
                     return True
                 stack.append((child, depth + 1))
     return False
+
+
+def _valid_text(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8 (lone surrogates from ``\\ud800`` escapes replaced).
+
+    Recursion is bounded: bodies deeper than ``_MAX_JSON_DEPTH`` are refused first.
+    """
+    if isinstance(value, str):
+        return (
+            value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            if _SURROGATE.search(value)
+            else value
+        )
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_text(item) for item in value]
+    return value
 
 
 def _inside(path: Path, root: Path) -> Path | None:
@@ -156,7 +175,7 @@ class _Api:
         if _too_deep(body, _MAX_JSON_DEPTH):
             return _error(400, f"the JSON body is nested too deeply (at most {_MAX_JSON_DEPTH} levels)")
         try:
-            run_request = RunRequest.from_json(body)
+            run_request = RunRequest.from_json(_valid_text(body))
         except (OrchestrationError, ValueError, TypeError) as error:
             return _error(400, str(error))
         if len(run_request.task) > self.max_task_chars:
@@ -213,7 +232,13 @@ class _Api:
         if path is None:
             return _error(404, "no such document (its file is gone or is outside the reports folder)")
         media = "application/pdf" if path.suffix == ".pdf" else "text/markdown; charset=utf-8"
-        return FileResponse(path, media_type=media, filename=path.name)
+        # Model-written files: never sniffed into HTML, never given an origin to act in.
+        headers = {
+            "x-content-type-options": "nosniff",
+            "content-security-policy": "sandbox",
+            "cache-control": "no-store",
+        }
+        return FileResponse(path, media_type=media, filename=path.name, headers=headers)
 
     async def cancel(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]

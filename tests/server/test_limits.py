@@ -193,3 +193,24 @@ def test_bad_registrations_fail_at_start_up() -> None:
         create_app(None, MemoryStore(), TOKEN, allow_patterns=["os:path"])
     with pytest.raises(ConfigError, match="not a built-in pattern"):
         create_app(None, MemoryStore(), TOKEN, allow_patterns=["nope"])
+
+
+async def test_lone_surrogates_in_a_request_become_valid_text() -> None:
+    app = create_app(None, MemoryStore(), TOKEN, allow_patterns=[DEMO])
+    async with (
+        running_server(app) as base,
+        httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as client,
+    ):
+        body = '{"pattern": "' + DEMO + '", "task": "tides \\ud800 now", "options": {"title": "\\udfff"}}'
+        started = await client.post("/runs", content=body, headers={"content-type": "application/json"})
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        events = await read_events(client, f"/runs/{run_id}/events")
+        assert events[-1].data["status"] == "completed"
+        detail = await client.get(f"/runs/{run_id}")
+        assert detail.status_code == 200
+        assert (
+            detail.json()["run"]["task"] == "tides \ufffd now" and detail.json()["run"]["title"] == "\ufffd"
+        )
+        listing = await client.get("/runs")
+        assert listing.status_code == 200
