@@ -7,9 +7,11 @@ nothing.  The server's own page, with its CSRF token, keeps working.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -19,6 +21,9 @@ from starlette.routing import Route
 
 from orchestration import MemoryStore
 from orchestration.server import create_app
+from orchestration.server.runs import RunRequest, default_orchestrator_factory, register_patterns
+from orchestration.stores.base import RunStore
+from tests.streaming.demo import DemoOrchestrator
 
 from .harness import TOKEN, running_server, wait_for
 from .test_live_page import CHROMIUM_ARGS, _chromium
@@ -59,7 +64,18 @@ async def test_a_page_on_another_port_cannot_start_a_run_or_import_a_module(tmp_
     from playwright.async_api import async_playwright, expect
 
     assert EVIL.split(":")[0] not in sys.modules
-    app = create_app(None, MemoryStore(), TOKEN, reports_dir=tmp_path / "reports")
+    gate = asyncio.Event()
+    builtins = register_patterns()
+
+    def factory(request: RunRequest, store: RunStore) -> Any:
+        """The default factory (built-ins only), plus "held": a run that waits, to cancel from the page."""
+        if request.pattern == "held":
+            return DemoOrchestrator(store=store, gate=gate)
+        return default_orchestrator_factory(
+            request, store, reports_dir=tmp_path / "reports", patterns=builtins
+        )
+
+    app = create_app(factory, MemoryStore(), TOKEN, reports_dir=tmp_path / "reports")
 
     async with running_server(app) as base:
 
@@ -106,5 +122,15 @@ async def test_a_page_on_another_port_cannot_start_a_run_or_import_a_module(tmp_
                 await expect(page.locator("#status")).to_have_text("completed", timeout=30_000)
                 runs = await app.state.store.list_runs()
                 assert [run.task for run in runs] == ["Research tides from the page"]
+
+                # ... and cancels them.
+                await page.goto(base + "/")
+                await page.fill("input[name=pattern]", "held")
+                await page.fill("textarea[name=task]", "Wait to be cancelled")
+                await page.click("#start-form button[type=submit]")
+                await expect(page.locator("#status")).to_have_text("in progress")
+                await page.click("#cancel")
+                await expect(page.locator("#status")).to_have_text("cancelled", timeout=30_000)
+                gate.set()
             finally:
                 await browser.close()
