@@ -65,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--token", help="access token (default: $ORCHESTRATION_TOKEN or a generated one)")
+    serve.add_argument(
+        "--allow-pattern",
+        action="append",
+        metavar="PATTERN",
+        help="a pattern requests may run: a built-in name or module:Class (repeatable; default: the built-ins)",
+    )
+    serve.add_argument("--max-body-bytes", type=int, metavar="N", help="largest POST body (default: 1048576)")
+    serve.add_argument("--max-task-chars", type=int, metavar="N", help="longest task (default: 100000)")
+    serve.add_argument("--reports-dir", default="reports", help="where run reports go (default: reports)")
     return parser
 
 
@@ -181,9 +190,24 @@ async def _run_and_close(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..server import serve
+    from ..server import ServerDependencyError, serve
 
-    serve(host=args.host, port=args.port, token=args.token or os.environ.get("ORCHESTRATION_TOKEN"))
+    for name in ("max_body_bytes", "max_task_chars"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+    try:
+        serve(
+            host=args.host,
+            port=args.port,
+            token=args.token or os.environ.get("ORCHESTRATION_TOKEN"),
+            allow_patterns=args.allow_pattern,
+            max_body_bytes=args.max_body_bytes,
+            max_task_chars=args.max_task_chars,
+            reports_dir=args.reports_dir,
+        )
+    except ServerDependencyError as error:  # a missing extra is a set-up step, not a bug
+        raise ConfigError(str(error)) from None
     return EXIT_OK
 
 

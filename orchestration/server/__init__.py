@@ -1,6 +1,6 @@
 """The optional server: JSON API, SSE with replay, and a live run page.
 
-Needs the ``server`` extra (``pip install 'multi-agent-orchestration[server]'``:
+Needs the ``server`` extra (from a checkout: ``pip install -e '.[server]'``;
 starlette, sse-starlette, uvicorn).  Importing this package is cheap; the web
 libraries load when :func:`create_app` or :func:`serve` is called.
 
@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib.util
 import secrets
+import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from .broadcast import EventBroadcaster, Subscription, follow_run
 
 if TYPE_CHECKING:
@@ -38,18 +42,18 @@ __all__ = [
     "serve",
 ]
 
-_EXTRA = "pip install 'multi-agent-orchestration[server]'"
+_EXTRA = "install the server extra: pip install -e '.[server]' (from a checkout of the project)"
 
 
 class ServerDependencyError(ImportError):
-    """The ``server`` extra is not installed."""
+    """The ``server`` extra is not installed (the message says how to install it)."""
 
 
 def _require_server() -> None:
     missing = [m for m in ("starlette", "sse_starlette", "uvicorn") if importlib.util.find_spec(m) is None]
     if missing:
         names = ", ".join(m.replace("_", "-") for m in missing)
-        raise ServerDependencyError(f"the server needs {names}: {_EXTRA}")
+        raise ServerDependencyError(f"the server needs {names}; {_EXTRA}")
 
 
 def generate_token() -> str:
@@ -82,6 +86,22 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a port in use is a one-line ConfigError."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: the port is in use; stop the other server or pass "
+                "--port with another number (--port 0 picks a free one)"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8765,
@@ -91,30 +111,48 @@ def serve(
     orchestrator_factory: OrchestratorFactory | None = None,
     reports_dir: str | Path = "reports",
     open_message: bool = True,
+    allow_patterns: Sequence[str] | None = None,
+    max_body_bytes: int | None = None,
+    max_task_chars: int | None = None,
 ) -> None:
     """Run the server until interrupted (blocking).
 
-    Binds ``127.0.0.1`` unless told otherwise.  Without ``token`` one is generated and
-    the page's address (which carries it) is printed once to stderr, never logged.
-    ``store`` defaults to the embedded SQLite store (``.orchestration/runs.db``), so runs
-    and their event streams survive a restart.
+    Binds ``127.0.0.1`` unless told otherwise; a port in use raises ConfigError.  Without
+    ``token`` one is generated and the page's address (which carries it) is printed
+    once to stderr, never logged.  ``store`` defaults to the embedded SQLite store
+    (``.orchestration/runs.db``), so runs and their event streams survive a restart.
+    ``allow_patterns`` lists the patterns requests may run (default: the built-ins);
+    ``max_body_bytes`` and ``max_task_chars`` bound a ``POST /runs``.
     """
     _require_server()
     import uvicorn
 
     from ..stores import default_store
+    from .guard import DEFAULT_MAX_HEADER_BYTES
 
     generated = token is None
     access_token = token or generate_token()
-    app = create_app(
-        orchestrator_factory, store if store is not None else default_store(), access_token,
-        reports_dir=reports_dir,
+    limits = {"max_body_bytes": max_body_bytes, "max_task_chars": max_task_chars}
+    sock = _listen(host, port)  # first: a port in use fails before anything is created
+    try:
+        app = create_app(
+            orchestrator_factory, store if store is not None else default_store(), access_token,
+            reports_dir=reports_dir, allow_patterns=allow_patterns,
+            **{name: value for name, value in limits.items() if value is not None},
+        )  # fmt: skip
+    except BaseException:
+        sock.close()
+        raise
+    # h11 (not httptools) so the header cap holds at the protocol level too: a client
+    # cannot make the server buffer an unbounded request head.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=_log_config(), lifespan="on", http="h11",
+        h11_max_incomplete_event_size=DEFAULT_MAX_HEADER_BYTES,
     )  # fmt: skip
-    config = uvicorn.Config(app, host=host, port=port, log_config=_log_config(), lifespan="on")
     server = uvicorn.Server(config)
 
     async def run() -> None:
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event for it
             await asyncio.sleep(0.05)
         if server.started and open_message:

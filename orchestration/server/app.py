@@ -14,7 +14,10 @@
 ``GET /``                                 the live run page (``/?run=<id>``)
 =======================================  ==================================================
 
-Every route needs the token (see :mod:`orchestration.server.auth`).
+Every route needs the token, and writes need it in a header (see
+:mod:`orchestration.server.auth`); sizes and origins are checked first
+(:mod:`orchestration.server.guard`).  Only the patterns registered when the app is built
+can be run: a request names one, it never gives an import path.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import asyncio
 import json
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +42,33 @@ from ..events import StreamEvent
 from ..models import TaskStatus
 from ..stores.base import RunStore
 from ..streaming import format_sse
-from .auth import TokenAuthMiddleware
+from .auth import TokenAuthMiddleware, csrf_token
 from .broadcast import EventBroadcaster, follow_run_batches
-from .runs import OrchestratorFactory, RunManager, RunRequest, default_orchestrator_factory
+from .guard import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_HEADER_BYTES,
+    BodyLimitMiddleware,
+    RequestGuardMiddleware,
+    is_json_media_type,
+)
+from .runs import (
+    DEFAULT_MAX_TASK_CHARS,
+    OrchestratorFactory,
+    RunManager,
+    RunRequest,
+    default_orchestrator_factory,
+    register_patterns,
+)
 
 __all__ = ["create_app"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 _FRAME_CACHE = 20_000
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~-]{8,}$")
+_SEQ = re.compile(r"^[0-9]{1,15}$")  # an event seq; anything longer is not one of ours
+_MAX_JSON_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CSRF_SLOT = b'<meta name="csrf-token" content="">'
 _SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -64,23 +85,69 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _last_event_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        return None
-    return value if value >= 0 else None
+    raw = (request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0").strip()
+    return int(raw) if _SEQ.match(raw) else None
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """True when ``value`` nests containers deeper than ``limit`` (an explicit stack: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _valid_text(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8 (lone surrogates from ``\\ud800`` escapes replaced).
+
+    Recursion is bounded: bodies deeper than ``_MAX_JSON_DEPTH`` are refused first.
+    """
+    if isinstance(value, str):
+        return (
+            value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            if _SURROGATE.search(value)
+            else value
+        )
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_text(item) for item in value]
+    return value
+
+
+def _inside(path: Path, root: Path) -> Path | None:
+    """``path`` resolved (symlinks followed) when it is a file under ``root``; else None."""
+    resolved = path.resolve()
+    return resolved if resolved.is_relative_to(root.resolve()) and resolved.is_file() else None
 
 
 class _Api:
     def __init__(
-        self, store: RunStore, manager: RunManager, broadcaster: EventBroadcaster, ping: float, poll: float
+        self,
+        store: RunStore,
+        manager: RunManager,
+        broadcaster: EventBroadcaster,
+        *,
+        ping: float,
+        poll: float,
+        page: bytes,
+        reports: Path,
+        max_task_chars: int,
     ) -> None:
         self.store = store
         self.manager = manager
         self.broadcaster = broadcaster
         self.ping = ping
         self.poll = poll
+        self.page_html = page
+        self.reports = reports
+        self.max_task_chars = max_task_chars
         self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
     def frame(self, event: StreamEvent) -> bytes:
@@ -94,17 +161,30 @@ class _Api:
         return cached
 
     async def page(self, request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "run.html", headers=_SECURITY_HEADERS)
+        return Response(self.page_html, media_type="text/html; charset=utf-8", headers=_SECURITY_HEADERS)
 
     async def start_run(self, request: Request) -> Response:
-        if "application/json" not in request.headers.get("content-type", ""):
+        if not is_json_media_type(request.headers.get("content-type")):
             return _error(415, "send the run as JSON (Content-Type: application/json)")
         try:
             body = json.loads(await request.body())
+        except RecursionError:
+            return _error(400, f"the JSON body is nested too deeply (at most {_MAX_JSON_DEPTH} levels)")
         except ValueError:
             return _error(400, "the body is not valid JSON")
+        if _too_deep(body, _MAX_JSON_DEPTH):
+            return _error(400, f"the JSON body is nested too deeply (at most {_MAX_JSON_DEPTH} levels)")
         try:
-            run_id = self.manager.start(RunRequest.from_json(body))
+            run_request = RunRequest.from_json(_valid_text(body))
+        except (OrchestrationError, ValueError, TypeError) as error:
+            return _error(400, str(error))
+        if len(run_request.task) > self.max_task_chars:
+            return _error(
+                413,
+                f"the task is {len(run_request.task)} characters; this server takes at most {self.max_task_chars}",
+            )
+        try:
+            run_id = self.manager.start(run_request)
         except (OrchestrationError, ValueError, TypeError) as error:
             return _error(400, str(error))
         return JSONResponse({"run_id": run_id}, status_code=202, headers={"location": f"/runs/{run_id}"})
@@ -147,11 +227,18 @@ class _Api:
         documents = RunState.from_events(run_id, events).to_result().generated_documents
         if not events or index >= len(documents):
             return _error(404, "no such document")
-        path = Path(documents[index].path)
-        if not await asyncio.to_thread(path.is_file):
-            return _error(404, "the document's file is gone")
+        # Only files under the reports folder are served, whatever a stored event names.
+        path = await asyncio.to_thread(_inside, Path(documents[index].path), self.reports)
+        if path is None:
+            return _error(404, "no such document (its file is gone or is outside the reports folder)")
         media = "application/pdf" if path.suffix == ".pdf" else "text/markdown; charset=utf-8"
-        return FileResponse(path, media_type=media, filename=path.name)
+        # Model-written files: never sniffed into HTML, never given an origin to act in.
+        headers = {
+            "x-content-type-options": "nosniff",
+            "content-security-policy": "sandbox",
+            "cache-control": "no-store",
+        }
+        return FileResponse(path, media_type=media, filename=path.name, headers=headers)
 
     async def cancel(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -197,29 +284,46 @@ def create_app(
     reports_dir: str | Path = "reports",
     ping_interval: float = 15.0,
     poll_interval: float = 1.0,
+    allow_patterns: Sequence[str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_task_chars: int = DEFAULT_MAX_TASK_CHARS,
 ) -> Starlette:
     """The server as a Starlette app.
 
     ``orchestrator_factory(request, store)`` builds the orchestrator for a ``POST /runs``
     (default: the named pattern and provider, configured from the options); it must use
-    ``store``.  ``store`` defaults to an in-memory store; ``token`` is required (use
-    :func:`orchestration.server.generate_token`).  The app's state holds ``store``,
-    ``broadcaster`` and ``runs`` (the :class:`RunManager`) for embedding and tests.
+    ``store``.  The default factory runs only the patterns registered here:
+    ``allow_patterns`` (built-in names or ``module:Class``, imported now), or every
+    built-in when it is None.  ``store`` defaults to an in-memory store; ``token`` is
+    required (use :func:`orchestration.server.generate_token`).  Documents are served only
+    from ``reports_dir``.  The app's state holds ``store``, ``broadcaster`` and ``runs``
+    (the :class:`RunManager`) for embedding and tests.
     """
     if not token or not _TOKEN_CHARS.match(token):
         raise ValueError("token must be at least 8 characters of letters, digits and -._~")
+    if max_task_chars < 1:
+        raise ValueError("max_task_chars must be at least 1")
     from ..stores.memory import MemoryStore
 
     run_store: RunStore = store if store is not None else MemoryStore()
     reports = Path(reports_dir)
     if orchestrator_factory is None:
+        patterns = register_patterns(allow_patterns)
 
         def orchestrator_factory(request: RunRequest, store: RunStore) -> Any:
-            return default_orchestrator_factory(request, store, reports_dir=reports)
+            return default_orchestrator_factory(request, store, reports_dir=reports, patterns=patterns)
 
+    page = (STATIC_DIR / "run.html").read_bytes()
+    if _CSRF_SLOT not in page:
+        raise RuntimeError("run.html lost its csrf-token slot")
+    page = page.replace(_CSRF_SLOT, _CSRF_SLOT.replace(b'""', f'"{csrf_token(token)}"'.encode()))
     broadcaster = EventBroadcaster()
     manager = RunManager(run_store, orchestrator_factory, broadcaster)
-    api = _Api(run_store, manager, broadcaster, ping_interval, poll_interval)
+    api = _Api(
+        run_store, manager, broadcaster, ping=ping_interval, poll=poll_interval, page=page, reports=reports,
+        max_task_chars=max_task_chars,
+    )  # fmt: skip
 
     import contextlib
 
@@ -242,5 +346,8 @@ def create_app(
     app.state.store = run_store
     app.state.broadcaster = broadcaster
     app.state.runs = manager
+    # Added innermost first: guard (sizes, origin, media type) -> token -> body limit -> routes.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(TokenAuthMiddleware, token=token)
+    app.add_middleware(RequestGuardMiddleware, max_header_bytes=max_header_bytes)
     return app

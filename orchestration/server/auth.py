@@ -1,26 +1,53 @@
 """Token authentication for the server (an ASGI middleware) and token-free logging.
 
-A request is let in when it carries the token as ``Authorization: Bearer <token>``, as
-the ``orchestration_token`` cookie, or as ``?token=<token>`` (browsers' EventSource
-cannot send headers).  A query token is turned into an HttpOnly, SameSite=Strict cookie
-so the page's later requests carry it and the URL can drop it.  Comparison is constant
-time.  The token never appears in a response, a log line or a repr.
+A reading request (``GET``/``HEAD``) is let in when it carries the token as
+``Authorization: Bearer <token>``, as the server's cookie, or as ``?token=<token>``
+(browsers' EventSource cannot send headers).  A query token is turned into an
+``HttpOnly; SameSite=Strict; Path=/`` cookie so the page's later requests carry it and
+the URL can drop it.  The cookie's name includes the server's port
+(``orchestration_token_8765``): browsers do not separate cookies by port, so two servers
+on one host would otherwise overwrite each other's.
+
+A write (``POST``...) needs more than the cookie, which the browser also attaches to
+requests that pages on other local ports forge: the ``Authorization`` header, or the
+cookie together with the page's CSRF token (``X-CSRF-Token``, an HMAC of the token that
+only the served page carries).  A query token never authorises a write.
+
+The ``Cookie`` header is read by a single linear scan, and only when it is at most
+:data:`MAX_COOKIE_BYTES` long (``http.cookies`` is quadratic on hostile input).
+Comparison is constant time.  The token never appears in a response, a log line or a repr.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import re
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["COOKIE_NAME", "RedactTokenFilter", "TokenAuthMiddleware", "redact_query_token"]
+from .guard import send_error
 
-COOKIE_NAME = "orchestration_token"
+__all__ = [
+    "COOKIE_PREFIX",
+    "CSRF_HEADER",
+    "MAX_COOKIE_BYTES",
+    "RedactTokenFilter",
+    "TokenAuthMiddleware",
+    "cookie_name",
+    "csrf_token",
+    "read_cookie",
+    "redact_query_token",
+]
+
+COOKIE_PREFIX = "orchestration_token"
+CSRF_HEADER = "x-csrf-token"
+#: A longer ``Cookie`` header is ignored (a browser's cookies for one host fit in far less).
+MAX_COOKIE_BYTES = 8 * 1024
 _QUERY_TOKEN = re.compile(r"([?&]token=)[^&\s#]*")
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 Scope = dict[str, Any]
 
@@ -28,6 +55,33 @@ Scope = dict[str, Any]
 def redact_query_token(text: str) -> str:
     """``text`` with any ``token=...`` query value masked."""
     return _QUERY_TOKEN.sub(r"\1[REDACTED]", text)
+
+
+def csrf_token(token: str) -> str:
+    """The CSRF token the live page sends with its writes: an HMAC of ``token``, not the token."""
+    return hmac.new(token.encode("utf-8"), b"orchestration csrf v1", hashlib.sha256).hexdigest()
+
+
+def cookie_name(scope: Scope) -> str:
+    """The token cookie's name for the server that received ``scope`` (its port appended)."""
+    server = scope.get("server")
+    port = server[1] if server else None
+    return f"{COOKIE_PREFIX}_{port}" if port is not None else COOKIE_PREFIX
+
+
+def read_cookie(header: str, name: str) -> str | None:
+    """The first value of cookie ``name`` in a ``Cookie`` header, by one linear scan.
+
+    Headers longer than :data:`MAX_COOKIE_BYTES` are ignored.  Values are taken as sent
+    (the server's own cookie never needs quoting).
+    """
+    if len(header) > MAX_COOKIE_BYTES:
+        return None
+    for pair in header.split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    return None
 
 
 class RedactTokenFilter(logging.Filter):
@@ -43,7 +97,7 @@ class RedactTokenFilter(logging.Filter):
 
 
 class _Secret:
-    """Holds the token; its repr never shows it."""
+    """Holds a secret; its repr never shows it."""
 
     __slots__ = ("_value",)
 
@@ -64,33 +118,23 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _cookie(scope: Scope) -> str | None:
-    raw = _header(scope, b"cookie")
-    if not raw:
-        return None
-    cookie: SimpleCookie = SimpleCookie()
-    try:
-        cookie.load(raw)
-    except Exception:
-        return None
-    morsel = cookie.get(COOKIE_NAME)
-    return morsel.value if morsel is not None else None
-
-
 def _query_token(scope: Scope) -> str | None:
     query = scope.get("query_string", b"").decode("latin-1")
+    if "token=" not in query:
+        return None
     values = parse_qs(query).get("token")
     return values[0] if values else None
 
 
 class TokenAuthMiddleware:
-    """Refuses HTTP and WebSocket requests without the token (401, JSON or a short HTML page)."""
+    """Refuses requests without the token (401) and writes without header or CSRF token (403)."""
 
     def __init__(self, app: Any, token: str) -> None:
         if not token:
             raise ValueError("the server needs a non-empty token")
         self.app = app
         self._secret = _Secret(token)
+        self._csrf = _Secret(csrf_token(token))
 
     def __repr__(self) -> str:
         return "TokenAuthMiddleware(token=[REDACTED])"
@@ -102,21 +146,35 @@ class TokenAuthMiddleware:
             return
         authorization = _header(scope, b"authorization") or ""
         bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
-        query = _query_token(scope)
-        if self._secret.matches(bearer) or self._secret.matches(_cookie(scope)):
+        if self._secret.matches(bearer):
             await self.app(scope, receive, send)
             return
-        if self._secret.matches(query):
-            await self.app(scope, receive, self._with_cookie(send, query or ""))
+        name = cookie_name(scope)
+        cookie = read_cookie(_header(scope, b"cookie") or "", name)
+        query = _query_token(scope)
+        reading = scope["type"] == "http" and scope.get("method", "GET") in _SAFE_METHODS
+        if not reading and scope["type"] == "http":
+            if self._secret.matches(cookie) and self._csrf.matches(_header(scope, CSRF_HEADER.encode())):
+                await self.app(scope, receive, send)
+                return
+            if self._secret.matches(cookie) or self._secret.matches(query):
+                detail = "a write needs Authorization: Bearer <token> (the live page sends its X-CSRF-Token)"
+                await send_error(send, 403, detail)
+                return
+        elif self._secret.matches(cookie):
+            await self.app(scope, receive, send)
+            return
+        elif self._secret.matches(query):
+            await self.app(scope, receive, self._with_cookie(send, name, query or ""))
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 4401})
             return
-        await _refuse(scope, send, "missing" if not (bearer or query or _cookie(scope)) else "invalid")
+        await _refuse(scope, send, "missing" if not (bearer or query or cookie) else "invalid")
 
     @staticmethod
-    def _with_cookie(send: Any, token: str) -> Any:
-        cookie = f"{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict"
+    def _with_cookie(send: Any, name: str, token: str) -> Any:
+        cookie = f"{name}={token}; Path=/; HttpOnly; SameSite=Strict"
 
         async def wrapped(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -3,6 +3,10 @@
 ``POST /runs`` bodies become a :class:`RunRequest`; an orchestrator factory turns one into
 an orchestrator that writes to the server's store; :class:`RunManager` runs it as a task
 of the server's event loop with the broadcaster as its stream callback.
+
+The default factory builds only patterns registered when the server starts
+(:func:`register_patterns`): a request names one of them and never makes the server
+import a module (importing runs the module's top-level code).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,17 @@ from ..errors import ConfigError
 from ..stores.base import RunStore
 from .broadcast import EventBroadcaster
 
-__all__ = ["OrchestratorFactory", "RunManager", "RunRequest", "default_orchestrator_factory"]
+__all__ = [
+    "DEFAULT_MAX_TASK_CHARS",
+    "OrchestratorFactory",
+    "RunManager",
+    "RunRequest",
+    "default_orchestrator_factory",
+    "register_patterns",
+]
+
+#: The longest task ``POST /runs`` accepts, in characters.
+DEFAULT_MAX_TASK_CHARS = 100_000
 
 logger = logging.getLogger("orchestration.server")
 
@@ -30,7 +44,8 @@ _RUN_OPTIONS = {"title", "context"}
 class RunRequest:
     """What ``POST /runs`` asks for.
 
-    ``pattern`` is a built-in pattern name or ``module:Class``; ``provider`` a provider
+    ``pattern`` names a pattern the server registered (a built-in name, or the
+    ``module:Class`` it was started with); ``provider`` a provider
     name (``scripted``, ``openai``...); ``model`` the primary model; ``options`` holds
     ``title``, ``context`` and any :class:`~orchestration.config.OrchestratorConfig` field
     (or a pattern config's field).
@@ -52,7 +67,7 @@ class RunRequest:
             raise ConfigError(f"unknown field(s) {unknown}; allowed: pattern, task, provider, model, options")
         pattern, task = body.get("pattern"), body.get("task")
         if not isinstance(pattern, str) or not pattern.strip():
-            raise ConfigError("pattern must be a built-in pattern name or 'module:Class'")
+            raise ConfigError("pattern must name a pattern this server runs, e.g. 'cascade'")
         if not isinstance(task, str) or not task.strip():
             raise ConfigError("task must be a non-empty string")
         provider = body.get("provider") or "scripted"
@@ -70,18 +85,66 @@ class RunRequest:
 OrchestratorFactory = Callable[[RunRequest, RunStore], Any]
 
 
+def register_patterns(specs: Sequence[str] | None = None) -> Mapping[str, Any]:
+    """The patterns a server may run, by the name a request gives: ``{name: class}``.
+
+    ``specs`` are built-in names or ``module:Class`` (imported now, at start-up, and
+    checked to be :class:`~orchestration.BaseOrchestrator` subclasses); None registers
+    every built-in (loaded when first used).  Raises ConfigError naming a bad spec.
+    """
+    from ..registry import PATTERNS, resolve_orchestrator
+
+    if specs is None:
+        return {name: None for name in PATTERNS}
+    registered: dict[str, Any] = {}
+    for spec in specs:
+        name = spec.strip()
+        if ":" not in name and name.lower() not in PATTERNS:
+            raise ConfigError(
+                f"--allow-pattern {spec!r}: not a built-in pattern ({', '.join(sorted(PATTERNS))}) "
+                "nor module:Class"
+            )
+        try:
+            cls = resolve_orchestrator(name)
+        except ConfigError as error:
+            raise ConfigError(f"--allow-pattern {spec!r}: {error}") from error
+        registered[name if ":" in name else name.lower()] = cls
+    if not registered:
+        raise ConfigError("--allow-pattern: register at least one pattern")
+    return registered
+
+
+def _registered_class(pattern: str, patterns: Mapping[str, Any]) -> Any:
+    from ..registry import resolve_orchestrator
+
+    key = pattern if ":" in pattern else pattern.lower()
+    if key not in patterns:
+        raise ConfigError(
+            f"pattern {pattern!r} is not one this server runs; choose one of {sorted(patterns)} "
+            "(start the server with --allow-pattern module:Class to add one)"
+        )
+    cls = patterns[key]
+    return cls if cls is not None else resolve_orchestrator(key)  # a built-in, by its fixed name
+
+
 def default_orchestrator_factory(
-    request: RunRequest, store: RunStore, *, reports_dir: Path | None = None
+    request: RunRequest,
+    store: RunStore,
+    *,
+    reports_dir: Path | None = None,
+    patterns: Mapping[str, Any] | None = None,
 ) -> Any:
     """Build the orchestrator a request names, writing to ``store``.
 
-    Options that are fields of the pattern's config class configure it; reports, when
-    asked for, go under ``reports_dir/<run>`` (a request cannot choose where files go).
+    The pattern must be one of ``patterns`` (from :func:`register_patterns`; default:
+    the built-ins).  Options that are fields of the pattern's config class configure it;
+    reports, when asked for, go under ``reports_dir/<run>`` (a request cannot choose
+    where files go).
     """
-    from .. import resolve_orchestrator, resolve_provider
+    from .. import resolve_provider
     from ..config import OrchestratorConfig
 
-    cls = resolve_orchestrator(request.pattern)
+    cls = _registered_class(request.pattern, patterns if patterns is not None else register_patterns())
     config_cls = getattr(cls, "config_class", None) or OrchestratorConfig
     names = {f.name for f in fields(config_cls)}
     config_options = {k: v for k, v in request.options.items() if k not in _RUN_OPTIONS}

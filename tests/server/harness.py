@@ -18,13 +18,17 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @contextlib.asynccontextmanager
-async def running_server(app: Any, port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on loopback (a free port unless given); yields the base URL."""
+async def running_server(app: Any, port: int = 0, **options: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on loopback (a free port unless given); yields the base URL.
+
+    ``options`` go to ``uvicorn.Config`` (e.g. ``h11_max_incomplete_event_size``).
+    """
     import uvicorn
 
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
-    )
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
+        **options,
+    )  # fmt: skip
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):

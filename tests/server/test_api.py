@@ -24,7 +24,9 @@ DEMO = "tests.streaming.demo:DemoOrchestrator"
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    app = create_app(store=MemoryStore(), token=TOKEN, reports_dir=tmp_path / "reports")
+    app = create_app(
+        store=MemoryStore(), token=TOKEN, reports_dir=tmp_path / "reports", allow_patterns=[DEMO]
+    )
     async with (
         running_server(app) as base,
         httpx.AsyncClient(base_url=base, headers=AUTH, timeout=20) as client,
@@ -62,8 +64,9 @@ async def test_bad_requests_are_400_with_a_reason(api: tuple[httpx.AsyncClient, 
     cases: list[tuple[Any, str]] = [
         ({"task": "x"}, "pattern"),
         ({"pattern": DEMO}, "task"),
-        ({"pattern": "no-such-pattern", "task": "x"}, "unknown pattern"),
-        ({"pattern": "os:path", "task": "x"}, "BaseOrchestrator"),
+        ({"pattern": "no-such-pattern", "task": "x"}, "not one this server runs"),
+        ({"pattern": "os:path", "task": "x"}, "not one this server runs"),
+        ({"pattern": "cascade", "task": "x"}, "not one this server runs"),  # only DEMO is registered
         ({"pattern": DEMO, "task": "x", "provider": "nope"}, "unknown provider"),
         ({"pattern": DEMO, "task": "x", "options": {"colour": "blue"}}, "colour"),
         ({"pattern": DEMO, "task": "x", "options": {"output_directory": "/etc"}}, "output_directory"),
@@ -97,13 +100,13 @@ async def test_cancel_a_run_in_progress() -> None:
     ):
         run_id = (await client.post("/runs", json={"pattern": "demo", "task": "Long job"})).json()["run_id"]
         await read_events(client, f"/runs/{run_id}/events", stop_after=5)
-        response = await client.post(f"/runs/{run_id}/cancel")
+        response = await client.post(f"/runs/{run_id}/cancel", json={})
         assert response.json() == {"cancelled": True}
         events = await read_events(client, f"/runs/{run_id}/events")
         assert events[-1].data["status"] == "cancelled"
-        again = await client.post(f"/runs/{run_id}/cancel")
+        again = await client.post(f"/runs/{run_id}/cancel", json={})
         assert again.status_code == 409
-        assert (await client.post("/runs/unknown/cancel")).status_code == 404
+        assert (await client.post("/runs/unknown/cancel", json={})).status_code == 404
 
 
 async def test_reports_are_listed_and_downloadable(

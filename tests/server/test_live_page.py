@@ -56,7 +56,7 @@ async def test_live_page_shows_a_run_as_it_happens(tmp_path: Path) -> None:
         )  # fmt: skip
         return DemoOrchestrator(config, store=store, gate=gate, delay=0.05)
 
-    app = create_app(factory, MemoryStore(), TOKEN)
+    app = create_app(factory, MemoryStore(), TOKEN, reports_dir=tmp_path / "reports")
     ARTIFACTS.mkdir(exist_ok=True)
     async with running_server(app) as base, async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -91,7 +91,8 @@ async def test_live_page_shows_a_run_as_it_happens(tmp_path: Path) -> None:
             assert await page.evaluate("window.__pwned") is None
             assert await page.locator("main script, main img").count() == 0
             rows = page.locator("#agents tbody tr")
-            await expect(rows).to_have_count(4)
+            await expect(rows).to_have_count(5)  # the four subtasks and the synthesizer, which spent too
+            await expect(page.locator("#agents tr[data-agent=synthesizer]")).to_have_count(1)
             assert "$" in (await page.locator("#cost").text_content() or "")
             await page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
             assert errors == []

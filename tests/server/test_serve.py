@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = "from orchestration.server import serve; from orchestration import MemoryStore; serve(port=0, store=MemoryStore())"
@@ -45,3 +49,39 @@ def test_serve_binds_loopback_prints_the_page_once_and_keeps_the_token_out_of_lo
     logs = out + err
     assert "GET /?token=[REDACTED]" in logs  # the access log line is there, without the token
     assert logs.count(token) == 0 and line.count(token) == 1
+
+
+def test_serve_on_a_port_in_use_prints_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestration.cli", "serve", "--port", str(port)],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: the port is in use; stop the other server or pass "
+        "--port with another number (--port 0 picks a free one)"
+    ]
+    assert not (tmp_path / ".orchestration").exists()  # nothing was created before it failed
+
+
+def test_serve_without_the_server_extra_names_the_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from orchestration.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a)
+    )
+    assert main(["serve", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "error: the server needs uvicorn; install the server extra: pip install -e '.[server]' "
+        "(from a checkout of the project)"
+    ]
+    assert "unexpected" not in err

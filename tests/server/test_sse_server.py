@@ -124,6 +124,7 @@ async def test_finished_run_answers_204_and_replays_the_rest(served: Any) -> Non
 
 async def test_wrong_or_missing_token_is_refused(served: Any) -> None:
     client, _ = await served()
+    port = client.base_url.port
     run_id = await _start(client)
     url = f"/runs/{run_id}/events"
     for headers, query in [
@@ -131,7 +132,8 @@ async def test_wrong_or_missing_token_is_refused(served: Any) -> None:
         ({"Authorization": "Bearer wrong-token-000000"}, ""),
         ({"Authorization": f"Basic {TOKEN}"}, ""),
         ({}, "?token=wrong-token-000000"),
-        ({"Cookie": "orchestration_token=wrong-token-000000"}, ""),
+        ({"Cookie": f"orchestration_token_{port}=wrong-token-000000"}, ""),
+        ({"Cookie": f"orchestration_token={TOKEN}"}, ""),  # another port's name is not this server's
     ]:
         for path in (url + query, "/runs" + query, "/" + query):
             response = await client.get(path, headers=headers)
@@ -147,8 +149,10 @@ async def test_wrong_or_missing_token_is_refused(served: Any) -> None:
     by_query = await client.get(f"/?token={TOKEN}")
     assert by_query.status_code == 200
     cookie = by_query.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert (await client.get("/runs", headers={"Cookie": f"orchestration_token={TOKEN}"})).status_code == 200
+    assert cookie.startswith(f"orchestration_token_{port}={TOKEN};")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    jar = {"Cookie": f"orchestration_token_{port}={TOKEN}"}
+    assert (await client.get("/runs", headers=jar)).status_code == 200
 
 
 async def test_fifty_concurrent_clients_get_the_whole_run(served: Any) -> None:

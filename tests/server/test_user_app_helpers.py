@@ -56,5 +56,5 @@ def test_missing_server_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "sse_starlette" else real(name, *a)
     )
-    with pytest.raises(ServerDependencyError, match=r"pip install 'multi-agent-orchestration\[server\]'"):
+    with pytest.raises(ServerDependencyError, match=r"pip install -e '\.\[server\]'"):
         create_app(store=MemoryStore(), token="0123456789abcdef")

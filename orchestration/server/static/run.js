@@ -1,6 +1,7 @@
 // The live run page. No build step, no dependencies.
 // Every piece of text from a run (LLM output, task, titles, errors) is inserted with
-// textContent / text nodes, never as HTML.
+// textContent / text nodes, never as HTML; the synthesis is formatted by markdown.js,
+// which builds elements the same way.
 "use strict";
 
 const EVENT_TYPES = [
@@ -34,7 +35,24 @@ function svg(tag, attrs) {
   return node;
 }
 
-const money = (v) => { const n = Number(v || 0); return "$" + n.toFixed(n > 0 && n < 0.01 ? 6 : 4); };
+// Enough decimals for three significant digits: a non-zero cost never reads $0.0000.
+function money(v) {
+  const n = Number(v || 0);
+  if (!Number.isFinite(n) || n === 0) return "$0.00";
+  const size = Math.abs(n);
+  const digits = size >= 0.01 ? 4 : Math.min(20, Math.ceil(-Math.log10(size)) + 2);
+  return (n < 0 ? "-$" : "$") + size.toFixed(digits);
+}
+
+// Writes carry the page's CSRF token (the cookie alone is not enough, see docs/server.md).
+function post(url, body) {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-csrf-token": meta ? meta.content : "" },
+    body: JSON.stringify(body || {}),
+  });
+}
 const short = (s, n) => (s.length > n ? s.slice(0, n - 1) + "…" : s);
 
 const state = {
@@ -68,10 +86,8 @@ async function startRun(event) {
   const form = new FormData(event.target);
   const body = { pattern: form.get("pattern"), task: form.get("task"), provider: form.get("provider") };
   if (form.get("model")) body.model = form.get("model");
-  const response = await fetch("/runs", {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
-  });
-  const answer = await response.json();
+  const response = await post("/runs", body);
+  const answer = await response.json().catch(() => ({}));
   if (!response.ok) { $("start-error").textContent = answer.error || "could not start"; return; }
   location.search = "?run=" + encodeURIComponent(answer.run_id);
 }
@@ -86,7 +102,7 @@ function connect() {
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) {
       setConnection(TERMINAL.has(state.status) || isOver() ? "finished" : "disconnected");
-      if (!isOver()) setTimeout(reconnectFromLastSeq, 3000);
+      if (!isOver() && !state.missing) setTimeout(reconnectFromLastSeq, 3000);
     } else {
       setConnection("reconnecting…");
     }
@@ -134,6 +150,7 @@ function handle(event) {
         Object.assign(node, { id: sub.id, description: sub.description || "", deps: sub.dependencies || [] });
         state.nodes.set(sub.id, node);
       }
+      if (state.agents.has("planner")) state.agents.get("planner").status = "completed";
       drawGraph();
       break;
     case "agent_start": {
@@ -154,12 +171,16 @@ function handle(event) {
       appendText(keyOf(event), String(data.delta || ""));
       break;
     case "cost_update": {
+      // Every agent that spends gets a row (planner, synthesizers too), so the rows add
+      // up to the totals line.
       const usage = data.usage || {};
       const tokens = (usage.input_tokens || 0) + (usage.output_tokens || 0);
       state.tokens += tokens;
       state.cost = data.total_cost != null ? data.total_cost : state.cost + (data.cost || 0);
-      const a = state.agents.get(keyOf(event));
-      if (a) { a.tokens += tokens; a.cost += data.cost || 0; a.model = data.model || a.model; }
+      const key = keyOf(event) || "run";
+      const a = state.agents.get(key) || agent(key, event.agent_id || "run", event.agent_id === "planner" ? "planner" : "");
+      a.tokens += tokens; a.cost += data.cost || 0; a.model = data.model || a.model;
+      if (a.status === "pending") a.status = "running";
       break;
     }
     case "agent_complete": case "agent_error": case "agent_skipped": {
@@ -174,9 +195,12 @@ function handle(event) {
     }
     case "synthesis_start":
       state.phase = "synthesis";
+      if (event.agent_id) { const a = agent(event.agent_id, event.agent_id, "synthesis"); a.status = "running"; }
       break;
     case "synthesis_complete": {
       const synthesis = data.synthesis || {};
+      const by = event.agent_id && state.agents.get(event.agent_id);
+      if (by) { by.status = "completed"; if (!by.text) by.text = synthesis.content || ""; }
       state.levels.push(synthesis);
       renderLevels();
       if (data.final !== false) state.synthesisText = synthesis.content || "";
@@ -225,6 +249,7 @@ function setNode(subtaskId, value) {
 }
 
 function setStatus(status) {
+  if (state.missing) return;
   state.status = status;
   const badge = $("status");
   badge.hidden = false;
@@ -262,7 +287,10 @@ function render() {
     if (group) group.setAttribute("class", "node " + node.state);
   }
   renderAgents();
-  $("synthesis").textContent = state.synthesisText;
+  if (state.synthesisShown !== state.synthesisText) {
+    state.synthesisShown = state.synthesisText;
+    $("synthesis").replaceChildren(renderMarkdown(state.synthesisText));
+  }
 }
 
 function cssId(id) { return String(id).replace(/[^A-Za-z0-9_-]/g, (c) => "_" + c.charCodeAt(0)); }
@@ -302,7 +330,7 @@ function renderLevels() {
   const levels = state.levels.length > 1 ? state.levels.slice(0, -1) : [];
   $("synthesis-levels").replaceChildren(...levels.map((synthesis) => {
     const title = "Level " + (synthesis.level || 1) + (synthesis.agent_id ? " · " + synthesis.agent_id : "");
-    return el("div", { class: "level" }, el("h3", {}, title), el("div", { class: "text" }, synthesis.content || ""));
+    return el("div", { class: "level" }, el("h3", {}, title), el("div", { class: "text md" }, renderMarkdown(synthesis.content || "")));
   }));
 }
 
@@ -366,7 +394,33 @@ async function loadReports() {
 }
 
 async function cancelRun() {
-  await fetch("/runs/" + encodeURIComponent(state.runId) + "/cancel", { method: "POST" });
+  const response = await post("/runs/" + encodeURIComponent(state.runId) + "/cancel", {});
+  if (!response.ok && response.status !== 409) {
+    const answer = await response.json().catch(() => ({}));
+    $("run-error").hidden = false;
+    $("run-error").textContent = answer.error || "could not cancel (" + response.status + ")";
+  }
+}
+
+// An unknown id says so (no PENDING badge, no Cancel button, no reconnect loop).
+function showMissing() {
+  state.missing = true;
+  const badge = $("status");
+  badge.hidden = false;
+  badge.className = "badge missing";
+  badge.textContent = "no such run";
+  $("cancel").hidden = true;
+  $("run-error").hidden = false;
+  $("run-error").textContent = "No such run: " + state.runId + ". Pick one from the list of runs.";
+  setConnection("");
+}
+
+async function openRun() {
+  const response = await fetch("/runs/" + encodeURIComponent(state.runId));
+  if (response.status === 404) { showMissing(); return; }
+  const detail = response.ok ? await response.json().catch(() => ({})) : {};
+  if (detail.run && detail.run.status) setStatus(detail.run.status);
+  connect();
 }
 
 function main() {
@@ -382,7 +436,8 @@ function main() {
   $("run-view").hidden = false;
   $("title").textContent = state.runId;
   setStatus("pending");
-  connect();
+  $("cancel").hidden = true; // shown once the run is known to exist
+  openRun();
   setInterval(() => { if (!isOver()) schedule(); }, 1000); // keeps "elapsed" moving
 }
 
