@@ -87,7 +87,7 @@ class ProgressDisplay:
             who = f"{event.agent_id}: " if event.agent_id else ""
             self._log(_LOGGED[kind], f"{who}{detail}", style="yellow")
         if self._progress is not None and self._overall is not None:
-            info = f"{self._tokens:,} tok  ${self._cost:.4f}"
+            info = f"{self._tokens:,} tok  {_format_usd(self._cost)}"
             self._progress.update(self._overall, completed=event.progress, info=info)
         if event.is_terminal:
             self._finish(event)
@@ -127,7 +127,7 @@ class ProgressDisplay:
         agent = self._agents[agent_id]
         if self._progress is None or agent.row is None:
             return
-        parts = [f"{agent.tokens:,} tok", f"${agent.cost:.4f}"]
+        parts = [f"{agent.tokens:,} tok", _format_usd(agent.cost)]
         if self.show_text and agent.chars:
             parts.insert(0, f"{agent.chars:,} chars")
         self._progress.update(agent.row, info="  ".join(parts))
@@ -170,7 +170,7 @@ class ProgressDisplay:
         failed = sum(1 for a in self._agents.values() if a.mark in ("✗", "-"))
         summary = (
             f"{self._title} — {status} in {elapsed:.1f}s: {len(self._agents)} agents "
-            f"({done} completed, {failed} not), {self._tokens:,} tokens, ${cost:.4f}"
+            f"({done} completed, {failed} not), {self._tokens:,} tokens, {_format_usd(cost)}"
         )
         style = "green" if status == "completed" else "red"
         self.console.print(Text(summary, style=style if self.live else ""), soft_wrap=True)
@@ -188,3 +188,15 @@ class ProgressDisplay:
 def _short(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _format_usd(value: float) -> str:
+    # The same rule as the CLI's table (orchestration.cli.common), which this layer may not
+    # import: a non-zero cost never shows as $0.0000.
+    if value == 0:
+        return "$0"
+    sign, size = ("-" if value < 0 else ""), abs(value)
+    if size >= 0.01:
+        return f"{sign}${size:.4f}"
+    exponent = int(f"{size:.1e}".split("e")[1])
+    return f"{sign}${size:.{max(1 - exponent, 0)}f}"
