@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ..base import BaseOrchestrator
@@ -25,6 +26,7 @@ from .common import (
     result_to_json,
     run_with_display,
 )
+from .options import recorded_options
 
 __all__ = ["add_commands", "handle"]
 
@@ -216,8 +218,17 @@ async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOr
     if not provider_name:
         raise ConfigError(f"run {args.run_id} does not record its provider; pass --provider NAME")
     provider = resolve_provider(provider_name, config.primary_model)
-    try:
-        return cls(config, provider, store=store, guardrails=guardrails_from(args))
+    labels = start.data.get("labels")
+    labels = dict(labels) if isinstance(labels, Mapping) else {}
+    try:  # the constructor options the CLI recorded in the labels rebuild the same orchestrator
+        return cls(
+            config,
+            provider,
+            store=store,
+            guardrails=guardrails_from(args),
+            labels=labels,
+            **recorded_options(labels),
+        )
     except TypeError as error:
         raise ConfigError(
             f"cannot rebuild {cls.__name__} from the command line ({error}); resume it from Python with "
