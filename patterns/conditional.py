@@ -187,7 +187,9 @@ class ConditionalOrchestrator(PatternOrchestrator):
                 )
             ]
         raw = await branch.orchestrator.decompose_task(task, context)
-        return [_tagged(item, index, branch.name) for index, item in enumerate(_listed(raw))]
+        # dicts stay dicts: the engine turns them into SubTasks and names a bad field
+        items: list[Any] = [_tagged(item, index, branch.name) for index, item in enumerate(_listed(raw))]
+        return items
 
     async def _choose(self, context: dict[str, Any]) -> tuple[_Branch, Any]:
         kind = "condition" if self.binary else "evaluator"
@@ -262,11 +264,14 @@ def _listed(raw: Any) -> list[Any]:
     return list(raw)
 
 
-def _tagged(item: Any, index: int, name: str) -> SubTask:
+def _tagged(item: Any, index: int, name: str) -> SubTask | Mapping[str, Any]:
     if isinstance(item, SubTask):
         subtask = item
-    elif isinstance(item, Mapping) and "description" in item:
-        subtask = SubTask.from_dict({"id": f"subtask_{index + 1}", **item})
+    elif isinstance(item, Mapping):  # tagged and left for the engine, which checks every field
+        metadata = item.get("metadata")
+        if isinstance(metadata, Mapping) or metadata is None:
+            return {**item, "metadata": {**(metadata or {}), _KEY: name}}
+        return item
     elif isinstance(item, str) and item.strip():
         subtask = SubTask(id=f"subtask_{index + 1}", description=item.strip())
     else:
