@@ -56,6 +56,7 @@ class ProgressDisplay:
         self._started: float | None = None
         self._tokens = 0
         self._cost = 0.0
+        self._recorded = 0.0  # a replay's answers from its recording: counted, not spent
 
     def __call__(self, event: StreamEvent) -> None:
         """Update the display for one event."""
@@ -75,6 +76,8 @@ class ProgressDisplay:
             tokens = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
             self._tokens += tokens
             self._cost = float(data.get("total_cost", self._cost + float(data.get("cost", 0.0))))
+            if data.get("provider") == "recording":  # RecordedProvider.name
+                self._recorded += float(data.get("cost", 0.0))
             agent = self._agents.get(self._key(event))
             if agent is not None:
                 agent.tokens += tokens
@@ -168,9 +171,12 @@ class ProgressDisplay:
         cost = float(event.data.get("total_cost", self._cost))
         done = sum(1 for a in self._agents.values() if a.mark == "✓")
         failed = sum(1 for a in self._agents.values() if a.mark in ("✗", "-"))
+        bill = _format_usd(cost)
+        if self._recorded:
+            bill = f"{_format_usd(max(cost - self._recorded, 0.0))} spent, {_format_usd(self._recorded)} recorded"
         summary = (
             f"{self._title} — {status} in {elapsed:.1f}s: {len(self._agents)} agents "
-            f"({done} completed, {failed} not), {self._tokens:,} tokens, {_format_usd(cost)}"
+            f"({done} completed, {failed} not), {self._tokens:,} tokens, {bill}"
         )
         style = "green" if status == "completed" else "red"
         self.console.print(Text(summary, style=style if self.live else ""), soft_wrap=True)

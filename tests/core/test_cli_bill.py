@@ -95,8 +95,11 @@ def test_a_replay_spends_nothing_and_runs_never_count_it_twice(tmp_path: Path) -
     original = json.loads(orchestrate("demo", "--json", "-q", "--store", store).stdout)
     cost = original["total_cost"]
 
-    replayed = orchestrate("replay", original["run_id"], "-q", "--store", store, env=WIDE)
+    replayed = orchestrate("replay", original["run_id"], "--store", store, env=WIDE)
     assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stderr.rstrip().endswith(
+        f"863 tokens, $0 spent, {_format_usd(cost)} recorded"
+    )  # the display
     assert "0 provider calls, $0 spent" in replayed.stdout
     assert f"recorded: {_format_usd(cost)} (863 tokens, 7 calls replayed from run {original['run_id']})" in (
         replayed.stdout
