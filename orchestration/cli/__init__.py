@@ -161,16 +161,10 @@ def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> BaseOr
     fields, kwargs = split_options(cls, _options(args))
     config = cls.config_class.from_dict(fields)
     provider = resolve_provider(provider_name, config.primary_model)
-    labels = {LABEL: json.dumps(kwargs, ensure_ascii=False)} if kwargs else None  # for resume and replay
+    if kwargs:  # recorded in the run's labels, so resume and replay rebuild the same orchestrator
+        kwargs["labels"] = {LABEL: json.dumps(kwargs, ensure_ascii=False)}
     try:
-        return cls(
-            config,
-            provider,
-            store=open_cli_store(args),
-            guardrails=guardrails_from(args),
-            labels=labels,
-            **kwargs,
-        )
+        return cls(config, provider, store=open_cli_store(args), guardrails=guardrails_from(args), **kwargs)
     except TypeError as error:
         raise ConfigError(f"cannot construct {cls.__name__} from the command line: {error}") from error
 

@@ -219,16 +219,11 @@ async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOr
         raise ConfigError(f"run {args.run_id} does not record its provider; pass --provider NAME")
     provider = resolve_provider(provider_name, config.primary_model)
     labels = start.data.get("labels")
-    labels = dict(labels) if isinstance(labels, Mapping) else {}
+    extra: dict[str, Any] = {}
+    if isinstance(labels, Mapping) and labels:  # a class without labels= still rebuilds when none were used
+        extra = {"labels": dict(labels), **recorded_options(labels)}
     try:  # the constructor options the CLI recorded in the labels rebuild the same orchestrator
-        return cls(
-            config,
-            provider,
-            store=store,
-            guardrails=guardrails_from(args),
-            labels=labels,
-            **recorded_options(labels),
-        )
+        return cls(config, provider, store=store, guardrails=guardrails_from(args), **extra)
     except TypeError as error:
         raise ConfigError(
             f"cannot rebuild {cls.__name__} from the command line ({error}); resume it from Python with "
