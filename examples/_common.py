@@ -8,10 +8,21 @@ this file.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from orchestration import OrchestratorResult, ScriptedProvider, TaskStatus, resolve_provider
+from orchestration import (
+    OrchestrationError,
+    OrchestratorResult,
+    ScriptedProvider,
+    TaskStatus,
+    resolve_provider,
+)
+from orchestration.errors import redact
 from orchestration.scripted import demo_responder
 
 
@@ -48,3 +59,29 @@ def finish(result: OrchestratorResult, *, cost_by_agent: bool = False) -> int:
             print(f"  {agent:<16} {usage.calls} call(s) ${usage.cost_usd:.6f}")
     print(f"Cost: ${result.total_cost:.6f} ({result.usage.calls} calls)")
     return 0 if result.status is TaskStatus.COMPLETED else 1
+
+
+def run_example(main: Callable[[], Any]) -> int:
+    """Run ``main()`` (sync or async) and return its exit code.
+
+    Mistakes (a missing API key, an unknown provider, a bad option) and a missing optional
+    package print one line on stderr, like the ``orchestrate`` command, and exit 2;
+    ``ORCHESTRATION_DEBUG=1`` shows the traceback instead.
+    """
+    try:
+        outcome = main()
+        code = asyncio.run(outcome) if inspect.iscoroutine(outcome) else outcome
+        return int(code or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (OrchestrationError, ValueError, KeyError, ImportError) as error:
+        if os.environ.get("ORCHESTRATION_DEBUG"):
+            raise
+        if isinstance(error, ImportError):
+            missing = error.name or str(error)
+            message = f"{error}; install it first (pip install {missing.split('.')[0]})"
+        else:
+            message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        print(f"error: {redact(message)}", file=sys.stderr)
+        return 2

@@ -8,9 +8,7 @@ Runs offline with the scripted provider by default:
 
 from __future__ import annotations
 
-import asyncio
-
-from _common import choose_provider, finish, parse_args, print_status
+from _common import choose_provider, finish, parse_args, print_status, run_example
 
 from orchestration import DreamCascadeConfig, DreamCascadeOrchestrator, EventType, StreamEvent
 
@@ -40,4 +38,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(run_example(main))

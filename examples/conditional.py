@@ -9,10 +9,9 @@ A complex task gets a full Dream Cascade; a simple one a single quick step.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from _common import choose_provider, finish, parse_args, print_status
+from _common import choose_provider, finish, parse_args, print_status, run_example
 
 from orchestration import (
     ConditionalOrchestrator,
@@ -57,4 +56,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(run_example(main))

@@ -11,10 +11,9 @@ budget, events and cost come with it).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from _common import choose_provider, finish, parse_args, print_status
+from _common import choose_provider, finish, parse_args, print_status, run_example
 
 from orchestration import AgentResult, AgentType, BaseOrchestrator, OrchestratorConfig, SubTask
 
@@ -76,4 +75,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(run_example(main))

@@ -6,9 +6,7 @@ python examples/fanout.py --agents 6 --provider openai "Compare note-taking apps
 
 from __future__ import annotations
 
-import asyncio
-
-from _common import choose_provider, finish, parse_args, print_status
+from _common import choose_provider, finish, parse_args, print_status, run_example
 
 from orchestration import OrchestratorConfig
 from patterns import FanOutOrchestrator
@@ -36,4 +34,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(run_example(main))

@@ -9,10 +9,9 @@ on the third iteration.
 
 from __future__ import annotations
 
-import asyncio
 from itertools import count
 
-from _common import choose_provider, finish, parse_args, print_status
+from _common import choose_provider, finish, parse_args, print_status, run_example
 
 from orchestration import (
     CompletionRequest,
@@ -67,4 +66,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(run_example(main))

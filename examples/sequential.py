@@ -8,10 +8,9 @@ Steps can be model calls (a description), your own functions (sync or async), or
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from _common import choose_provider, finish, parse_args, print_status
+from _common import choose_provider, finish, parse_args, print_status, run_example
 
 from orchestration import OrchestratorConfig, SequentialOrchestrator
 from patterns import Step
@@ -52,4 +51,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(run_example(main))

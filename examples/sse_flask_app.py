@@ -17,6 +17,8 @@ import argparse
 import json
 from typing import Any
 
+from _common import run_example
+
 from orchestration import OrchestratorConfig, ScriptedProvider
 from orchestration.scripted import demo_responder
 from orchestration.streaming import iter_workflow_sse
@@ -72,4 +74,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_example(main))

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 
+from _common import run_example
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -92,4 +93,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_example(main))

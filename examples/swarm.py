@@ -6,9 +6,7 @@ python examples/swarm.py --provider anthropic "Survey open-source vector databas
 
 from __future__ import annotations
 
-import asyncio
-
-from _common import choose_provider, finish, parse_args, print_status
+from _common import choose_provider, finish, parse_args, print_status, run_example
 
 from orchestration import DreamSwarmConfig, DreamSwarmOrchestrator
 
@@ -35,4 +33,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(run_example(main))

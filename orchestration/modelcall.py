@@ -230,6 +230,10 @@ async def _retry(
     )
 
 
+#: A streamed answer reports ``agent_progress`` on its first chunk and every this many after.
+_PROGRESS_EVERY = 10
+
+
 async def _streamed(
     llm: Provider, request: CompletionRequest, run: RunContext | None, agent_id: str | None
 ) -> Completion:
@@ -238,12 +242,16 @@ async def _streamed(
     model: str | None = None
     finish: str | None = None
     stream = llm.stream(request)  # type: ignore[attr-defined]
+    chars = 0
     try:
         async for chunk in stream:
             if chunk.delta:
                 parts.append(chunk.delta)
+                chars += len(chunk.delta)
                 if run is not None:
                     run.emit(EventType.TOKEN_DELTA, {"delta": chunk.delta}, agent_id)
+                    if len(parts) % _PROGRESS_EVERY == 1:  # the first chunk, then every 10th
+                        run.emit(EventType.AGENT_PROGRESS, {"chunks": len(parts), "chars": chars}, agent_id)
             usage = chunk.usage or usage
             model = chunk.model or model
             finish = chunk.finish_reason or finish

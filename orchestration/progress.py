@@ -56,6 +56,7 @@ class ProgressDisplay:
         self._started: float | None = None
         self._tokens = 0
         self._cost = 0.0
+        self._recorded = 0.0  # a replay's answers from its recording: counted, not spent
 
     def __call__(self, event: StreamEvent) -> None:
         """Update the display for one event."""
@@ -75,6 +76,8 @@ class ProgressDisplay:
             tokens = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
             self._tokens += tokens
             self._cost = float(data.get("total_cost", self._cost + float(data.get("cost", 0.0))))
+            if data.get("provider") == "recording":  # RecordedProvider.name
+                self._recorded += float(data.get("cost", 0.0))
             agent = self._agents.get(self._key(event))
             if agent is not None:
                 agent.tokens += tokens
@@ -87,7 +90,7 @@ class ProgressDisplay:
             who = f"{event.agent_id}: " if event.agent_id else ""
             self._log(_LOGGED[kind], f"{who}{detail}", style="yellow")
         if self._progress is not None and self._overall is not None:
-            info = f"{self._tokens:,} tok  ${self._cost:.4f}"
+            info = f"{self._tokens:,} tok  {_format_usd(self._cost)}"
             self._progress.update(self._overall, completed=event.progress, info=info)
         if event.is_terminal:
             self._finish(event)
@@ -127,7 +130,7 @@ class ProgressDisplay:
         agent = self._agents[agent_id]
         if self._progress is None or agent.row is None:
             return
-        parts = [f"{agent.tokens:,} tok", f"${agent.cost:.4f}"]
+        parts = [f"{agent.tokens:,} tok", _format_usd(agent.cost)]
         if self.show_text and agent.chars:
             parts.insert(0, f"{agent.chars:,} chars")
         self._progress.update(agent.row, info="  ".join(parts))
@@ -168,9 +171,12 @@ class ProgressDisplay:
         cost = float(event.data.get("total_cost", self._cost))
         done = sum(1 for a in self._agents.values() if a.mark == "✓")
         failed = sum(1 for a in self._agents.values() if a.mark in ("✗", "-"))
+        bill = _format_usd(cost)
+        if self._recorded:
+            bill = f"{_format_usd(max(cost - self._recorded, 0.0))} spent, {_format_usd(self._recorded)} recorded"
         summary = (
             f"{self._title} — {status} in {elapsed:.1f}s: {len(self._agents)} agents "
-            f"({done} completed, {failed} not), {self._tokens:,} tokens, ${cost:.4f}"
+            f"({done} completed, {failed} not), {self._tokens:,} tokens, {bill}"
         )
         style = "green" if status == "completed" else "red"
         self.console.print(Text(summary, style=style if self.live else ""), soft_wrap=True)
@@ -188,3 +194,15 @@ class ProgressDisplay:
 def _short(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _format_usd(value: float) -> str:
+    # The same rule as the CLI's table (orchestration.cli.common), which this layer may not
+    # import: a non-zero cost never shows as $0.0000.
+    if value == 0:
+        return "$0"
+    sign, size = ("-" if value < 0 else ""), abs(value)
+    if size >= 0.01:
+        return f"{sign}${size:.4f}"
+    exponent = int(f"{size:.1e}".split("e")[1])
+    return f"{sign}${size:.{max(1 - exponent, 0)}f}"

@@ -8,6 +8,11 @@ Two forms:
   evaluator=fn, default="quick")`` where ``fn(context)`` returns a key of ``branches``
   (an unknown key takes ``default``, or fails the run when there is none).
 
+``condition`` and ``evaluator`` may also be text in a small safe expression language
+over the context, e.g. ``condition="complexity > 0.7 and 'legal' in task"`` (see
+:mod:`patterns._condition`); this is how the CLI's ``--condition`` and JSON options
+build a conditional.
+
 ``context`` is the dict given to ``execute_workflow`` plus ``task`` and ``run_id``.
 
 A branch is
@@ -48,6 +53,7 @@ from orchestration import (
 )
 
 from ._base import PatternOrchestrator, maybe_await
+from ._condition import TextCondition
 from .sequential import SequentialOrchestrator
 
 __all__ = ["BranchError", "ConditionalOrchestrator"]
@@ -93,6 +99,11 @@ class ConditionalOrchestrator(PatternOrchestrator):
         **options: Any,
     ) -> None:
         super().__init__(config, provider, **options)
+        # Text is a safe expression over the context (patterns._condition): the CLI and JSON can give it.
+        if isinstance(condition, str):
+            condition = TextCondition(condition)
+        if isinstance(evaluator, str):
+            evaluator = TextCondition(evaluator)
         binary = condition is not None or true_branch is not None or false_branch is not None
         multi = branches is not None or evaluator is not None or default is not None
         if binary and multi:
@@ -101,17 +112,24 @@ class ConditionalOrchestrator(PatternOrchestrator):
             )
         if binary:
             if not callable(condition):
-                raise ConfigError(f"condition must be a callable taking the context dict, got {condition!r}")
+                raise ConfigError(
+                    f"condition must be a callable taking the context dict or an expression, got {condition!r}"
+                )
             if true_branch is None or false_branch is None:
                 missing = "true_branch" if true_branch is None else "false_branch"
-                raise ConfigError(f"{missing} is required with condition=")
+                raise ConfigError(
+                    f"{missing} is required with condition= (an orchestrator, a list of steps, one step as "
+                    f'text, or a callable; from the CLI: -o {missing}=\'["step one", "step two"]\')'
+                )
             rule: Callable[[dict[str, Any]], Any] = condition
             table: Mapping[Hashable, Any] = {True: true_branch, False: false_branch}
         elif multi:
             if not isinstance(branches, Mapping) or not branches:
                 raise ConfigError(f"branches must be a non-empty dict of key -> branch, got {branches!r}")
             if not callable(evaluator):
-                raise ConfigError(f"evaluator must be a callable taking the context dict, got {evaluator!r}")
+                raise ConfigError(
+                    f"evaluator must be a callable taking the context dict or an expression, got {evaluator!r}"
+                )
             if default is not None and default not in branches:
                 raise ConfigError(f"default {default!r} is not one of the branches {list(branches)}")
             rule, table = evaluator, branches
@@ -169,7 +187,9 @@ class ConditionalOrchestrator(PatternOrchestrator):
                 )
             ]
         raw = await branch.orchestrator.decompose_task(task, context)
-        return [_tagged(item, index, branch.name) for index, item in enumerate(_listed(raw))]
+        # dicts stay dicts: the engine turns them into SubTasks and names a bad field
+        items: list[Any] = [_tagged(item, index, branch.name) for index, item in enumerate(_listed(raw))]
+        return items
 
     async def _choose(self, context: dict[str, Any]) -> tuple[_Branch, Any]:
         kind = "condition" if self.binary else "evaluator"
@@ -244,11 +264,14 @@ def _listed(raw: Any) -> list[Any]:
     return list(raw)
 
 
-def _tagged(item: Any, index: int, name: str) -> SubTask:
+def _tagged(item: Any, index: int, name: str) -> SubTask | Mapping[str, Any]:
     if isinstance(item, SubTask):
         subtask = item
-    elif isinstance(item, Mapping) and "description" in item:
-        subtask = SubTask.from_dict({"id": f"subtask_{index + 1}", **item})
+    elif isinstance(item, Mapping):  # tagged and left for the engine, which checks every field
+        metadata = item.get("metadata")
+        if isinstance(metadata, Mapping) or metadata is None:
+            return {**item, "metadata": {**(metadata or {}), _KEY: name}}
+        return item
     elif isinstance(item, str) and item.strip():
         subtask = SubTask(id=f"subtask_{index + 1}", description=item.strip())
     else:

@@ -29,6 +29,7 @@ from .common import (
     run_with_display,
 )
 from .history import COMMANDS, add_commands, handle
+from .options import LABEL, constructor_options, split_options
 
 __all__ = ["main"]
 
@@ -44,11 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrate", description="Run multi-agent LLM workflows from the terminal."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a pattern on a task")
     run.add_argument(
-        "pattern", help="built-in pattern (cascade, swarm, sequential, iterative, fanout) or module:Class"
+        "pattern",
+        help="built-in pattern (cascade, swarm, sequential, conditional, iterative, fanout) or module:Class",
     )
     run.add_argument("task", help="what to do")
     _add_run_options(run)
@@ -77,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="primary model id")
     parser.add_argument("--budget", type=float, metavar="USD", help="hard cost cap for the run")
@@ -90,22 +99,42 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a config field, e.g. -o num_agents=5 -o max_concurrent_agents=3 (values are JSON)",
+        help="a config field or a pattern option, e.g. -o num_agents=5 -o max_iterations=2 (values are JSON)",
+    )
+    parser.add_argument(
+        "--condition",
+        metavar="EXPR",
+        help="conditional: the branch test over the context, e.g. \"complexity > 0.7 and 'legal' in task\"",
+    )
+    parser.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a context entry the run's hooks see, e.g. --context complexity=0.9 (values are JSON)",
     )
     add_display_options(parser)
     add_store_option(parser)
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in args.option:
+def _pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict; a value that is not JSON is kept as text."""
+    pairs: dict[str, Any] = {}
+    for item in items:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option {item!r} is not KEY=VALUE")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {item!r} is not KEY=VALUE")
         try:
-            options[key.strip()] = json.loads(raw)
+            pairs[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
-            options[key.strip()] = raw
+            pairs[key.strip()] = raw
+    return pairs
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options = _pairs(args.option, "--option")
+    if args.condition is not None:
+        options["condition"] = args.condition
     if args.model:
         options["primary_model"] = args.model
     if args.budget is not None:
@@ -136,11 +165,15 @@ def _build(pattern: str, provider_name: str, args: argparse.Namespace) -> BaseOr
     from ..registry import resolve_orchestrator, resolve_provider
 
     cls = resolve_orchestrator(pattern)
-    config_class = cls.config_class
-    config = config_class.from_dict(_options(args))
+    if args.condition is not None and "condition" not in constructor_options(cls):
+        raise ConfigError(f"--condition is for the conditional pattern; {cls.__name__} takes no condition")
+    fields, kwargs = split_options(cls, _options(args))
+    config = cls.config_class.from_dict(fields)
     provider = resolve_provider(provider_name, config.primary_model)
+    if kwargs:  # recorded in the run's labels, so resume and replay rebuild the same orchestrator
+        kwargs["labels"] = {LABEL: json.dumps(kwargs, ensure_ascii=False)}
     try:
-        return cls(config, provider, store=open_cli_store(args), guardrails=guardrails_from(args))
+        return cls(config, provider, store=open_cli_store(args), guardrails=guardrails_from(args), **kwargs)
     except TypeError as error:
         raise ConfigError(f"cannot construct {cls.__name__} from the command line: {error}") from error
 
@@ -180,7 +213,9 @@ async def _run_and_close(
 ) -> OrchestratorResult:
     try:
         return await run_with_display(
-            lambda cb: orchestrator.execute_workflow(args.task, title=args.title, stream_callback=cb),
+            lambda cb: orchestrator.execute_workflow(
+                args.task, title=args.title, context=_pairs(args.context, "--context"), stream_callback=cb
+            ),
             orchestrator.cancel,
             args,
             err,

@@ -5,24 +5,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..events import EventType, StreamEvent
-from ..models import OrchestratorResult
+from ..models import AgentResult, OrchestratorResult
+from ..replay import RecordedProvider
 from ..stores.base import RunStore
-from ..utils import format_cost, format_duration
+from ..usage import Usage
+from ..utils import format_duration
 
 if TYPE_CHECKING:
     from ..guardrails import Guardrails
 
+RECORDING = RecordedProvider.name  # the provider named on cost events a recording answered
+
 __all__ = [
+    "Recorded",
     "add_display_options",
+    "agent_rows",
     "guardrails_from",
     "add_store_option",
     "open_cli_store",
     "print_result",
+    "recorded_of",
+    "result_to_json",
     "run_with_display",
 ]
 
@@ -101,10 +110,63 @@ async def run_with_display(
         return await run
 
 
-def print_result(result: OrchestratorResult, args: argparse.Namespace, out: TextIO) -> None:
-    """The result as JSON (``--json``) or as a readable summary."""
+@dataclass(frozen=True)
+class Recorded:
+    """What a replay took from its recording instead of paying a provider for."""
+
+    replay_of: str
+    calls: int
+    tokens: int
+    cost: float
+
+
+def recorded_of(events: Iterable[StreamEvent]) -> Recorded | None:
+    """The recorded share of a run's bill, or None if the run is not a replay."""
+    replay_of: str | None = None
+    calls = tokens = 0
+    cost = 0.0
+    for event in events:
+        if event.event_type is EventType.WORKFLOW_START:
+            origin = event.data.get("replay_of")
+            if isinstance(origin, Mapping) and origin.get("run_id"):
+                replay_of = str(origin["run_id"])
+        elif event.event_type is EventType.COST_UPDATE and event.data.get("provider") == RECORDING:
+            usage = Usage.from_dict(dict(event.data.get("usage") or {}))
+            calls += usage.calls
+            tokens += usage.total_tokens
+            cost += float(event.data.get("cost", usage.cost_usd))
+    return Recorded(replay_of, calls, tokens, cost) if replay_of is not None else None
+
+
+def result_to_json(result: OrchestratorResult, recorded: Recorded | None = None) -> dict[str, Any]:
+    """The result as the CLI prints it with ``--json``: ``run_id`` first, a replay's split."""
+    data: dict[str, Any] = {"run_id": result.run_id, **result.to_dict()}
+    if recorded is not None:
+        data["replay"] = {
+            "replay_of": recorded.replay_of,
+            "provider_calls": result.usage.calls - recorded.calls,
+            "spent_usd": max(result.total_cost - recorded.cost, 0.0),
+            "recorded_calls": recorded.calls,
+            "recorded_cost_usd": recorded.cost,
+        }
+    return data
+
+
+def print_result(
+    result: OrchestratorResult,
+    args: argparse.Namespace,
+    out: TextIO,
+    recorded: Recorded | None = None,
+) -> None:
+    """The result as JSON (``--json``) or as a readable summary.
+
+    The agents table is the run's bill: one row per agent that made a call (planner,
+    subtask agents, synthesizers, a pattern's own roles) plus agents that finished without
+    one, and a total row equal to the run's totals.  ``recorded`` marks a replay: its
+    costs are what the recorded run paid, not what this one spent.
+    """
     if args.json:
-        json.dump(result.to_dict(), out, ensure_ascii=False, indent=2)
+        json.dump(result_to_json(result, recorded), out, ensure_ascii=False, indent=2)
         out.write("\n")
         return
     from rich.console import Console
@@ -115,27 +177,87 @@ def print_result(result: OrchestratorResult, args: argparse.Namespace, out: Text
     console.rule(f"[bold]{escape(result.title)}[/bold]")
     if result.final_synthesis:
         console.print(Markdown(result.final_synthesis))
-    table = Table(title="Agents", show_lines=False)
+    title = "Agents" if recorded is None else "Agents (recorded costs, not spent again)"
+    table = Table(title=title, show_lines=False)
     for column in ("agent", "status", "tokens", "cost", "time"):
         table.add_column(column, justify="right" if column in ("tokens", "cost", "time") else "left")
-    for agent in result.agent_results:
+    for agent_id, status, usage, elapsed in agent_rows(result):
         table.add_row(
-            escape(agent.agent_id),
-            str(agent.status),
-            str(agent.usage.total_tokens),
-            format_cost(agent.cost),
-            format_duration(agent.execution_time),
+            escape(agent_id),
+            status,
+            str(usage.total_tokens),
+            _format_usd(usage.cost_usd),
+            format_duration(elapsed) if elapsed is not None else "-",
         )
+    table.add_section()
+    table.add_row("total", "", str(result.usage.total_tokens), _format_usd(result.total_cost), "")
     console.print(table)
     console.print(
-        f"status: [bold]{result.status}[/bold]   total: {format_cost(result.total_cost)} "
-        f"({result.usage.total_tokens} tokens, {result.usage.calls} calls)   "
+        f"status: [bold]{result.status}[/bold]   {_bill_line(result, recorded)}   "
         f"time: {format_duration(result.execution_time)}   run: {result.run_id}"
     )
     for document in result.generated_documents:
         console.print(f"report: {escape(document.path)} ({document.size_bytes} bytes)")
     if result.error:
         console.print(f"[yellow]{escape(result.error)}[/yellow]")
+
+
+def _bill_line(result: OrchestratorResult, recorded: Recorded | None) -> str:
+    usage = result.usage
+    if recorded is None:
+        return f"total: {_format_usd(result.total_cost)} ({usage.total_tokens} tokens, {usage.calls} calls)"
+    spent = max(result.total_cost - recorded.cost, 0.0)
+    return (
+        f"{usage.calls - recorded.calls} provider calls, {_format_usd(spent)} spent   "
+        f"recorded: {_format_usd(recorded.cost)} ({recorded.tokens} tokens, {recorded.calls} calls "
+        f"replayed from run {escape(recorded.replay_of)})"
+    )
+
+
+def agent_rows(result: OrchestratorResult) -> list[tuple[str, str, Usage, float | None]]:
+    """``(agent, status, usage, seconds)`` per agent, from the run's bill (the cost fold).
+
+    Agents that ran a subtask come in plan order, where the first of them spent; agents
+    without a subtask (planner, synthesizer, a pattern's reviewers) have no status or
+    time of their own.  The rows' usage adds up to ``result.usage``.
+    """
+    by_agent = result.cost_by_agent
+    ran: dict[str, list[AgentResult]] = {}
+    for agent in result.agent_results:
+        ran.setdefault(agent.agent_id, []).append(agent)
+    order: list[str] = []
+    for agent_id in by_agent:
+        if agent_id not in ran:
+            order.append(agent_id)
+        elif not order or order[-1] not in ran:
+            order.extend(a for a in ran if a not in order)
+    order.extend(a for a in ran if a not in order)  # no subtask agent spent
+    rows: list[tuple[str, str, Usage, float | None]] = []
+    for agent_id in order:
+        usage = by_agent.get(agent_id, Usage())
+        results = ran.get(agent_id)
+        if not results:
+            rows.append((agent_id, "-", usage, None))
+            continue
+        statuses = ", ".join(dict.fromkeys(str(r.status) for r in results))
+        rows.append((agent_id, statuses, usage, sum(r.execution_time for r in results)))
+    return rows
+
+
+def _format_usd(value: float) -> str:
+    """USD that never hides a non-zero cost: ``$0``, ``$0.0123``, ``$0.0000031``.
+
+    Values of a cent or more get four decimals; smaller non-zero values get two
+    significant digits in plain decimal notation.
+    """
+    if value == 0:
+        return "$0"
+    sign = "-" if value < 0 else ""
+    size = abs(value)
+    if size >= 0.01:
+        return f"{sign}${size:.4f}"
+    exponent = int(f"{size:.1e}".split("e")[1])  # after rounding: 9.96e-6 is 1.0e-05
+    return f"{sign}${size:.{max(1 - exponent, 0)}f}"
 
 
 def escape(text: str) -> str:

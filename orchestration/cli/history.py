@@ -5,23 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ..base import BaseOrchestrator
 from ..errors import ConfigError, RunNotFoundError
 from ..events import EventType
 from ..models import OrchestratorResult, TaskStatus
-from ..stores.base import RunStore
-from ..utils import format_cost, format_duration
+from ..stores.base import RunStore, RunSummary
+from ..utils import format_duration
 from .common import (
+    _format_usd,
     add_display_options,
     add_store_option,
     escape,
     guardrails_from,
     open_cli_store,
     print_result,
+    recorded_of,
+    result_to_json,
     run_with_display,
 )
+from .options import recorded_options
 
 __all__ = ["add_commands", "handle"]
 
@@ -104,6 +109,7 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 args,
                 err,
             )
+            recorded = None
         else:
             result = await run_with_display(
                 lambda cb: orchestrator.replay(args.run_id, live=args.live, stream_callback=cb),
@@ -111,7 +117,8 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 args,
                 err,
             )
-        print_result(result, args, out)
+            recorded = recorded_of(await store.events(result.run_id))
+        print_result(result, args, out, recorded)
         return 0 if result.status is TaskStatus.COMPLETED else 1
     finally:
         await store.close()
@@ -121,7 +128,12 @@ async def _runs(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
     status = TaskStatus(args.status) if args.status else None
     runs = await store.list_runs(status=status, limit=args.limit)
     if args.json:
-        json.dump([r.to_dict() for r in runs], out, indent=2)
+        rows = []
+        for run in runs:
+            row = run.to_dict()
+            row.update(replay_of=run.metadata.get("replay_of"), spent_usd=_spent(run))
+            rows.append(row)
+        json.dump(rows, out, indent=2)
         out.write("\n")
         return 0
     from rich.console import Console
@@ -129,20 +141,36 @@ async def _runs(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
 
     table = Table(title=f"{len(runs)} run(s)")
     table.add_column("run", no_wrap=True, min_width=16)
-    for column in ("status", "cost", "age", "orchestrator", "title"):
-        table.add_column(column, justify="right" if column in ("cost", "age") else "left")
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("spent", justify="right", no_wrap=True, min_width=8)
+    table.add_column("age", justify="right", no_wrap=True, min_width=5)
+    for column in ("orchestrator", "title"):
+        table.add_column(column)
     now = time.time()
+    replays = 0
     for run in runs:
+        replay_of = run.metadata.get("replay_of")
+        replays += replay_of is not None
         table.add_row(
-            run.run_id,
+            run.run_id if replay_of is None else f"{run.run_id}\n replay of\n {escape(str(replay_of))}",
             str(run.status),
-            format_cost(run.total_cost),
+            _format_usd(_spent(run)),
             format_duration(now - run.created_at),
             escape(run.orchestrator),
             escape(run.title),
         )
-    Console(file=out).print(table)
+    console = Console(file=out, highlight=False)
+    console.print(table)
+    recorded = sum(run.total_cost - _spent(run) for run in runs)
+    note = f" ({replays} replay(s): {_format_usd(recorded)} recorded, not counted again)" if replays else ""
+    console.print(f"spent: {_format_usd(sum(_spent(run) for run in runs))} over {len(runs)} run(s){note}")
     return 0
+
+
+def _spent(run: RunSummary) -> float:
+    """What the run paid providers: a replay's recorded answers cost nothing again."""
+    recorded = run.metadata.get("recorded_cost", 0.0)
+    return max(run.total_cost - (float(recorded) if isinstance(recorded, (int, float)) else 0.0), 0.0)
 
 
 async def _show(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
@@ -152,11 +180,17 @@ async def _show(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
     from ..engine.state import RunState
 
     result = RunState.from_events(args.run_id, events).to_result()
+    recorded = recorded_of(events)
     if args.json:
-        json.dump({"result": result.to_dict(), "events": [e.to_dict() for e in events]}, out, indent=2)
+        shown = {
+            "run_id": result.run_id,
+            "result": result_to_json(result, recorded),
+            "events": [e.to_dict() for e in events],
+        }
+        json.dump(shown, out, indent=2)
         out.write("\n")
         return 0
-    print_result(result, args, out)
+    print_result(result, args, out, recorded)
     start = events[0].timestamp
     for event in events:
         detail = event.data.get("error") or event.data.get("subtask_id") or ""
@@ -184,8 +218,12 @@ async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOr
     if not provider_name:
         raise ConfigError(f"run {args.run_id} does not record its provider; pass --provider NAME")
     provider = resolve_provider(provider_name, config.primary_model)
-    try:
-        return cls(config, provider, store=store, guardrails=guardrails_from(args))
+    labels = start.data.get("labels")
+    extra: dict[str, Any] = {}
+    if isinstance(labels, Mapping) and labels:  # a class without labels= still rebuilds when none were used
+        extra = {"labels": dict(labels), **recorded_options(labels)}
+    try:  # the constructor options the CLI recorded in the labels rebuild the same orchestrator
+        return cls(config, provider, store=store, guardrails=guardrails_from(args), **extra)
     except TypeError as error:
         raise ConfigError(
             f"cannot rebuild {cls.__name__} from the command line ({error}); resume it from Python with "

@@ -460,13 +460,54 @@ def _as_subtasks(raw: Any) -> list[SubTask]:
     for index, item in enumerate(raw):
         if isinstance(item, SubTask):
             subtasks.append(item)
-        elif isinstance(item, Mapping) and "description" in item:
-            subtasks.append(SubTask.from_dict({"id": f"subtask_{index + 1}", **item}))
+        elif isinstance(item, Mapping):
+            subtasks.append(_subtask_from_fields(item, index))
         elif isinstance(item, str) and item.strip():
             subtasks.append(SubTask(id=f"subtask_{index + 1}", description=item.strip()))
         else:
             raise PlanError(f"decompose_task item {index} is not a SubTask: {item!r}"[:300])
     return subtasks
+
+
+# SubTask fields a decomposition may give as a dict, with the check each value must pass.
+_SUBTASK_FIELDS: dict[str, tuple[str, Any]] = {
+    "id": ("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip())),
+    "description": ("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip())),
+    "agent_type": ("a string", lambda v: isinstance(v, str)),
+    "priority": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "dependencies": (
+        "a list of subtask ids",
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(d, str) for d in v),
+    ),
+    "metadata": ("a dict", lambda v: isinstance(v, Mapping)),
+    "model": ("a model id or null", lambda v: v is None or isinstance(v, str)),
+    "timeout_seconds": (
+        "a positive number or null",
+        lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
+    ),
+}
+
+
+def _subtask_from_fields(item: Mapping[str, Any], index: int) -> SubTask:
+    """A dict from ``decompose_task`` as SubTask fields, each checked: a bad one is named."""
+    import difflib
+
+    where = f"decompose_task item {index}"
+    for key, value in item.items():
+        rule = _SUBTASK_FIELDS.get(str(key))
+        if rule is None:
+            close = difflib.get_close_matches(str(key), list(_SUBTASK_FIELDS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise PlanError(
+                f"{where} has unknown SubTask field {key!r}{hint}; fields: {', '.join(_SUBTASK_FIELDS)}"
+            )
+        if not rule[1](value):
+            raise PlanError(f"{where}: {key!r} must be {rule[0]}, got {value!r}"[:300])
+    if "description" not in item:
+        raise PlanError(
+            f"{where} has no 'description' (say what the subtask should do): {dict(item)!r}"[:300]
+        )
+    return SubTask.from_dict({"id": f"subtask_{index + 1}", **item})
 
 
 def title_from(task: str) -> str:

@@ -53,8 +53,14 @@ class RunSummary:
                 orchestrator=str(data.get("orchestrator", "")),
                 created_at=event.timestamp,
             )
+            replay_of = data.get("replay_of")
+            if isinstance(replay_of, Mapping) and replay_of.get("run_id"):
+                changes["metadata"] = {**self.metadata, "replay_of": str(replay_of["run_id"])}
         elif kind is EventType.COST_UPDATE:
             changes["total_cost"] = float(data.get("total_cost", self.total_cost))
+            if data.get("provider") == "recording":  # served from a recording: counted, not spent
+                recorded = float(self.metadata.get("recorded_cost", 0.0)) + float(data.get("cost", 0.0))
+                changes["metadata"] = {**self.metadata, "recorded_cost": recorded}
         elif event.is_terminal:
             changes["status"] = TaskStatus(data.get("status", TaskStatus.FAILED))
             if "total_cost" in data:

@@ -55,3 +55,39 @@ def test_conditional_example_quick_branch() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "branch: false" in completed.stdout
+
+
+def _example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ORCHESTRATION_DEBUG"):
+        env.pop(key, None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "message"),
+    [
+        ("cascade.py", ("--provider", "openai"), "error: openai: OPENAI_API_KEY is not set"),
+        ("swarm.py", ("--provider", "nope"), "error: unknown provider 'nope'; available: "),
+        ("fanout.py", ("--agents", "0"), "error: num_agents must be >= 1, got 0"),
+        (
+            "custom_orchestrator.py",
+            ("--provider", "anthropic"),
+            "error: anthropic: ANTHROPIC_API_KEY is not set",
+        ),
+    ],
+)
+def test_a_mistake_in_an_example_is_one_line_like_the_cli(
+    name: str, args: tuple[str, ...], message: str
+) -> None:
+    completed = _example(name, *args)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.startswith(message) and completed.stderr.count("\n") == 1, completed.stderr
+    assert "Traceback" not in completed.stderr
