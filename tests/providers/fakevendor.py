@@ -134,7 +134,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
-    at: float
+    at: float  # time.monotonic() in the server when the request arrived
 
 
 class _Dropped(Exception):
@@ -191,12 +191,10 @@ class FakeVendor:
         """The paths of the recorded requests, in order."""
         return [r.path for r in self.requests]
 
-    def _next(self, request: Request, body: Any) -> Reply:
+    def _next(self, request: Request, body: Any, at: float) -> Reply:
         with self._lock:
             if self.record:
-                self.requests.append(
-                    Recorded(request.url.path, dict(request.headers), body, time.monotonic())
-                )
+                self.requests.append(Recorded(request.url.path, dict(request.headers), body, at))
             return self._script.popleft() if self._script else self.default
 
     def start(self, port: int = 0) -> FakeVendor:
@@ -239,11 +237,12 @@ class FakeVendor:
     async def _common(
         self, request: Request, render_error: Callable[[Reply], Any], id_headers: dict[str, str]
     ) -> tuple[Reply, Any, Response | None]:
+        at = time.monotonic()  # the server's clock when the request reached the handler
         try:
             body = await request.json()
         except ValueError:
             body = None
-        reply = self._next(request, body)
+        reply = self._next(request, body, at)
         if reply.delay:
             deadline = time.monotonic() + reply.delay
             while time.monotonic() < deadline:
