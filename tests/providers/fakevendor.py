@@ -41,7 +41,7 @@ __all__ = ["FakeVendor", "Recorded", "Reply"]
 class Reply:
     """What the fake server does for one request."""
 
-    kind: str = "ok"  # ok | error | raw | huge | stream_error | cut | drop
+    kind: str = "ok"  # ok | error | raw | huge | stream_error | cut | drop | die
     content: str = "Hello from the fake vendor."
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
@@ -61,6 +61,7 @@ class Reply:
     size: int = 0  # huge: bytes
     declare_length: bool = True
     done_marker: bool = True  # OpenAI stream: send [DONE]
+    signal: str = ""  # die: the signal the server process kills itself with (own process only)
 
     @property
     def output_tokens(self) -> int:
@@ -243,6 +244,8 @@ class FakeVendor:
         except ValueError:
             body = None
         reply = self._next(request, body, at)
+        if reply.kind == "die":  # in this thread, as an illegal instruction would
+            signal.pthread_kill(threading.get_ident(), signal.Signals[reply.signal])
         if reply.delay:
             deadline = time.monotonic() + reply.delay
             while time.monotonic() < deadline:
@@ -476,9 +479,12 @@ def main(argv: list[str] | None = None) -> None:
     terminated (SIGTERM or Ctrl-C)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--die-with", metavar="SIGNAL", help="kill this process with SIGNAL on each request")
     args = parser.parse_args(argv)
     vendor = FakeVendor(record=False)
     vendor.default = replace(vendor.default, content="Hello from the fake vendor, served fast.")
+    if args.die_with:
+        vendor.default = replace(vendor.default, kind="die", signal=args.die_with)
     vendor.start(port=args.port)
     print(f"PORT {vendor.port}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
