@@ -4,40 +4,46 @@ One :class:`RateLimiter` is meant to be shared by every provider instance and ev
 in a process, so that many concurrent agents do not stampede a vendor into 429s.
 
 The decision logic is pure and clock-free: :class:`RateWindow` answers "when may a call
-of ``tokens`` tokens start, given what was already granted?" for an explicit ``now``.
-It is a sliding-window log: in any window ``(t - period, t]`` at most
-``requests`` calls start and at most ``tokens`` tokens are reserved, which is exactly
-"under the configured RPM/TPM" however the calls bunch up (a call larger than the token
-limit runs alone in its window).  Grants are handed out in arrival order and may lie
-in the future; the caller then sleeps until its start.
-:class:`RateLimiter` adds the awaiting (with an injectable clock and sleep), the
-lookup of limits by ``provider:model`` / ``provider`` / default, and adaptation to
-what the server says in ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers and in
-429 answers.
+of ``tokens`` tokens go out, given the calls already sent and those on their way?" for
+an explicit ``now``.  It is a sliding-window log of *send* times: in any window
+``(t - period, t]`` at most ``requests`` requests reach the vendor and at most
+``tokens`` tokens are reserved, which is exactly "under the configured RPM/TPM" however
+the calls bunch up and however long each takes to leave (a call larger than the token
+limit runs alone in its window).  A call admitted but not yet sent counts in every
+window until it is marked sent, so a slow first request cannot let the next batch in
+early.  :class:`RateLimiter` adds the awaiting (first come, first served, with an
+injectable clock and sleep), the lookup of limits by ``provider:model`` / ``provider``
+/ default, and adaptation to what the server says in ``x-ratelimit-*`` /
+``anthropic-ratelimit-*`` headers and in 429 answers.  :class:`RateLimiterPool` hands
+out one limiter per vendor, endpoint and key, so runs in one process share them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
 import math
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
+
+from ._ratelimit_headers import ServerLimits, parse_duration, parse_rate_limit_headers
 
 __all__ = [
     "RateLimit",
     "RateLimiter",
+    "RateLimiterPool",
     "RateWindow",
     "Reservation",
     "ServerLimits",
     "parse_duration",
     "parse_rate_limit_headers",
+    "process_rate_limiters",
 ]
 
 
@@ -62,33 +68,30 @@ class RateLimit:
             raise ValueError(f"RateLimit.period must be positive, got {self.period}")
 
 
-@dataclass(frozen=True, slots=True)
-class ServerLimits:
-    """What a response's rate-limit headers said (``*_reset`` in seconds from now)."""
-
-    requests_limit: int | None = None
-    requests_remaining: int | None = None
-    requests_reset: float | None = None
-    tokens_limit: int | None = None
-    tokens_remaining: int | None = None
-    tokens_reset: float | None = None
-
-
 @dataclass(slots=True, eq=False)
 class _Grant:
-    start: float
+    start: float  # when the call was admitted
     tokens: int
+    sent: float | None = None  # when the request went out; None while it is on its way
 
 
 @dataclass(slots=True)
 class RateWindow:
-    """Sliding-window log of granted call starts for one key; pure (no clock, no I/O)."""
+    """Sliding-window log of the calls sent for one key; pure (no clock, no I/O).
+
+    A call is admitted (:meth:`record`), then marked :meth:`sent` when its request has
+    gone out.  Sent calls count in the windows that contain their send time; admitted
+    calls not yet sent count in every window (they may go out at any moment), so the
+    vendor never sees more than the limit in any window, however long a request took to
+    leave (a new connection, a slow event loop).
+    """
 
     limit: RateLimit = field(default_factory=RateLimit)
     server_requests: int | None = None
     server_tokens: int | None = None
     blocked_until: float = -math.inf
-    _grants: deque[_Grant] = field(default_factory=deque)
+    _sent: deque[_Grant] = field(default_factory=deque)
+    _pending: list[_Grant] = field(default_factory=list)
 
     @property
     def requests_limit(self) -> int | None:
@@ -100,38 +103,58 @@ class RateWindow:
         """The tighter of the configured and the server-reported token limit."""
         return _min(self.limit.tokens, self.server_tokens)
 
-    def earliest(self, now: float, tokens: int = 0) -> float:
-        """The earliest start (>= ``now``) at which a call of ``tokens`` fits both limits."""
+    def earliest(self, now: float, tokens: int = 0) -> float | None:
+        """The earliest time (>= ``now``) at which a call of ``tokens`` may be admitted, or
+        None when that depends on calls still on their way (wait until one is sent)."""
         period = self.limit.period
-        grants = self._grants
-        while grants and grants[0].start <= now - period:
-            grants.popleft()
+        sent = self._sent
+        while sent and (sent[0].sent or 0.0) <= now - period:
+            sent.popleft()
         start = max(now, self.blocked_until)
-        if grants:
-            start = max(start, grants[-1].start)  # first come, first served
         rpm = self.requests_limit
-        if rpm is not None and len(grants) >= rpm:
-            start = max(start, grants[len(grants) - rpm].start + period)
+        if rpm is not None:
+            room = rpm - len(self._pending)  # places left for sent calls plus this one
+            if room <= 0:
+                return None
+            if len(sent) >= room:
+                start = max(start, (sent[len(sent) - room].sent or 0.0) + period)
         tpm = self.tokens_limit
         if tpm is not None and tokens > 0:
-            excess = sum(g.tokens for g in grants) + tokens - tpm
-            for grant in grants:  # oldest first: how many must leave the window?
+            excess = sum(g.tokens for g in sent) + sum(g.tokens for g in self._pending) + tokens - tpm
+            for grant in sent:  # oldest first: how many must leave the window?
                 if excess <= 0:
                     break
                 excess -= grant.tokens
-                start = max(start, grant.start + period)
+                start = max(start, (grant.sent or 0.0) + period)
+            if excess > 0 and self._pending:
+                return None  # a call larger than the limit runs alone
         return start
 
     def record(self, start: float, tokens: int = 0) -> _Grant:
-        """Record a call starting at ``start`` (which :meth:`earliest` returned or later)."""
+        """Admit a call at ``start`` (a time :meth:`earliest` allowed); it counts as on its
+        way until :meth:`sent` or :meth:`release`."""
         grant = _Grant(start, max(0, tokens))
-        self._grants.append(grant)
+        self._pending.append(grant)
         return grant
 
+    def sent(self, grant: _Grant, at: float) -> None:
+        """The call's request went out at ``at``: from now on it counts at that time."""
+        if grant.sent is not None:
+            return
+        with contextlib.suppress(ValueError):  # released meanwhile
+            self._pending.remove(grant)
+            if self._sent:  # keep the log ordered even if clocks of two threads disagree
+                at = max(at, self._sent[-1].sent or at)
+            grant.sent = at
+            self._sent.append(grant)
+
     def release(self, grant: _Grant) -> None:
-        """Forget a grant whose call never went out (e.g. cancelled while waiting)."""
-        with contextlib.suppress(ValueError):  # already pruned
-            self._grants.remove(grant)
+        """Forget a call whose request never went out (e.g. cancelled while waiting)."""
+        with contextlib.suppress(ValueError):
+            if grant.sent is None:
+                self._pending.remove(grant)
+            else:
+                self._sent.remove(grant)
 
     def settle(self, grant: _Grant, tokens: int) -> None:
         """Replace a grant's reserved tokens by the tokens the call really used."""
@@ -152,8 +175,12 @@ class RateWindow:
         if server.tokens_remaining == 0 and server.tokens_reset is not None:
             self.pause_until(now + server.tokens_reset)
 
+    def grants(self) -> tuple[_Grant, ...]:
+        """The calls in the window: sent ones (oldest first), then those on their way."""
+        return (*self._sent, *self._pending)
+
     def __len__(self) -> int:
-        return len(self._grants)
+        return len(self._sent) + len(self._pending)
 
 
 def _min(a: int | None, b: int | None) -> int | None:
@@ -164,89 +191,9 @@ def _min(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in an OpenAI-style reset duration (``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m"``)."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return sum(float(number) * scale[unit] for number, unit in parts)
-
-
-def _reset_seconds(text: str | None, wall_now: float) -> float | None:
-    if text is None:
-        return None
-    seconds = parse_duration(text)
-    if seconds is not None:
-        return seconds
-    try:  # Anthropic: an RFC 3339 timestamp
-        stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if stamp.tzinfo is None:
-        return None
-    return max(0.0, stamp.timestamp() - wall_now)
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
-
-
-def parse_rate_limit_headers(
-    headers: Mapping[str, str], wall_now: float | None = None
-) -> ServerLimits | None:
-    """Read ``x-ratelimit-*`` (OpenAI and compatibles) or ``anthropic-ratelimit-*`` headers.
-
-    ``headers`` must look names up case-insensitively (``httpx.Headers`` does).  Returns
-    None when the response carried none of them.
-    """
-    wall = time.time() if wall_now is None else wall_now
-    if (
-        headers.get("x-ratelimit-limit-requests") is not None
-        or headers.get("x-ratelimit-limit-tokens") is not None
-    ):
-        return ServerLimits(
-            requests_limit=_int_header(headers, "x-ratelimit-limit-requests"),
-            requests_remaining=_int_header(headers, "x-ratelimit-remaining-requests"),
-            requests_reset=_reset_seconds(headers.get("x-ratelimit-reset-requests"), wall),
-            tokens_limit=_int_header(headers, "x-ratelimit-limit-tokens"),
-            tokens_remaining=_int_header(headers, "x-ratelimit-remaining-tokens"),
-            tokens_reset=_reset_seconds(headers.get("x-ratelimit-reset-tokens"), wall),
-        )
-    prefix = "anthropic-ratelimit-"
-    if headers.get(prefix + "requests-limit") is None and headers.get(prefix + "tokens-limit") is None:
-        return None
-    # Anthropic reports total tokens and, separately, input tokens; we reserve input + output.
-    tokens = "tokens" if headers.get(prefix + "tokens-limit") is not None else "input-tokens"
-    return ServerLimits(
-        requests_limit=_int_header(headers, prefix + "requests-limit"),
-        requests_remaining=_int_header(headers, prefix + "requests-remaining"),
-        requests_reset=_reset_seconds(headers.get(prefix + "requests-reset"), wall),
-        tokens_limit=_int_header(headers, f"{prefix}{tokens}-limit"),
-        tokens_remaining=_int_header(headers, f"{prefix}{tokens}-remaining"),
-        tokens_reset=_reset_seconds(headers.get(f"{prefix}{tokens}-reset"), wall),
-    )
-
-
 @dataclass(slots=True, eq=False)
 class Reservation:
-    """A granted call: where it was recorded, so it can be settled or released."""
+    """An admitted call: where it was recorded, so it can be marked sent, settled or released."""
 
     start: float
     tokens: int
@@ -256,8 +203,38 @@ class Reservation:
 GrantObserver = Callable[[str, float, int], Any]
 
 
+class _Ticket:
+    """One caller waiting in :meth:`RateLimiter.acquire`; woken from any thread."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def renew(self) -> asyncio.Future[None]:
+        if self.future.done():
+            self.future = self.loop.create_future()
+        return self.future
+
+    def wake(self) -> None:
+        future = self.future
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody to wake
+            self.loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class RateLimiter:
     """Limits calls per provider/model; share one instance between providers and runs.
+
+    A call waits in :meth:`acquire` (first come, first served per provider and model)
+    until it fits, goes out, and is reported with :meth:`sent`: the limits hold for the
+    times requests are sent, which is what the vendor counts.  A reservation that is
+    never sent must be given back with :meth:`release`.
 
     Args:
         limits: one :class:`RateLimit` for every provider, or a mapping whose keys are
@@ -267,7 +244,7 @@ class RateLimiter:
             pauses until a reset).  Each ``provider:model`` gets such a window.
         clock: monotonic seconds; ``sleep``: how to wait (inject both in tests).
         wall_clock: epoch seconds, to read absolute reset timestamps.
-        on_grant: called with ``(key, start, tokens)`` for every granted call.
+        on_grant: called with ``(key, start, tokens)`` for every admitted call.
     """
 
     def __init__(
@@ -289,6 +266,8 @@ class RateLimiter:
         self._wall_clock = wall_clock
         self._on_grant = on_grant
         self._windows: dict[str, RateWindow] = {}
+        self._queues: dict[str, deque[_Ticket]] = {}
+        self._waiting_for_change: list[_Ticket] = []
         self._lock = threading.Lock()  # windows may be shared by loops in several threads
 
     def __repr__(self) -> str:
@@ -323,40 +302,91 @@ class RateLimiter:
         with self._lock:
             return any(w.tokens_limit is not None for _k, w in self._windows_for(provider, model))
 
-    def reserve(self, provider: str, model: str | None, tokens: int = 0) -> Reservation:
-        """Grant the earliest start for a call now, without waiting (the pure part)."""
+    async def acquire(self, provider: str, model: str | None, tokens: int = 0) -> Reservation:
+        """Wait until a call of ``tokens`` tokens may go out; returns its reservation.
+
+        Call :meth:`sent` when the request has gone out (or :meth:`release` if it never
+        does): until then the call counts in every window, and callers queued behind it
+        may wait for it.
+        """
+        queue_key = f"{provider}:{model or ''}"
+        ticket = _Ticket(asyncio.get_running_loop())
         with self._lock:
-            now = self._clock()
-            windows = self._windows_for(provider, model)
-            start = max([now, *(w.earliest(now, tokens) for _k, w in windows)])
-            reservation = Reservation(start, tokens, [(w, w.record(start, tokens)) for _k, w in windows])
+            queue = self._queues.setdefault(queue_key, deque())
+            queue.append(ticket)
+        try:
+            while True:
+                with self._lock:
+                    wakeup = ticket.renew()
+                    delay: float | None = None
+                    if queue[0] is ticket:
+                        now = self._clock()
+                        windows = self._windows_for(provider, model)
+                        starts = [w.earliest(now, tokens) for _k, w in windows]
+                        if None in starts:
+                            self._waiting_for_change.append(ticket)
+                        else:
+                            delay = max([now, *(s for s in starts if s is not None)]) - now
+                            if delay <= 0:
+                                reservation = Reservation(
+                                    now, tokens, [(w, w.record(now, tokens)) for _k, w in windows]
+                                )
+                                self._leave(queue_key, ticket)
+                                break
+                if delay is None:  # not first in line, or waiting for a call to go out
+                    await wakeup
+                else:
+                    await self._sleep(delay)
+        except BaseException:
+            with self._lock:
+                self._leave(queue_key, ticket)
+            raise
         if self._on_grant is not None:
-            self._on_grant(windows[0][0] if windows else provider, start, tokens)
+            self._on_grant(windows[0][0] if windows else provider, reservation.start, tokens)
         return reservation
 
-    async def acquire(self, provider: str, model: str | None, tokens: int = 0) -> Reservation:
-        """Wait until a call of ``tokens`` tokens may start; returns its reservation."""
-        reservation = self.reserve(provider, model, tokens)
-        delay = reservation.start - self._clock()
-        if delay > 0:
-            try:
-                await self._sleep(delay)
-            except BaseException:
-                self.release(reservation)
-                raise
-        return reservation
+    def _leave(self, queue_key: str, ticket: _Ticket) -> None:
+        """Take ``ticket`` out of its queue and wake whoever is first now (lock held)."""
+        queue = self._queues.get(queue_key)
+        if queue is None:
+            return
+        was_first = bool(queue) and queue[0] is ticket
+        with contextlib.suppress(ValueError):
+            queue.remove(ticket)
+        if ticket in self._waiting_for_change:
+            self._waiting_for_change.remove(ticket)
+        if not queue:
+            del self._queues[queue_key]
+        elif was_first:
+            queue[0].wake()
+
+    def _changed(self) -> None:
+        """A call went out or gave its place back: first-in-line waiters look again (lock held)."""
+        waiting, self._waiting_for_change = self._waiting_for_change, []
+        for ticket in waiting:
+            ticket.wake()
+
+    def sent(self, reservation: Reservation) -> None:
+        """The reserved call's request went out now (idempotent)."""
+        with self._lock:
+            now = self._clock()
+            for window, grant in reservation._entries:
+                window.sent(grant, now)
+            self._changed()
 
     def release(self, reservation: Reservation) -> None:
         """Give back a reservation whose call never went out."""
         with self._lock:
             for window, grant in reservation._entries:
                 window.release(grant)
+            self._changed()
 
     def settle(self, reservation: Reservation, tokens: int) -> None:
         """Record the tokens the call really used (instead of the reserved worst case)."""
         with self._lock:
             for window, grant in reservation._entries:
                 window.settle(grant, tokens)
+            self._changed()
 
     def observe_headers(self, provider: str, model: str | None, headers: Mapping[str, str]) -> None:
         """Adapt to the rate-limit headers of a response from ``provider``/``model``."""
@@ -384,3 +414,40 @@ class RateLimiter:
         with self._lock:
             windows = self._windows_for(provider, model)
         return windows[-1][1] if windows else None
+
+
+class RateLimiterPool:
+    """One :class:`RateLimiter` per vendor, endpoint and API key (each keeps a window per
+    model), so that the providers built for each run of a CLI or server process share
+    the vendor's limits instead of each starting from zero.
+
+    Keys are held only as SHA-256 digests; the repr shows how many limiters there are.
+    """
+
+    def __init__(self, factory: Callable[[], RateLimiter] = RateLimiter) -> None:
+        self._factory = factory
+        self._limiters: dict[str, RateLimiter] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RateLimiterPool(limiters={len(self)})"
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._limiters)
+
+    def limiter_for(self, vendor: str, base_url: str, api_key: str | None) -> RateLimiter:
+        """The limiter shared by every provider of ``vendor`` at ``base_url`` with ``api_key``."""
+        digest = hashlib.sha256("\0".join((vendor, base_url, api_key or "")).encode()).hexdigest()
+        with self._lock:
+            limiter = self._limiters.get(digest)
+            if limiter is None:
+                limiter = self._limiters[digest] = self._factory()
+            return limiter
+
+
+@functools.cache
+def process_rate_limiters() -> RateLimiterPool:
+    """This process's :class:`RateLimiterPool` (made on first use), used by the providers
+    that :mod:`providers.registry` builds for the CLI and the server."""
+    return RateLimiterPool()

@@ -32,7 +32,7 @@ from orchestration.errors import (
     redact,
 )
 from orchestration.llm import CompletionRequest, Provider
-from orchestration.ratelimit import RateLimiter
+from orchestration.ratelimit import RateLimiter, RateLimiterPool
 
 from ._errors import (
     error_class,
@@ -85,7 +85,7 @@ class HttpProvider(Provider):
         name: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: RateLimiter | RateLimiterPool | None = None,
         headers: Mapping[str, str] | None = None,
         limits: httpx.Limits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -104,7 +104,10 @@ class HttpProvider(Provider):
         self.max_response_bytes = max_response_bytes
         # By default each provider adapts to the rate-limit headers its server sends (and
         # pauses everyone on a 429 with Retry-After); pass a shared RateLimiter with limits
-        # to cap requests/tokens per minute across providers and runs.
+        # to cap requests/tokens per minute across providers and runs, or a pool to share
+        # one limiter with every provider of the same vendor, endpoint and key.
+        if isinstance(rate_limiter, RateLimiterPool):
+            rate_limiter = rate_limiter.limiter_for(self.name, self.base_url, self._api_key)
         self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter()
         self._extra_headers = dict(headers or {})
         self._limits = limits or DEFAULT_LIMITS
@@ -211,11 +214,16 @@ class HttpProvider(Provider):
     ) -> AsyncIterator[httpx.Response]:
         """POST ``payload`` and yield the response, body unread, once its status is known good."""
         client = self._get_client()
-        request = client.build_request("POST", path, json=payload)
+        # The trace tells the rate limiter when the request is really written (after any
+        # connection set-up), which is when the vendor counts it.
+        request = client.build_request("POST", path, json=payload, extensions={"trace": slot.trace})
+        slot.sending()
         try:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model) from exc
+        finally:
+            slot.sent()  # transports that do not trace: the request is out by now
         try:
             slot.observe(response.headers)
             if response.status_code >= 400:

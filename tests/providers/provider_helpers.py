@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Protocol
+
+import httpx
 
 from orchestration.llm import CompletionChunk, CompletionRequest
 from orchestration.retry import RetryPolicy
@@ -45,3 +48,19 @@ class WaitRecorder:
 def policy(max_retries: int = 3) -> RetryPolicy:
     """The core's retry policy with small bases (waits are recorded, not slept)."""
     return RetryPolicy(max_retries=max_retries, base_delay=0.5, max_delay=8.0, max_total_wait=60.0)
+
+
+class SlowFirstRequests(httpx.AsyncHTTPTransport):
+    """httpx's real transport, whose first ``count`` requests wait ``delay`` seconds before
+    going out, as a slow connection set-up (TLS, a proxy, a busy event loop) makes them."""
+
+    def __init__(self, count: int, delay: float) -> None:
+        super().__init__()
+        self._left = count
+        self._delay = delay
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._left > 0:
+            self._left -= 1
+            await asyncio.sleep(self._delay)
+        return await super().handle_async_request(request)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
+import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from provider_helpers import request
 from orchestration.errors import ConfigError, ServiceUnavailableError
 from providers import local
 from providers.local import LocalModelServer, LocalProvider
+from tests.conftest import require_service
 
 
 @pytest.fixture
@@ -31,6 +35,14 @@ class FakeVendorServer(LocalModelServer):
 
     def command(self, model: Path, port: int) -> list[str]:
         return [sys.executable, FAKEVENDOR_PATH, "--port", str(port)]
+
+
+class DyingServer(LocalModelServer):
+    """Starts and answers /models, then dies with SIGILL on the first chat request, as a
+    native llama.cpp build does on a CPU that lacks the instructions it was built for."""
+
+    def command(self, model: Path, port: int) -> list[str]:
+        return [sys.executable, FAKEVENDOR_PATH, "--port", str(port), "--die-with", "SIGILL"]
 
 
 class CrashingServer(LocalModelServer):
@@ -110,31 +122,110 @@ async def test_server_crash_at_startup_is_reported(tmp_path: Path, extra_install
     model = tmp_path / "model.gguf"
     model.write_bytes(b"not a model")
     server = CrashingServer(model, cache_dir=tmp_path, startup_timeout=30)
-    with pytest.raises(ServiceUnavailableError, match="exited during startup: bad model file"):
+    with pytest.raises(
+        ServiceUnavailableError, match="died during startup with exit status 3: its log ends: bad model file"
+    ):
         await server.start()
     assert not server.running
 
 
-def _local_extra_available() -> bool:
-    return all(
+async def test_server_that_dies_is_reported_in_one_line_with_its_signal_and_the_fix(
+    tmp_path: Path, extra_installed: None
+) -> None:
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    provider = LocalProvider(server=DyingServer(model, cache_dir=tmp_path, startup_timeout=30))
+    try:
+        with pytest.raises(ServiceUnavailableError) as caught:
+            await provider.complete(request())
+        message = str(caught.value)
+        assert message.startswith("local: the llama.cpp server died with SIGILL (illegal instruction): ")
+        assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall' in message
+        assert "\n" not in message and getattr(caught.value, "no_retry", False)  # retrying cannot help
+        with pytest.raises(ServiceUnavailableError, match="died with SIGILL"):  # not restarted silently
+            await provider.complete(request())
+    finally:
+        await provider.aclose()
+
+
+async def test_answers_are_capped_for_a_small_cpu_model(vendor: FakeVendor) -> None:
+    async with LocalProvider(base_url=f"{vendor.url}/v1") as provider:
+        await provider.complete(request(max_tokens=4096))  # the framework's default
+        await provider.complete(request(max_tokens=20))
+        await provider.complete(request())
+    async with LocalProvider(base_url=f"{vendor.url}/v1", max_tokens=None) as uncapped:
+        await uncapped.complete(request(max_tokens=4096))
+    sent = [r.body.get("max_tokens") for r in vendor.requests]
+    assert sent == [local.DEFAULT_LOCAL_MAX_TOKENS, 20, local.DEFAULT_LOCAL_MAX_TOKENS, 4096]
+
+
+def test_packaged_model_is_served_with_its_chat_format_on_the_machines_cores(
+    tmp_path: Path, extra_installed: None
+) -> None:
+    packaged = LocalModelServer(cache_dir=tmp_path).command(tmp_path / "m.gguf", 1234)
+    assert packaged[packaged.index("--chat_format") + 1] == "gemma"
+    assert int(packaged[packaged.index("--n_threads") + 1]) == min(4, os.cpu_count() or 1)
+    own = LocalModelServer(tmp_path / "m.gguf", n_threads=1).command(tmp_path / "m.gguf", 1234)
+    assert "--chat_format" not in own and own[own.index("--n_threads") + 1] == "1"
+
+
+def _require_local_extra() -> None:
+    available = all(
         importlib.util.find_spec(m) is not None for m in ("llama_cpp", "fastapi", local._MODEL_PACKAGE)
+    )
+    require_service(
+        "the 'local' extra", available, f'CMAKE_ARGS="-DGGML_NATIVE=OFF" {local.LOCAL_EXTRA_HINT}'
     )
 
 
 @pytest.mark.live
 async def test_live_round_trip_with_gemma() -> None:
     """A real llama.cpp server with the packaged Gemma 3 270M (run with ``-m live``)."""
-    if not _local_extra_available():
-        reason = f"the 'local' extra is not installed: {local.LOCAL_EXTRA_HINT}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    _require_local_extra()
     async with LocalProvider() as provider:
         prompt: Any = request("The capital of France is", max_tokens=16, temperature=0.0)
         result = await provider.complete(prompt)
         chunks = [c async for c in provider.stream(prompt)]
     assert result.provider == "local" and result.model == "gemma-3-270m"
     assert result.content.strip() and result.usage.output_tokens > 0 and result.usage.input_tokens > 0
+    assert not result.usage.estimated  # llama.cpp's own counts
     streamed = "".join(c.delta for c in chunks)
     assert streamed.strip() and chunks[-1].usage is not None and chunks[-1].usage.output_tokens > 0
     assert provider.server is not None and not provider.server.running
+
+
+@pytest.mark.live
+def test_live_cascade_from_the_cli_with_real_token_counts(tmp_path: Path) -> None:
+    """``orchestrate run cascade ... --provider local`` as a user runs it: the run completes
+    and its bill is llama.cpp's own token counts, not estimates."""
+    _require_local_extra()
+    command = [
+        "run",
+        "cascade",
+        "Research tides",
+        "--provider",
+        "local",
+        "--json",
+        "--quiet",
+        "--store",
+        "memory:",
+    ]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    usage = result["usage"]
+    print(
+        f"cascade on the local model: {elapsed:.1f}s, {usage['calls']} calls, {usage['total_tokens']} tokens"
+    )
+    assert result["status"] == "completed" and result["final_synthesis"]
+    assert usage["calls"] >= 5 and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["estimated"] is False
+    assert all(not agent["usage"]["estimated"] for agent in result["agent_results"])

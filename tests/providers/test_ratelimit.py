@@ -1,4 +1,5 @@
-"""The shared rate limiter: pure window decisions, header adaptation, and a 200-call burst."""
+"""The shared rate limiter: pure window decisions, header adaptation, and bursts against a real
+fake vendor whose own clock says how many requests arrived in any window."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fakevendor import FakeVendor, Reply
-from provider_helpers import ANTHROPIC_SECRET, SECRET, request
+from provider_helpers import ANTHROPIC_SECRET, SECRET, SlowFirstRequests, collect, request
 
 from orchestration.errors import RateLimitError
 from orchestration.ratelimit import (
@@ -18,9 +19,12 @@ from orchestration.ratelimit import (
     ServerLimits,
     parse_duration,
     parse_rate_limit_headers,
+    process_rate_limiters,
 )
+from orchestration.registry import resolve_provider
 from providers.anthropic import AnthropicProvider
 from providers.openai import OpenAIProvider
+from providers.registry import get_provider
 
 
 class FakeClock:
@@ -46,29 +50,42 @@ def max_in_window(starts: Sequence[float], period: float) -> int:
 
 def test_window_keeps_every_minute_under_the_request_limit() -> None:
     window = RateWindow(RateLimit(requests=10))
-    starts = []
+    starts: list[float] = []
     for _ in range(25):
-        start = window.earliest(0.0)
-        window.record(start)
+        start = window.earliest(starts[-1] if starts else 0.0)
+        assert start is not None
+        window.sent(window.record(start), start)
         starts.append(start)
     assert starts == [0.0] * 10 + [60.0] * 10 + [120.0] * 5
     assert max_in_window(starts, 60.0) == 10
 
 
+def test_a_call_counts_from_when_it_was_sent_and_holds_its_place_until_then() -> None:
+    window = RateWindow(RateLimit(requests=2, period=1.0))
+    first, second = window.record(0.0), window.record(0.0)
+    assert window.earliest(0.0) is None  # both may go out at any moment: wait for them
+    window.sent(first, 0.9)  # its connection took 0.9 s to open
+    assert window.earliest(0.9) == pytest.approx(1.9)  # not 1.0: the vendor saw it at 0.9
+    window.release(second)  # never went out
+    assert window.earliest(0.9) == 0.9
+
+
 def test_window_token_limit_and_settle() -> None:
     window = RateWindow(RateLimit(tokens=1000))
-    first = window.record(window.earliest(0.0, 600), 600)
-    assert window.earliest(1.0, 600) == 60.0  # 600 + 600 > 1000: wait for the first to leave
+    first = window.record(0.0, 600)
+    assert window.earliest(0.0, 600) is None  # 600 on its way + 600 > 1000
+    window.sent(first, 0.0)
+    assert window.earliest(1.0, 600) == 60.0  # wait for the first to leave the window
     window.settle(first, 100)  # it really used 100
     assert window.earliest(1.0, 600) == 1.0
     assert window.earliest(1.0, 5000) == 60.0  # bigger than the limit: runs alone
 
 
-def test_window_is_first_come_first_served_and_prunes() -> None:
+def test_window_prunes_calls_older_than_the_period() -> None:
     window = RateWindow(RateLimit(requests=2, period=10.0))
-    for now in (0.0, 1.0, 2.0):
-        window.record(window.earliest(now), 0)
-    assert len(window) == 3
+    for now in (0.0, 1.0):
+        window.sent(window.record(now), now)
+    assert window.earliest(2.0) == 10.0
     assert window.earliest(30.0) == 30.0 and len(window) == 0
 
 
@@ -126,38 +143,50 @@ def test_rate_limit_validation() -> None:
         RateLimit(period=0)
 
 
-def test_limits_by_provider_and_model() -> None:
+async def take(limiter: RateLimiter, provider: str, model: str) -> float:
+    """Acquire a place, send at once, and return when it was granted."""
+    reservation = await limiter.acquire(provider, model)
+    limiter.sent(reservation)
+    return reservation.start
+
+
+async def test_limits_by_provider_and_model() -> None:
+    clock = FakeClock()
     limiter = RateLimiter(
         {"openai": RateLimit(requests=2), "openai:gpt-4o": RateLimit(requests=1), "*": RateLimit(requests=5)},
         adapt=False,
-        clock=lambda: 0.0,
-    )
-    assert [limiter.reserve("openai", "gpt-4o").start for _ in range(2)] == [0.0, 60.0]
-    assert [limiter.reserve("openai", "gpt-4o-mini").start for _ in range(3)] == [0.0, 0.0, 60.0]
-    assert limiter.reserve("openai", "o3").start == 60.0  # shares the "openai" window with gpt-4o-mini
-    assert [limiter.reserve("ollama", "llama3.2").start for _ in range(6)][-1] == 60.0
-
-
-async def test_burst_of_200_concurrent_calls_stays_under_rpm(vendor: FakeVendor) -> None:
-    clock = FakeClock()
-    grants: list[float] = []
-    limiter = RateLimiter(
-        RateLimit(requests=50),
         clock=clock,
         sleep=clock.sleep,
-        on_grant=lambda _k, start, _t: grants.append(start),
     )
-    # Two provider instances (two "runs") share one limiter.
-    first = OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter)
-    second = OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter)
-    async with first, second:
-        results = await asyncio.gather(
-            *((first if i % 2 else second).complete(request()) for i in range(200))
-        )
-    assert len(results) == 200 and len(vendor.requests) == 200
-    assert len(grants) == 200
-    assert max_in_window(grants, 60.0) == 50
-    assert sorted(grants) == [0.0] * 50 + [60.0] * 50 + [120.0] * 50 + [180.0] * 50
+    assert [await take(limiter, "openai", "gpt-4o") for _ in range(2)] == [0.0, 60.0]
+    assert [await take(limiter, "openai", "gpt-4o-mini") for _ in range(2)] == [60.0, 60.0]
+    assert await take(limiter, "openai", "o3") == 120.0  # shares the "openai" window with gpt-4o-mini
+    assert [await take(limiter, "ollama", "llama3.2") for _ in range(6)] == [120.0] * 5 + [180.0]
+
+
+async def test_a_waiter_is_woken_when_the_call_ahead_is_sent() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimit(requests=1, period=1.0), clock=clock, sleep=clock.sleep)
+    first = await limiter.acquire("openai", "m")
+    second = asyncio.ensure_future(limiter.acquire("openai", "m"))
+    await asyncio.sleep(0)
+    assert not second.done()  # the first may go out at any moment
+    clock.now = 0.5
+    limiter.sent(first)
+    assert (await asyncio.wait_for(second, 5)).start == 1.5  # one period after the first was sent
+
+
+async def test_a_call_never_handed_to_the_client_gives_its_place_back(vendor: FakeVendor) -> None:
+    limiter = RateLimiter(RateLimit(requests=1, period=3600.0))
+    provider = OpenAIProvider(
+        "gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter
+    )
+    async with provider:
+        with pytest.raises(TypeError):  # the payload cannot be encoded: nothing is sent
+            await provider.complete(request(options={"seed": object()}))
+        # Its place is free again: the next call does not wait an hour.
+        await asyncio.wait_for(provider.complete(request()), 10)
+    assert len(vendor.requests) == 1
 
 
 async def test_token_limit_counts_prompt_plus_max_tokens_then_settles(vendor: FakeVendor) -> None:
@@ -176,19 +205,64 @@ async def test_token_limit_counts_prompt_plus_max_tokens_then_settles(vendor: Fa
         await provider.complete(request(max_tokens=500))
     assert 500 < reserved[0] < 600  # counted prompt + max_tokens
     window = limiter.window("openai", "gpt-4o-mini")
-    assert window is not None and [g.tokens for g in window._grants] == [23]
+    assert window is not None and [g.tokens for g in window.grants()] == [23]
+
+
+# The fake vendor stamps a request when its handler runs; sharing this process, it can lag
+# the moment the request was written by its own scheduling.  Windows measured on its clock
+# allow that much lag (far less than the delays the old behaviour let through).
+SERVER_LAG = 0.05
+
+
+async def test_requests_arriving_at_the_vendor_stay_under_the_limit(vendor: FakeVendor) -> None:
+    """A request is counted when it is sent, not when its place is granted: under a 4/s
+    limit the vendor's own clock never sees more than 4 requests in a second, although the
+    first four took 0.3 s to go out."""
+    limiter = RateLimiter(RateLimit(requests=4, period=1.0))
+    async with OpenAIProvider(
+        "gpt-4o-mini",
+        api_key=SECRET,
+        base_url=f"{vendor.url}/v1",
+        rate_limiter=limiter,
+        transport=SlowFirstRequests(4, 0.3),
+    ) as provider:
+        await asyncio.gather(*(provider.complete(request()) for _ in range(12)))
+    arrivals = [r.at for r in vendor.requests]
+    assert len(arrivals) == 12
+    assert max_in_window(arrivals, 1.0 - SERVER_LAG) == 4
+
+
+async def test_burst_of_concurrent_calls_from_two_providers_stays_under_the_limit(
+    vendor: FakeVendor,
+) -> None:
+    limiter = RateLimiter(RateLimit(requests=10, period=0.5))
+    # Two provider instances (two "runs") share one limiter; half the calls stream.
+    first = OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter)
+    second = OpenAIProvider("gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter)
+
+    async def call(i: int) -> None:
+        provider = first if i % 2 else second
+        if i % 4 < 2:
+            await provider.complete(request())
+        else:
+            await collect(provider, request())
+
+    async with first, second:
+        await asyncio.gather(*(call(i) for i in range(30)))
+    arrivals = [r.at for r in vendor.requests]
+    assert len(arrivals) == 30
+    assert max_in_window(arrivals, 0.5 - SERVER_LAG) == 10  # the first 10 go at once, never more
 
 
 async def test_server_headers_tighten_and_pause_the_limiter(vendor: FakeVendor) -> None:
-    clock = FakeClock()
-    grants: list[float] = []
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep, on_grant=lambda _k, start, _t: grants.append(start))
+    # The configured period (1 s) is also the period of the window the headers adapt.
+    limiter = RateLimiter(RateLimit(period=1.0))
     vendor.script(
         Reply.ok(
             headers={
                 "x-ratelimit-limit-requests": "3",
                 "x-ratelimit-remaining-requests": "0",
-                "x-ratelimit-reset-requests": "2s",
+                "x-ratelimit-reset-requests": "300ms",
             }
         )
     )
@@ -196,24 +270,29 @@ async def test_server_headers_tighten_and_pause_the_limiter(vendor: FakeVendor) 
         "gpt-4o-mini", api_key=SECRET, base_url=f"{vendor.url}/v1", rate_limiter=limiter
     ) as provider:
         await provider.complete(request())
-        await asyncio.gather(*(provider.complete(request()) for _ in range(4)))
-    assert grants == [0.0, 2.0, 2.0, 60.0, 62.0]  # paused 2 s, then at most 3 a minute
+        await asyncio.gather(*(provider.complete(request()) for _ in range(6)))
+    arrivals = [r.at for r in vendor.requests]
+    assert min(arrivals[1:]) - arrivals[0] >= 0.3  # nothing before the reset
+    assert max_in_window(arrivals[1:], 1.0 - SERVER_LAG) == 3  # then at most 3 a second, as it said
 
 
 async def test_429_retry_after_pauses_every_caller(vendor: FakeVendor) -> None:
-    clock = FakeClock()
-    grants: list[float] = []
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep, on_grant=lambda _k, start, _t: grants.append(start))
+    limiter = RateLimiter(RateLimit(period=1.0))
     vendor.script(
-        Reply.error(429, "rate limited", error_type="rate_limit_error", headers={"retry-after": "12"})
+        Reply.error(429, "rate limited", error_type="rate_limit_error", headers={"retry-after": "1"})
     )
-    async with AnthropicProvider(
+    first = AnthropicProvider(
         "claude-haiku-4-5", api_key=ANTHROPIC_SECRET, base_url=vendor.url, rate_limiter=limiter
-    ) as provider:
+    )
+    second = AnthropicProvider(
+        "claude-haiku-4-5", api_key=ANTHROPIC_SECRET, base_url=vendor.url, rate_limiter=limiter
+    )
+    async with first, second:
         with pytest.raises(RateLimitError):
-            await provider.complete(request())
-        await asyncio.gather(*(provider.complete(request()) for _ in range(3)))
-    assert grants == [0.0, 12.0, 12.0, 12.0]
+            await first.complete(request())
+        await asyncio.gather(*((first, second)[i % 2].complete(request()) for i in range(4)))
+    arrivals = [r.at for r in vendor.requests]
+    assert len(arrivals) == 5 and min(arrivals[1:]) - arrivals[0] >= 1.0
 
 
 async def test_cancelled_waiter_gives_its_slot_back() -> None:
@@ -226,3 +305,30 @@ async def test_cancelled_waiter_gives_its_slot_back() -> None:
         await waiter
     window = limiter.window("openai", "m")
     assert window is not None and len(window) == 1
+
+
+async def test_providers_built_for_each_run_share_one_limiter_per_vendor_and_key(
+    vendor: FakeVendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI and the server build a provider per run with ``resolve_provider``: a 429 with
+    Retry-After seen by one run pauses the next run's calls to that vendor with that key."""
+    key = SECRET + "-shared"  # its own entry in the process's pool
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{vendor.url}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    vendor.script(Reply.error(429, "slow down", error_type="rate_limit_error", headers={"retry-after": "1"}))
+    first_run = resolve_provider("openai", "gpt-4o-mini")
+    second_run = resolve_provider("openai", "gpt-4o-mini")
+    async with first_run, second_run:
+        with pytest.raises(RateLimitError):
+            await first_run.complete(request())
+        await second_run.complete(request())
+    arrivals = [r.at for r in vendor.requests]
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 1.0
+    assert first_run.rate_limiter is second_run.rate_limiter
+    monkeypatch.setenv("OPENAI_API_KEY", key + "-other")
+    async with resolve_provider("openai", "gpt-4o-mini") as other_key:
+        assert other_key.rate_limiter is not first_run.rate_limiter
+    assert key not in repr(process_rate_limiters()) and key not in repr(first_run.rate_limiter)
+    # A limiter passed explicitly still wins.
+    own = RateLimiter()
+    assert get_provider("openai", "gpt-4o-mini", rate_limiter=own).rate_limiter is own  # type: ignore[attr-defined]
