@@ -65,11 +65,12 @@ from .core import (
     decode,
     is_graph_event,
     resolve,
-    schedule,
     wrap,
 )
 from .core.context import ArtifactRef
+from .core.scheduler import take
 from .core.spec import Contract
+from .core.state import NodeRecord
 
 __all__ = ["CancellationToken", "GraphHandle", "GraphResult", "GraphRun", "NodeContext", "NodeOutput"]
 
@@ -77,6 +78,9 @@ Handler = Callable[..., Any]
 StreamCallback = Callable[[StreamEvent], Any]
 
 _CANCEL_POLL_SECONDS = 0.5
+#: A store that is not durable (the memory store) gets events in batches of this many
+#: when nobody subscribes: it dies with the process, so waiting loses nothing.
+_LAZY_BATCH = 1024
 _DONE_STATE = NodeState.COMPLETED
 
 
@@ -355,10 +359,12 @@ class GraphRun:
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._stopping: str | None = None
+        self._eager = True
 
     def subscribe(self, event_type: EventType, callback: StreamCallback) -> None:
         """Call ``callback`` with each stored event of ``event_type`` (besides the stream callback)."""
         self._callbacks.append((event_type, callback))
+        self._eager = True
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop the run: running handlers are cancelled, nothing new starts."""
@@ -379,7 +385,7 @@ class GraphRun:
                 self._seq += 1
                 self._buffer.append(wrap(derived, self.run_id, self._seq, now))
         wake = self._wake
-        if wake is not None and not wake.is_set():
+        if wake is not None and (self._eager or len(self._buffer) >= _LAZY_BATCH or state.status is not None):
             wake.set()
 
     async def _flusher(self, store: RunStore) -> None:
@@ -442,6 +448,7 @@ class GraphRun:
         for rec in list(self.state.nodes.values()):
             if rec.state == NodeState.ACTIVE:  # running when the last process stopped
                 self.record(NodeRequeued(rec.spec.id, rec.visits, "resumed"))
+        self._eager = bool(getattr(store, "durable", True)) or bool(self._callbacks)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         try:
@@ -515,81 +522,102 @@ class GraphRun:
 
     def dispatch(self) -> None:
         """Start the best READY nodes the concurrency cap allows."""
+        self._start_ready(False)
+
+    def _start_ready(self, reuse: bool) -> tuple[Node, int, NodeContext] | None:
+        """Start READY nodes; with ``reuse``, hand the first back for the calling task to run."""
         state = self.state
         group = self._group
         if group is None:
-            return
+            return None
         if state.error is not None and self._stopping is None:
             self._stop(state.error)
-            return
+            return None
+        kept: tuple[Node, int, NodeContext] | None = None
         if self._stopping is None:
             slots = self.concurrency - state.active
             if slots > 0 and state.ready_count:
                 capacity = self._capacity() if self._capacity is not None else None
                 headroom = self._headroom() if self._headroom is not None else None
                 nodes = state.nodes
-                for node_id in schedule(state, slots, capacity=capacity, headroom=headroom):
+                for node_id in take(state, slots, capacity=capacity, headroom=headroom):
                     rec = nodes[node_id]
                     visit = rec.visits + 1
-                    context = NodeContext(self, rec.spec, visit, self._input(node_id))
+                    context = NodeContext(self, rec.spec, visit, self._input(rec))
                     self.record(NodeStarted(node_id, visit))
-                    self._tasks[node_id] = group.create_task(self._execute(rec.spec, visit, context))
+                    if reuse and kept is None:
+                        kept = (rec.spec, visit, context)
+                    else:
+                        self._tasks[node_id] = group.create_task(self._execute(rec.spec, visit, context))
         self._check_idle()
+        return kept
 
-    def _input(self, node_id: str) -> Any:
+    def _input(self, rec: NodeRecord) -> Any:
         """What the node gets as input: see :class:`NodeContext`."""
-        state = self.state
-        rec = state.nodes[node_id]
-        if rec.trigger is not None and rec.trigger in state.nodes:
-            return self._data(rec.trigger)
-        if not rec.inn:
-            return state.payload
-        sources = [
-            e.source
-            for e in rec.inn
-            if state.nodes[e.source].state == _DONE_STATE
-            and (state.nodes[e.source].routes is None or node_id in (state.nodes[e.source].routes or ()))
-        ]
-        if len(sources) == 1:
-            return self._data(sources[0])
-        return {source: self._data(source) for source in sources}
+        nodes = self.state.nodes
+        if rec.trigger is not None and rec.trigger in nodes:
+            return self._data(nodes[rec.trigger])
+        inn = rec.inn
+        if not inn:
+            return self.state.payload
+        node_id = rec.spec.id
+        if len(inn) == 1:
+            source = nodes[inn[0].source]
+            if source.state == _DONE_STATE and (source.routes is None or node_id in source.routes):
+                return self._data(source)
+            return {}
+        sources = [nodes[e.source] for e in inn]
+        done = [s for s in sources if s.state == _DONE_STATE and (s.routes is None or node_id in s.routes)]
+        if len(done) == 1:
+            return self._data(done[0])
+        return {s.spec.id: self._data(s) for s in done}
 
-    def _data(self, node_id: str) -> Any:
+    def _data(self, rec: NodeRecord) -> Any:
         """What a completed node passes on: its output, or for a switch, its own input."""
-        rec = self.state.nodes[node_id]
         if rec.spec.kind is NodeKind.SWITCH:
-            return self._input(node_id)
+            return self._input(rec)
         return rec.completions[-1].output if rec.completions else None
 
     async def _execute(self, node: Node, visit: int, context: NodeContext) -> None:
-        handler = self._handler(node)
-        assert handler is not None
-        started = self._clock()
-        try:
-            if node.timeout is None:
-                value = handler(context)
-                if inspect.isawaitable(value):
-                    value = await value
-            else:
-                async with asyncio.timeout(node.timeout):
+        """Run a node, then (in the same task) the next one it made ready, while there is one.
+
+        Reusing the task for a successor saves a task, its scheduling and the task
+        group's bookkeeping per step of a chain or a loop.
+        """
+        task = asyncio.current_task()
+        while True:
+            handler = self._handler(node)
+            assert handler is not None
+            started = self._clock()
+            try:
+                if node.timeout is None:
                     value = handler(context)
                     if inspect.isawaitable(value):
                         value = await value
-        except asyncio.CancelledError:
-            self._tasks.pop(node.id, None)
-            self.record(NodeCancelled(node.id, visit, self._stopping or "cancelled"))
-            self._check_idle()
-            raise
-        except TimeoutError:
-            self._tasks.pop(node.id, None)
-            self.record(NodeFailed(node.id, visit, f"timed out after {node.timeout}s", "TimeoutError"))
-        except Exception as error:
-            self._tasks.pop(node.id, None)
-            self.record(NodeFailed(node.id, visit, describe(error), type(error).__name__))
-        else:
-            self._tasks.pop(node.id, None)
-            self._finish(node, visit, context, value, self._clock() - started)
-        self.dispatch()
+                else:
+                    async with asyncio.timeout(node.timeout):
+                        value = handler(context)
+                        if inspect.isawaitable(value):
+                            value = await value
+            except asyncio.CancelledError:
+                self._tasks.pop(node.id, None)
+                self.record(NodeCancelled(node.id, visit, self._stopping or "cancelled"))
+                self._check_idle()
+                raise
+            except TimeoutError:
+                self._tasks.pop(node.id, None)
+                self.record(NodeFailed(node.id, visit, f"timed out after {node.timeout}s", "TimeoutError"))
+            except Exception as error:
+                self._tasks.pop(node.id, None)
+                self.record(NodeFailed(node.id, visit, describe(error), type(error).__name__))
+            else:
+                self._tasks.pop(node.id, None)
+                self._finish(node, visit, context, value, self._clock() - started)
+            following = self._start_ready(True)
+            if following is None or task is None:
+                return
+            node, visit, context = following
+            self._tasks[node.id] = task
 
     def _finish(self, node: Node, visit: int, context: NodeContext, value: Any, duration: float) -> None:
         if value is context:  # ``lambda p: p``: the node passes its input on

@@ -74,6 +74,7 @@ class Graph:
     ) -> None:
         self._nodes: dict[str, Node] = {}
         self._edges: list[Edge] = []
+        self._valid = False
         self.entry = entry
         for node in nodes:
             self.add_node(node)
@@ -101,6 +102,7 @@ class Graph:
         if node.id in self._nodes:
             raise GraphError(f"duplicate node id {node.id!r}; ids must be unique")
         self._nodes[node.id] = node
+        self._valid = False
         return self
 
     def add_edge(
@@ -117,13 +119,16 @@ class Graph:
             if end not in self._nodes:
                 raise GraphError(f"edge {edge.source!r} -> {edge.target!r} names unknown node {end!r}")
         self._edges.append(edge)
+        self._valid = False
         return self
 
     def validate(self) -> None:
         """Raise GraphError unless the graph can run (cycles through switches, routes, entry)."""
         if not self._nodes:
             raise GraphError("the graph has no nodes; add at least one")
-        classify_initial(self.nodes, self.edges, self.entry)
+        if not self._valid:
+            classify_initial(self.nodes, self.edges, self.entry)
+            self._valid = True
 
     def start(self, handlers: Mapping[Any, Handler], **options: Any) -> GraphRun:
         """A :class:`GraphRun` to drive yourself: ``await run.run()``, ``run.graph``, ``run.cancel()``."""

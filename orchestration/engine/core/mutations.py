@@ -45,38 +45,51 @@ def classify_initial(nodes: Sequence[Node], edges: Sequence[Edge], entry: str | 
     Back-edges are found by a depth-first walk from ``entry``, then from nodes without
     inputs, then from the rest, each following edges in the order given.
     """
-    kinds: dict[str, NodeKind] = {}
-    for node in nodes:
-        if not isinstance(node, Node):
-            raise GraphError(f"expected Node objects, got {type(node).__name__}: {node!r}"[:200])
-        if node.id in kinds:
-            raise GraphError(f"duplicate node id {node.id!r}; ids must be unique")
-        kinds[node.id] = node.kind
+    # Written with comprehensions and set operations: this runs over every node and edge
+    # of a graph when it is built and again when its run starts.
+    if set(map(type, nodes)) - {Node}:
+        bad = next(n for n in nodes if not isinstance(n, Node))
+        raise GraphError(f"expected Node objects, got {type(bad).__name__}: {bad!r}"[:200])
+    kinds = {node.id: node.kind for node in nodes}
+    if len(kinds) != len(nodes):
+        ids: set[str] = set()
+        for node in nodes:
+            if node.id in ids:
+                raise GraphError(f"duplicate node id {node.id!r}; ids must be unique")
+            ids.add(node.id)
     if entry is not None and entry not in kinds:
         raise GraphError(f"entry {entry!r} is not a node of the graph; nodes: {sorted(kinds)[:20]}")
+    if set(map(type, edges)) - {Edge}:
+        bad_edge = next(e for e in edges if not isinstance(e, Edge))
+        raise GraphError(f"expected Edge objects, got {type(bad_edge).__name__}: {bad_edge!r}"[:200])
+    sources = [edge.source for edge in edges]
+    targets = [edge.target for edge in edges]
+    if not kinds.keys() >= {*sources, *targets}:
+        for edge in edges:
+            for end in (edge.source, edge.target):
+                if end not in kinds:
+                    raise GraphError(f"edge {edge.source!r} -> {edge.target!r} names unknown node {end!r}")
+    pairs = list(zip(sources, targets, strict=True))
+    if len(set(pairs)) != len(pairs):
+        seen: set[tuple[str, str]] = set()
+        for pair in pairs:
+            if pair in seen:
+                raise GraphError(f"duplicate edge {pair[0]!r} -> {pair[1]!r}")
+            seen.add(pair)
     out: dict[str, list[str]] = {node_id: [] for node_id in kinds}
-    has_input: set[str] = set()
-    seen: set[tuple[str, str]] = set()
-    for edge in edges:
-        if not isinstance(edge, Edge):
-            raise GraphError(f"expected Edge objects, got {type(edge).__name__}: {edge!r}"[:200])
-        for end in (edge.source, edge.target):
-            if end not in kinds:
-                raise GraphError(f"edge {edge.source!r} -> {edge.target!r} names unknown node {end!r}")
-        if (edge.source, edge.target) in seen:
-            raise GraphError(f"duplicate edge {edge.source!r} -> {edge.target!r}")
-        seen.add((edge.source, edge.target))
-        out[edge.source].append(edge.target)
-        has_input.add(edge.target)
+    for source, target in pairs:
+        out[source].append(target)
+    has_input = set(targets)
     for node_id, kind in kinds.items():
         if kind is _SWITCH and not out[node_id]:
             raise GraphError(f"switch {node_id!r} has no routes; add an Edge(source={node_id!r}, target=...)")
     starts = [entry] if entry is not None else []
     starts += [n for n in kinds if n not in has_input] + list(kinds)
     back = _back_edges(starts, out)
-    forward = {n: [t for t in targets if (n, t) not in back] for n, targets in out.items()}
-    for source, target in back:
-        _check_loop(source, target, kinds, forward)
+    if back:
+        forward = {n: [t for t in targets if (n, t) not in back] for n, targets in out.items()}
+        for source, target in back:
+            _check_loop(source, target, kinds, forward)
     return back
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 from .state import GraphState
 
-__all__ = ["schedule"]
+__all__ = ["schedule", "take"]
 
 _READY = 1
 _Entry = tuple[float, int, int, int, str]
@@ -51,13 +51,34 @@ def schedule(
     capacity: Mapping[str, int] | None = None,
     headroom: float | None = None,
 ) -> list[str]:
-    """Ids of at most ``slots`` READY nodes to start now, best first.
+    """Ids of at most ``slots`` READY nodes to start now, best first (changes nothing).
 
     ``capacity`` maps model names to how many more calls each may take now (models not
     in it are unlimited; nodes without a model always may).  ``headroom`` is the budget
     left; each picked node's ``cost`` estimate is counted against it.  Nothing is picked
     once the run has finished or the fold recorded a reason to fail it.
     """
+    return _pick(state, slots, capacity, headroom, keep=True)
+
+
+def take(
+    state: GraphState,
+    slots: int,
+    *,
+    capacity: Mapping[str, int] | None = None,
+    headroom: float | None = None,
+) -> list[str]:
+    """:func:`schedule`, for a caller that starts every returned node at once.
+
+    The picked nodes' queue entries are dropped instead of put back (starting a node
+    makes its entry stale anyway), which saves a heap push and pop per node.
+    """
+    return _pick(state, slots, capacity, headroom, keep=False)
+
+
+def _pick(
+    state: GraphState, slots: int, capacity: Mapping[str, int] | None, headroom: float | None, *, keep: bool
+) -> list[str]:
     if slots <= 0 or not state.ready_count or state.status is not None or state.error is not None:
         return []
     left = dict(capacity) if capacity else {}
@@ -77,12 +98,14 @@ def schedule(
         if best is None or best_lane is None:
             break
         heapq.heappop(best_lane)
-        taken.append((best_lane, best))
         rec = state.nodes[best[4]]
         if budget is not None:
             if rec.spec.cost > budget:
+                taken.append((best_lane, best))
                 continue  # held back: does not fit the budget left
             budget -= rec.spec.cost
+        if keep:
+            taken.append((best_lane, best))
         picked.append(best[4])
         model = rec.spec.model
         if model is not None and model in left:

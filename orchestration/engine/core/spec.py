@@ -105,6 +105,17 @@ class Node(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     description: str = ""
 
     def __post_init__(self) -> None:
+        if (
+            type(self.id) is str
+            and self.id
+            and type(self.kind) is NodeKind
+            and self.max_visits is None
+            and self.on_exhausted == "exit"
+            and self.quorum == "all"
+            and self.timeout is None
+            and self.cost == 0.0
+        ):
+            return  # the common node: nothing more to check
         if not isinstance(self.id, str) or not self.id:
             raise GraphError(f"every node needs a non-empty string id, got {self.id!r}")
         if not isinstance(self.kind, NodeKind):
@@ -143,9 +154,11 @@ class Edge(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     contract: Contract | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.source, str) or not self.source:
-            raise GraphError(f"an edge needs a non-empty source node id, got {self.source!r}")
-        if not isinstance(self.target, str) or not self.target:
-            raise GraphError(f"edge from {self.source!r} needs a non-empty target node id")
-        if self.source == self.target:
-            raise GraphError(f"edge {self.source!r} -> {self.target!r} points at its own source")
+        source, target = self.source, self.target
+        if type(source) is str and type(target) is str and source and target and source != target:
+            return  # the common edge: nothing more to check
+        if not isinstance(source, str) or not source:
+            raise GraphError(f"an edge needs a non-empty source node id, got {source!r}")
+        if not isinstance(target, str) or not target:
+            raise GraphError(f"edge from {source!r} needs a non-empty target node id")
+        raise GraphError(f"edge {source!r} -> {target!r} points at its own source")

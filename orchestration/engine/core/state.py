@@ -195,8 +195,20 @@ class GraphState:
         self.payload = event.payload
         for node in event.nodes:
             self.add_record(node)
+        # Grouped first, then frozen into tuples: appending to tuples one by one is quadratic.
+        out: dict[str, list[Edge]] = {}
+        inn: dict[str, list[Edge]] = {}
+        loops: dict[str, list[Edge]] = {}
         for edge in event.edges:
-            self.link(edge, (edge.source, edge.target) in back)
+            if back and (edge.source, edge.target) in back:
+                loops.setdefault(edge.source, []).append(edge)
+            else:
+                out.setdefault(edge.source, []).append(edge)
+                inn.setdefault(edge.target, []).append(edge)
+        nodes = self.nodes
+        for groups, attribute in ((out, "out"), (inn, "inn"), (loops, "back")):
+            for node_id, edges in groups.items():
+                setattr(nodes[node_id], attribute, tuple(edges))
         self.refresh_ranks()
         for rec in list(self.nodes.values()):
             self.recount(rec)
