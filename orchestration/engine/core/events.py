@@ -317,11 +317,7 @@ def is_graph_event(event: StreamEvent) -> bool:
 def wrap(event: GraphEvent, run_id: str, seq: int, timestamp: float) -> StreamEvent:
     """The StreamEvent that stores and streams ``event`` (the event itself is its data)."""
     cls = type(event)
-    kind = (
-        _FINISHED_TYPES.get(event.status, EventType.WORKFLOW_ERROR)
-        if cls is RunFinished
-        else EVENT_TYPES[cls]
-    )  # type: ignore[attr-defined]
+    kind = EVENT_TYPES[cls] if cls is not RunFinished else event_type(event)
     node = getattr(event, "node", None)
     # tuple.__new__ skips the named tuple's Python-level __new__: one per event adds up.
     fields = (kind, run_id, seq, timestamp, event, node if type(node) is str else None, 0.0)
