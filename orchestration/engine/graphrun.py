@@ -220,6 +220,14 @@ class GraphHandle:
         self._run = run
 
     def _change(self, event: GraphEvent) -> None:
+        new: list[Node] = []
+        if isinstance(event, NodeAdded | ReworkInserted):
+            new.append(event.node)
+        elif isinstance(event, NodeSplit):
+            new.extend((*event.parts, event.join))
+        for node in new:
+            if self._run._handler(node) is None:
+                raise GraphError(f"no handler for node {node.id!r} ({node.kind.name}); add one to the run's handlers")
         self._run.record(event)
         self._run.dispatch()
 
@@ -587,9 +595,10 @@ class GraphRun:
         task = asyncio.current_task()
         while True:
             handler = self._handler(node)
-            assert handler is not None
             started = self._clock()
             try:
+                if handler is None:  # handlers changed under the run
+                    raise GraphError(f"no handler for node {node.id!r} ({node.kind.name})")
                 if node.timeout is None:
                     value = handler(context)
                     if inspect.isawaitable(value):
