@@ -227,7 +227,9 @@ class GraphHandle:
             new.extend((*event.parts, event.join))
         for node in new:
             if self._run._handler(node) is None:
-                raise GraphError(f"no handler for node {node.id!r} ({node.kind.name}); add one to the run's handlers")
+                raise GraphError(
+                    f"no handler for node {node.id!r} ({node.kind.name}); add one to the run's handlers"
+                )
         self._run.record(event)
         self._run.dispatch()
 

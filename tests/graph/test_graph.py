@@ -298,7 +298,7 @@ async def test_attributed_context_keeps_each_ancestor_apart_with_provenance() ->
     assert set(refs) == {"design", "analyze", "research"}
     assert seen["paper"] == "x" * 1000
     upstream = context.upstream()
-    assert [u["node_id"] for u in upstream][0] == "design"
+    assert upstream[0]["node_id"] == "design"
 
 
 async def test_summary_reaches_two_hops_only() -> None:
@@ -310,10 +310,18 @@ async def test_summary_reaches_two_hops_only() -> None:
 
     def last(ctx: NodeContext) -> None:
         seen["summary"] = {e.node for e in ctx.context.summary}
-        seen["artifact"] = ctx.artifact(next(e for e in ctx.context.artifacts if e.node == "a").value["output"])
+        seen["artifact"] = ctx.artifact(
+            next(e for e in ctx.context.artifacts if e.node == "a").value["output"]
+        )
 
-    await graph.run({"a": lambda c: NodeOutput("A", summary="sa"), "b": lambda c: NodeOutput("B", summary="sb"),
-                     "c": lambda c: NodeOutput("C", summary="sc"), "d": last})
+    await graph.run(
+        {
+            "a": lambda c: NodeOutput("A", summary="sa"),
+            "b": lambda c: NodeOutput("B", summary="sb"),
+            "c": lambda c: NodeOutput("C", summary="sc"),
+            "d": last,
+        }
+    )
     assert seen["summary"] == {"b", "c"}
     assert seen["artifact"] == "A"  # resolved by reference, not copied
 
@@ -337,7 +345,10 @@ async def test_events_are_typed_and_subscriptions_by_type() -> None:
 
 
 async def test_handlers_can_check_and_await_cancellation() -> None:
-    graph = Graph(nodes=[Node(id="waiter"), Node(id="checker"), Node(id="after")], edges=[Edge(source="waiter", target="after")])
+    graph = Graph(
+        nodes=[Node(id="waiter"), Node(id="checker"), Node(id="after")],
+        edges=[Edge(source="waiter", target="after")],
+    )
     waiting = asyncio.Event()
     reasons: list[str] = []
 

@@ -35,7 +35,9 @@ async def test_cascade_remove_refuses_to_delete_an_active_grandchild() -> None:
         return "r"
 
     result = await asyncio.wait_for(
-        graph.run({"root": remover, "child": lambda c: "c", "grandchild": grandchild, "other": lambda c: "o"}),
+        graph.run(
+            {"root": remover, "child": lambda c: "c", "grandchild": grandchild, "other": lambda c: "o"}
+        ),
         timeout=10,
     )
     assert refused and "'grandchild' is active" in refused[0] and "protected" in refused[0]
@@ -63,7 +65,9 @@ async def test_add_nodes_and_refine_while_running() -> None:
 
     def plan(ctx: NodeContext) -> str:
         for i in range(3):
-            ctx.graph.add_node(Node(id=f"part{i}"), [Edge(source="plan", target=f"part{i}")], reason="fan out")
+            ctx.graph.add_node(
+                Node(id=f"part{i}"), [Edge(source="plan", target=f"part{i}")], reason="fan out"
+            )
             ctx.graph.refine("report", f"part{i}", reason="report needs every part")
         return "planned"
 
@@ -79,7 +83,10 @@ async def test_add_nodes_and_refine_while_running() -> None:
 
 
 async def test_split_a_pending_node_into_parallel_parts_with_a_join() -> None:
-    graph = Graph(nodes=[Node(id="a"), Node(id="big"), Node(id="z")], edges=[Edge(source="a", target="big"), Edge(source="big", target="z")])
+    graph = Graph(
+        nodes=[Node(id="a"), Node(id="big"), Node(id="z")],
+        edges=[Edge(source="a", target="big"), Edge(source="big", target="z")],
+    )
 
     def a(ctx: NodeContext) -> str:
         ctx.graph.split("big", [Node(id="big.1"), Node(id="big.2")], reason="too large")
@@ -115,8 +122,12 @@ async def test_rework_inserts_a_fix_and_the_consumer_runs_again() -> None:
         return "sent back"
 
     run = graph.start(
-        {"draft": lambda c: "v1", "review": lambda c: f"review of {c.input}", "fix": lambda c: c.input + "+fixed",
-         "supervisor": supervisor}
+        {
+            "draft": lambda c: "v1",
+            "review": lambda c: f"review of {c.input}",
+            "fix": lambda c: c.input + "+fixed",
+            "supervisor": supervisor,
+        }
     )
     run.subscribe(
         EventType.GRAPH_NODE_COMPLETED, lambda e: reviewed.set() if e.agent_id == "review" else None

@@ -63,7 +63,11 @@ def test_observed_durations_weight_the_critical_path() -> None:
 
 def test_a_model_without_capacity_does_not_hold_a_slot() -> None:
     state = started(
-        [Node(id="busy1", model="m1", priority=9), Node(id="busy2", model="m1", priority=9), Node(id="free", model="m2")],
+        [
+            Node(id="busy1", model="m1", priority=9),
+            Node(id="busy2", model="m1", priority=9),
+            Node(id="free", model="m2"),
+        ],
         [],
     )
     assert schedule(state, 2) == ["busy1", "busy2"]
@@ -85,6 +89,9 @@ def test_nothing_is_scheduled_once_the_fold_failed_the_run() -> None:
 
 
 def test_completion_releases_dependents_in_order() -> None:
-    state = started([Node(id="a"), Node(id="b"), Node(id="c", priority=1)], [Edge(source="a", target="b"), Edge(source="a", target="c")])
+    state = started(
+        [Node(id="a"), Node(id="b"), Node(id="c", priority=1)],
+        [Edge(source="a", target="b"), Edge(source="a", target="c")],
+    )
     state.apply(NodeStarted("a", 1)).apply(NodeCompleted("a", 1, "x"))
     assert schedule(state, 5) == ["c", "b"]
