@@ -18,6 +18,8 @@ __all__ = [
     "CallbackError",
     "ConfigError",
     "ContextLengthError",
+    "GraphError",
+    "GraphMutationError",
     "MalformedResponseError",
     "OrchestrationError",
     "OverloadedError",
@@ -179,3 +181,11 @@ class ContextLengthError(BadRequestError):
 
 class MalformedResponseError(ProviderError):
     """The provider answered with something that is not its documented format."""
+
+
+class GraphError(OrchestrationError, ValueError):
+    """A graph is invalid: an unknown node, a cycle without a switch, a switch without routes."""
+
+
+class GraphMutationError(GraphError):
+    """A change to a running graph was refused (it touches an ACTIVE node, or the node is gone)."""

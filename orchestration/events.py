@@ -51,6 +51,22 @@ class EventType(StrEnum):
     GUARDRAIL = "guardrail"
     CALLBACK_ERROR = "callback_error"
     WARNING = "warning"
+    # graph runs (orchestration.engine.core.events): one member per graph event kind
+    GRAPH_NODE_STARTED = "graph_node_started"
+    GRAPH_NODE_COMPLETED = "graph_node_completed"
+    GRAPH_NODE_FAILED = "graph_node_failed"
+    GRAPH_ROUTE_CHOSEN = "graph_route_chosen"
+    GRAPH_NODE_CANCELLED = "graph_node_cancelled"
+    GRAPH_NODE_ADDED = "graph_node_added"
+    GRAPH_NODE_EDITED = "graph_node_edited"
+    GRAPH_NODE_REMOVED = "graph_node_removed"
+    GRAPH_EDGE_ADDED = "graph_edge_added"
+    GRAPH_EDGE_REMOVED = "graph_edge_removed"
+    GRAPH_NODE_SPLIT = "graph_node_split"
+    GRAPH_REWORK_INSERTED = "graph_rework_inserted"
+    GRAPH_NODE_READY = "graph_node_ready"
+    GRAPH_NODE_SKIPPED = "graph_node_skipped"
+    GRAPH_NODE_REQUEUED = "graph_node_requeued"
 
 
 TERMINAL_EVENTS = frozenset(

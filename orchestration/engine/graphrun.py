@@ -1,0 +1,681 @@
+"""Running a graph locally: the shell around the pure core.
+
+The core (:mod:`orchestration.engine.core`) decides; this module acts.  A
+:class:`GraphRun` folds each thing that happens into the run's
+:class:`~orchestration.engine.core.GraphState` as a typed event, asks
+:func:`~orchestration.engine.core.schedule` which READY nodes to start, and runs their
+handlers as tasks of one ``asyncio.TaskGroup`` (an ``asyncio.timeout`` only for nodes
+with a ``timeout``): no fire-and-forget, nothing outlives the run.
+
+Per node the work is deliberately small: a ``NodeStarted`` event, one task, a
+``NodeCompleted`` event (plus the derived ``NodeReady``).  Completion is handled at the
+end of the node's own task (no central loop to wake), and events reach the store in
+batches: a flusher task appends whatever accumulated since its last write, then hands
+the batch to the subscribers, in order, once it is stored.  Events are
+``gc=False`` structs carried as the ``data`` of a ``StreamEvent``, so the memory store
+keeps them without a copy and the collector never scans them.
+
+Resume: ``GraphRun(..., run_id=...)`` on a store that holds that run folds its events
+and carries on; visits that were running when the process stopped are requeued
+(``NodeRequeued``) and run again, finished runs are returned as they ended.
+
+Seams for the next step (BaseOrchestrator on the graph): ``capacity`` and ``headroom``
+callables feed the scheduler's rate-limit lanes and budget; a handler's model calls
+would go through ``orchestration.modelcall`` with the node as the agent; leases and
+snapshots are the existing store API and are not taken here yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import GraphError, describe
+from ..events import EventType, StreamEvent
+from ..stores.base import RunStore
+from .core import (
+    AttributedContext,
+    Edge,
+    EdgeAdded,
+    EdgeRemoved,
+    GraphEvent,
+    GraphState,
+    Node,
+    NodeAdded,
+    NodeCancelled,
+    NodeCompleted,
+    NodeEdited,
+    NodeFailed,
+    NodeKind,
+    NodeRemoved,
+    NodeRequeued,
+    NodeSplit,
+    NodeStarted,
+    NodeState,
+    ReworkInserted,
+    RouteChosen,
+    RunFinished,
+    RunStarted,
+    attributed_context,
+    decode,
+    is_graph_event,
+    resolve,
+    wrap,
+)
+from .core.context import ArtifactRef
+from .core.scheduler import take
+from .core.spec import Contract
+from .core.state import NodeRecord
+
+__all__ = ["CancellationToken", "GraphHandle", "GraphResult", "GraphRun", "NodeContext", "NodeOutput"]
+
+Handler = Callable[..., Any]
+StreamCallback = Callable[[StreamEvent], Any]
+
+_CANCEL_POLL_SECONDS = 0.5
+#: A store that is not durable (the memory store) gets events in batches of this many
+#: when nobody subscribes: it dies with the process, so waiting loses nothing.
+_LAZY_BATCH = 1024
+_DONE_STATE = NodeState.COMPLETED
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOutput:
+    """What a handler returns to fill the attributed-context channels as well.
+
+    ``output`` is the node's result (what its consumers get as input); ``summary`` reaches
+    two hops, ``critical`` and ``artifacts`` every descendant (artifacts by reference).
+    """
+
+    output: Any = None
+    summary: str | None = None
+    critical: Mapping[str, Any] | None = None
+    artifacts: Mapping[str, Any] | None = None
+
+
+class CancellationToken:
+    """The run's cancellation, for handlers: check :attr:`cancelled` or ``await wait()``."""
+
+    __slots__ = ("_event", "reason")
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+        self.reason: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run was cancelled."""
+        return self.reason is not None
+
+    def raise_if_cancelled(self) -> None:
+        """Raise RunCancelledError once the run was cancelled."""
+        if self.reason is not None:
+            from ..errors import RunCancelledError
+
+            raise RunCancelledError(self.reason)
+
+    async def wait(self) -> str:
+        """Return (the reason) once the run is cancelled."""
+        if self.reason is None:
+            if self._event is None:
+                self._event = asyncio.Event()
+            await self._event.wait()
+        return self.reason or ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Cancel (the first reason wins)."""
+        if self.reason is None:
+            self.reason = reason
+            if self._event is not None:
+                self._event.set()
+
+
+class NodeContext(Mapping[str, Any]):
+    """What a handler receives.  As a mapping it reads the node's input (seed 003's shape).
+
+    Attributes: ``node`` (the Node), ``node_id``, ``visit`` (1 for the first), ``input``
+    (the run payload for a node without inputs; one input's output; or ``{source:
+    output}`` for several), ``payload`` (the run's payload), ``context`` (the attributed
+    context, computed on first access), ``cancel`` (the run's token), ``graph`` (a handle
+    to change the running graph), ``run_id``.
+    """
+
+    __slots__ = ("_context", "_run", "input", "node", "visit")
+
+    def __init__(self, run: GraphRun, node: Node, visit: int, value: Any) -> None:
+        self._run = run
+        self._context: AttributedContext | None = None
+        self.node = node
+        self.visit = visit
+        self.input = value
+
+    @property
+    def node_id(self) -> str:
+        """The node's id."""
+        return self.node.id
+
+    @property
+    def payload(self) -> Any:
+        """The run's payload."""
+        return self._run.state.payload
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._run.run_id
+
+    @property
+    def context(self) -> AttributedContext:
+        """One entry per contributing ancestor, in three channels, with provenance."""
+        if self._context is None:
+            self._context = attributed_context(self._run.state, self.node.id)
+        return self._context
+
+    def artifact(self, ref: ArtifactRef) -> Any:
+        """The value an artifact reference in :attr:`context` points at."""
+        return resolve(self._run.state, ref)
+
+    @property
+    def cancel(self) -> CancellationToken:
+        """The run's cancellation token."""
+        return self._run.token
+
+    @property
+    def graph(self) -> GraphHandle:
+        """A handle to change the run's graph."""
+        return self._run.graph
+
+    def _mapping(self) -> Mapping[str, Any]:
+        return self.input if isinstance(self.input, Mapping) else {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __repr__(self) -> str:
+        return f"NodeContext(node={self.node.id!r}, visit={self.visit})"
+
+
+class GraphHandle:
+    """Change a running graph.  Each change is validated, then recorded as one event.
+
+    Refused changes raise :class:`~orchestration.errors.GraphMutationError` (or
+    GraphError) and change nothing.  Usable from handlers (``ctx.graph``) and from
+    outside the run (``GraphRun.graph``).
+    """
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: GraphRun) -> None:
+        self._run = run
+
+    def _change(self, event: GraphEvent) -> None:
+        new: list[Node] = []
+        if isinstance(event, NodeAdded | ReworkInserted):
+            new.append(event.node)
+        elif isinstance(event, NodeSplit):
+            new.extend((*event.parts, event.join))
+        for node in new:
+            if self._run._handler(node) is None:
+                raise GraphError(
+                    f"no handler for node {node.id!r} ({node.kind.name}); add one to the run's handlers"
+                )
+        self._run.record(event)
+        self._run.dispatch()
+
+    def state(self, node_id: str) -> NodeState:
+        """A node's state now."""
+        return self._run.state.state_of(node_id)
+
+    def add_node(self, node: Node, edges: Iterable[Edge] = (), *, reason: str = "") -> None:
+        """Add ``node`` with edges to or from it."""
+        self._change(NodeAdded(node, tuple(edges), reason))
+
+    def add_edge(
+        self, source: str, target: str, *, contract: Contract | None = None, reason: str = ""
+    ) -> None:
+        """Add the edge ``source -> target`` (a dependency, or a loop's back-edge)."""
+        self._change(EdgeAdded(Edge(source=source, target=target, contract=contract), reason))
+
+    def refine(
+        self, node_id: str, depends_on: str, *, contract: Contract | None = None, reason: str = ""
+    ) -> None:
+        """Make a node that has not started wait for ``depends_on`` too."""
+        self.add_edge(depends_on, node_id, contract=contract, reason=reason)
+
+    def remove_edge(self, source: str, target: str, *, reason: str = "") -> None:
+        """Remove the edge ``source -> target``."""
+        self._change(EdgeRemoved(source, target, reason))
+
+    def remove_node(self, node_id: str, *, cascade: bool = False, reason: str = "") -> None:
+        """Remove a node (with every descendant when ``cascade``); never an ACTIVE one."""
+        if cascade and node_id in self._run.state.nodes:
+            ids = tuple(rec.spec.id for rec in self._run.state.descendants(node_id))
+        else:
+            ids = (node_id,)
+        self._change(NodeRemoved(ids, reason))
+
+    def edit_node(self, node: Node, *, reason: str = "") -> None:
+        """Replace the definition of a node that has not started (same id)."""
+        self._change(NodeEdited(node, reason))
+
+    def split(
+        self, node_id: str, parts: Sequence[Node], join: Node | None = None, *, reason: str = ""
+    ) -> None:
+        """Replace a pending node by parallel ``parts`` feeding ``join`` (default: an AGGREGATE)."""
+        join = join or Node(id=f"{node_id}.join", kind=NodeKind.AGGREGATE)
+        self._change(NodeSplit(node_id, tuple(parts), join, reason))
+
+    def rework(self, source: str, consumer: str, node: Node, *, reason: str = "") -> None:
+        """Insert ``node`` between completed ``source`` and ``consumer``; the consumer runs again."""
+        self._change(ReworkInserted(source, consumer, node, reason))
+
+
+@dataclass(frozen=True)
+class GraphResult:
+    """How a graph run ended: per node its outputs by visit and final state."""
+
+    run_id: str
+    status: str
+    outputs: Mapping[str, Mapping[int, Any]]
+    states: Mapping[str, NodeState]
+    errors: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+    total_cost: float = 0.0
+
+    def output(self, node_id: str) -> Any:
+        """The node's last output (None if it never completed)."""
+        visits = self.outputs.get(node_id) or {}
+        return visits[max(visits)] if visits else None
+
+    @property
+    def visits(self) -> Mapping[str, int]:
+        """How many visits each node completed."""
+        return {node_id: len(v) for node_id, v in self.outputs.items()}
+
+
+def _result(run_id: str, state: GraphState) -> GraphResult:
+    outputs: dict[str, dict[int, Any]] = {}
+    errors: dict[str, str] = {}
+    for node_id, rec in state.nodes.items():
+        outputs[node_id] = {c.visit: c.output for c in rec.completions}
+        if rec.error is not None:
+            errors[node_id] = rec.error
+    return GraphResult(run_id, state.status or "in_progress", outputs, state.states(), errors, state.error)
+
+
+class GraphRun:
+    """One run of a graph (new, or resumed from ``store`` when it holds ``run_id``).
+
+    Args:
+        nodes, edges, entry: the graph (ignored when resuming: the stored graph is used).
+        handlers: node id -> callable, or NodeKind -> callable (sync or async; each gets a
+            :class:`NodeContext`).  A SWITCH returns its route(s): target node ids.
+        payload: the input of nodes without inputs (JSON-ready to survive a resume).
+        store: a :class:`~orchestration.stores.RunStore` (default: ``default_store()``).
+        concurrency: at most this many handlers at once.
+        capacity, headroom: optional callables the scheduler asks for per-model capacity
+            and budget left (seams for rate limits and budgets).
+        stream_callback: called with every StreamEvent once it is stored.
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[Node],
+        edges: Sequence[Edge],
+        handlers: Mapping[Any, Handler],
+        *,
+        entry: str | None = None,
+        payload: Any = None,
+        store: RunStore | None = None,
+        run_id: str | None = None,
+        concurrency: int = 100,
+        stream_callback: StreamCallback | None = None,
+        capacity: Callable[[], Mapping[str, int]] | None = None,
+        headroom: Callable[[], float | None] | None = None,
+        title: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if concurrency < 1:
+            raise GraphError(f"concurrency must be at least 1, not {concurrency!r}")
+        self._spec = RunStarted(tuple(nodes), tuple(edges), entry, payload, title=title)
+        self.handlers = dict(handlers)
+        self.store = store
+        self.run_id = run_id or uuid.uuid4().hex
+        self.concurrency = concurrency
+        self.state = GraphState()
+        self.token = CancellationToken()
+        self.graph = GraphHandle(self)
+        self._capacity = capacity
+        self._headroom = headroom
+        self._clock = clock
+        self._callbacks: list[tuple[EventType | None, StreamCallback]] = []
+        if stream_callback is not None:
+            self._callbacks.append((None, stream_callback))
+        self._buffer: list[StreamEvent] = []
+        self._seq = 0
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._wake: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._stopping: str | None = None
+        self._eager = True
+
+    def subscribe(self, event_type: EventType, callback: StreamCallback) -> None:
+        """Call ``callback`` with each stored event of ``event_type`` (besides the stream callback)."""
+        self._callbacks.append((event_type, callback))
+        self._eager = True
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the run: running handlers are cancelled, nothing new starts."""
+        self.token.cancel(reason)
+        self._stop(reason)
+
+    # -- recording -------------------------------------------------------------------
+
+    def record(self, event: GraphEvent) -> None:
+        """Fold ``event`` (raises, recording nothing, if it does not fit) and queue it for the store."""
+        state = self.state
+        state.apply(event)
+        now = self._clock()
+        self._seq += 1
+        self._buffer.append(wrap(event, self.run_id, self._seq, now))
+        if state.emitted:
+            for derived in state.take_emitted():
+                self._seq += 1
+                self._buffer.append(wrap(derived, self.run_id, self._seq, now))
+        wake = self._wake
+        if wake is not None and (self._eager or len(self._buffer) >= _LAZY_BATCH or state.status is not None):
+            wake.set()
+
+    async def _flusher(self, store: RunStore) -> None:
+        wake = self._wake
+        assert wake is not None
+        while True:
+            if not self._buffer:
+                if self.state.status is not None:
+                    return
+                wake.clear()
+                await wake.wait()
+                continue
+            batch, self._buffer = self._buffer, []
+            await store.append(self.run_id, batch)
+            if self._callbacks:
+                await self._notify(batch)
+
+    async def _notify(self, batch: Sequence[StreamEvent]) -> None:
+        for event in batch:
+            for wanted, callback in self._callbacks:
+                if wanted is not None and wanted is not event.event_type:
+                    continue
+                try:
+                    outcome = callback(event)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except Exception as error:  # a subscriber never breaks the run
+                    self._seq += 1
+                    self._buffer.append(
+                        StreamEvent(
+                            EventType.CALLBACK_ERROR,
+                            self.run_id,
+                            self._seq,
+                            self._clock(),
+                            {"error": describe(error), "event_seq": event.seq},
+                        )
+                    )
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self) -> GraphResult:
+        """Run (or resume) to the end; the result of every node."""
+        if self.store is None:
+            from ..stores import default_store
+
+            self.store = default_store()
+        store = self.store
+        stored = await store.events(self.run_id)
+        graph_events = [decode(e) for e in stored if is_graph_event(e)]
+        self._seq = stored[-1].seq if stored else 0
+        if graph_events:
+            for event in graph_events:
+                self.state.apply(event)
+            self.state.emitted.clear()
+            if self.state.status is not None:
+                return _result(self.run_id, self.state)
+        if not graph_events:
+            self.record(self._spec)  # validates the graph before anything is stored
+        self._check_handlers()
+        for rec in list(self.state.nodes.values()):
+            if rec.state == NodeState.ACTIVE:  # running when the last process stopped
+                self.record(NodeRequeued(rec.spec.id, rec.visits, "resumed"))
+        self._eager = bool(getattr(store, "durable", True)) or bool(self._callbacks)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                group.create_task(self._flusher(store))
+                watcher = group.create_task(self._watch_cancel(store))
+                self.dispatch()
+                await self._idle.wait()
+                self.record(RunFinished(*self._outcome()))
+                watcher.cancel()
+        except BaseExceptionGroup as errors:
+            if len(errors.exceptions) == 1:  # the one failure (a store error), not a group
+                raise errors.exceptions[0] from None
+            raise
+        finally:
+            self._group = None
+        return _result(self.run_id, self.state)
+
+    def _outcome(self) -> tuple[str, str]:
+        state = self.state
+        if self.token.reason is not None:
+            return "cancelled", self.token.reason
+        if state.error is not None:
+            return "failed", state.error
+        failed = [node_id for node_id, rec in state.nodes.items() if rec.state == NodeState.FAILED]
+        if failed:
+            return "failed", f"node(s) {failed[:10]} failed"
+        return "completed", ""
+
+    async def _watch_cancel(self, store: RunStore) -> None:
+        """Cancellation from other processes arrives through the store's cancel flag."""
+        while True:
+            await asyncio.sleep(_CANCEL_POLL_SECONDS)
+            if await store.cancel_requested(self.run_id):
+                self.cancel("cancellation requested through the store")
+                return
+
+    def _check_handlers(self) -> None:
+        missing = [
+            f"{rec.spec.id!r} ({rec.spec.kind.name})"
+            for rec in self.state.nodes.values()
+            if rec.state < _DONE_STATE and self._handler(rec.spec) is None
+        ]
+        if missing:
+            raise GraphError(
+                f"no handler for node(s) {', '.join(missing[:10])}; pass handlers={{id: fn}} or {{NodeKind.X: fn}}"
+            )
+
+    def _handler(self, node: Node) -> Handler | None:
+        handlers = self.handlers
+        found = handlers.get(node.handler or node.id) or handlers.get(node.kind)
+        if found is None and node.kind in (NodeKind.TERMINAL, NodeKind.AGGREGATE):
+            return _passthrough
+        return found
+
+    def _stop(self, reason: str) -> None:
+        if self._stopping is not None:
+            return
+        self._stopping = reason
+        for task in list(self._tasks.values()):
+            task.cancel(reason)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        idle = self._idle
+        if idle is not None and not idle.is_set():
+            state = self.state
+            if state.active == 0 and (state.ready_count == 0 or self._stopping is not None or state.error):
+                idle.set()
+
+    def dispatch(self) -> None:
+        """Start the best READY nodes the concurrency cap allows."""
+        self._start_ready(False)
+
+    def _start_ready(self, reuse: bool) -> tuple[Node, int, NodeContext] | None:
+        """Start READY nodes; with ``reuse``, hand the first back for the calling task to run."""
+        state = self.state
+        group = self._group
+        if group is None:
+            return None
+        if state.error is not None and self._stopping is None:
+            self._stop(state.error)
+            return None
+        kept: tuple[Node, int, NodeContext] | None = None
+        if self._stopping is None:
+            slots = self.concurrency - state.active
+            if slots > 0 and state.ready_count:
+                capacity = self._capacity() if self._capacity is not None else None
+                headroom = self._headroom() if self._headroom is not None else None
+                nodes = state.nodes
+                for node_id in take(state, slots, capacity=capacity, headroom=headroom):
+                    rec = nodes[node_id]
+                    visit = rec.visits + 1
+                    context = NodeContext(self, rec.spec, visit, self._input(rec))
+                    self.record(NodeStarted(node_id, visit))
+                    if reuse and kept is None:
+                        kept = (rec.spec, visit, context)
+                    else:
+                        self._tasks[node_id] = group.create_task(self._execute(rec.spec, visit, context))
+        self._check_idle()
+        return kept
+
+    def _input(self, rec: NodeRecord) -> Any:
+        """What the node gets as input: see :class:`NodeContext`."""
+        nodes = self.state.nodes
+        if rec.trigger is not None and rec.trigger in nodes:
+            return self._data(nodes[rec.trigger])
+        inn = rec.inn
+        if not inn:
+            return self.state.payload
+        node_id = rec.spec.id
+        if len(inn) == 1:
+            source = nodes[inn[0].source]
+            if source.state == _DONE_STATE and (source.routes is None or node_id in source.routes):
+                return self._data(source)
+            return {}
+        sources = [nodes[e.source] for e in inn]
+        done = [s for s in sources if s.state == _DONE_STATE and (s.routes is None or node_id in s.routes)]
+        if len(done) == 1:
+            return self._data(done[0])
+        return {s.spec.id: self._data(s) for s in done}
+
+    def _data(self, rec: NodeRecord) -> Any:
+        """What a completed node passes on: its output, or for a switch, its own input."""
+        if rec.spec.kind is NodeKind.SWITCH:
+            return self._input(rec)
+        return rec.completions[-1].output if rec.completions else None
+
+    async def _execute(self, node: Node, visit: int, context: NodeContext) -> None:
+        """Run a node, then (in the same task) the next one it made ready, while there is one.
+
+        Reusing the task for a successor saves a task, its scheduling and the task
+        group's bookkeeping per step of a chain or a loop.
+        """
+        task = asyncio.current_task()
+        while True:
+            handler = self._handler(node)
+            started = self._clock()
+            try:
+                if handler is None:  # handlers changed under the run
+                    raise GraphError(f"no handler for node {node.id!r} ({node.kind.name})")
+                if node.timeout is None:
+                    value = handler(context)
+                    if inspect.isawaitable(value):
+                        value = await value
+                else:
+                    async with asyncio.timeout(node.timeout):
+                        value = handler(context)
+                        if inspect.isawaitable(value):
+                            value = await value
+            except asyncio.CancelledError:
+                self._tasks.pop(node.id, None)
+                self.record(NodeCancelled(node.id, visit, self._stopping or "cancelled"))
+                self._check_idle()
+                raise
+            except TimeoutError:
+                self._tasks.pop(node.id, None)
+                self.record(NodeFailed(node.id, visit, f"timed out after {node.timeout}s", "TimeoutError"))
+            except Exception as error:
+                self._tasks.pop(node.id, None)
+                self.record(NodeFailed(node.id, visit, describe(error), type(error).__name__))
+            else:
+                self._tasks.pop(node.id, None)
+                self._finish(node, visit, context, value, self._clock() - started)
+            following = self._start_ready(True)
+            if following is None or task is None:
+                return
+            node, visit, context = following
+            self._tasks[node.id] = task
+
+    def _finish(self, node: Node, visit: int, context: NodeContext, value: Any, duration: float) -> None:
+        if value is context:  # ``lambda p: p``: the node passes its input on
+            value = context.input
+        if node.kind is NodeKind.SWITCH:
+            routes = (value,) if isinstance(value, str) else value
+            if not isinstance(routes, list | tuple) or not all(isinstance(r, str) for r in routes):
+                self.record(
+                    NodeFailed(
+                        node.id,
+                        visit,
+                        f"switch {node.id!r} must return a route (a target id) or a list of them, "
+                        f"not {type(value).__name__}",
+                        "GraphError",
+                    )
+                )
+                return
+            try:
+                self.record(RouteChosen(node.id, visit, tuple(routes)))
+            except GraphError as error:
+                self.record(NodeFailed(node.id, visit, str(error), "GraphError"))
+                return
+            self.record(NodeCompleted(node.id, visit, value, duration=duration))
+            return
+        if isinstance(value, NodeOutput):
+            self.record(
+                NodeCompleted(
+                    node.id,
+                    visit,
+                    value.output,
+                    value.summary,
+                    dict(value.critical) if value.critical is not None else None,
+                    dict(value.artifacts) if value.artifacts is not None else None,
+                    duration,
+                )
+            )
+            return
+        self.record(NodeCompleted(node.id, visit, value, duration=duration))
+
+
+def _passthrough(context: NodeContext) -> Any:
+    """The default handler of TERMINAL and AGGREGATE nodes: their input, as received."""
+    return context.input
+
+
+async def run_graph(
+    nodes: Sequence[Node], edges: Sequence[Edge], handlers: Mapping[Any, Handler], **options: Any
+) -> GraphResult:
+    """Build a :class:`GraphRun` and run it to the end (the options are its keywords)."""
+    return await GraphRun(nodes, edges, handlers, **options).run()
