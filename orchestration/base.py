@@ -7,9 +7,12 @@ cancellation, durable runs that resume after a crash, record and replay, and one
 event stream that the result is computed from.
 
 Model calls go through :meth:`BaseOrchestrator.call_llm`, which attributes tokens and
-cost to the agent that made them.  A subclass that calls its provider object directly
-(as the seed README's example does) still works: the cost it reports in
-``AgentResult.cost`` is added to the run's bill.
+cost to the agent that made them.  A subclass that calls its provider directly (as the
+seed README's example does, ``self.provider.complete(...)``) is metered the same way:
+``self.provider`` is a view of the provider object that admits every call against the
+budget and bills it to the agent (:mod:`orchestration.metered`).  A cost reported in
+``AgentResult.cost`` is added to the bill only for an agent none of whose calls were
+metered (e.g. a client the hook holds itself).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -26,7 +30,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .budget import Budget
+from .admission import unpriced_message
+from .budget import Budget, format_usd, unsettled_reservations
 from .config import OrchestratorConfig
 from .engine.driver import WorkflowDriver, title_from
 from .engine.eventlog import EventLog
@@ -35,6 +40,7 @@ from .engine.state import RunState
 from .errors import ConfigError, RunNotFoundError, describe
 from .events import EventType, StreamEvent
 from .llm import Completion, CompletionRequest, Provider, as_provider
+from .metered import MeteredProvider, MissingProvider
 from .modelcall import EXHAUSTED, call_model
 from .models import AgentResult, OrchestratorResult, SubTask, SynthesisResult, TaskStatus
 from .pricing import PriceTable
@@ -51,6 +57,8 @@ __all__ = ["BaseOrchestrator", "RunContext", "RunLeasedError"]
 StreamCallback = Callable[[StreamEvent], Any]
 
 _POLL_SECONDS = 0.5
+
+logger = logging.getLogger("orchestration")
 
 
 class RunLeasedError(ConfigError):
@@ -95,13 +103,24 @@ class BaseOrchestrator(abc.ABC):
             raise ConfigError(errors)
         if self.config.generate_documents:
             _require_reports()
-        self.provider = provider
-        self.llm: Provider = as_provider(provider)
+        self.provider = provider  # kept as a metered view (see the property)
         self.store: RunStore = store if store is not None else default_store()
         self.prices = prices if prices is not None else PriceTable()
         self.guardrails = guardrails
         self.labels = dict(labels or {})
         self._runs: dict[str, RunContext] = {}
+
+    @property
+    def provider(self) -> Any:
+        """The provider object, as a metered view: calls through it are budgeted and billed
+        to the current agent like :meth:`call_llm` (``.unwrapped`` is the object itself)."""
+        return self._metered
+
+    @provider.setter
+    def provider(self, provider: Any) -> None:
+        # A provider is needed only when a model call is made: without one, that call fails.
+        self.llm: Provider = as_provider(provider) if provider is not None else MissingProvider()
+        self._metered = MeteredProvider(self, provider)
 
     # -- the three hooks -------------------------------------------------------------
 
@@ -173,6 +192,7 @@ class BaseOrchestrator(abc.ABC):
                 f"run {run_id!r} already exists in the store; continue it with resume({run_id!r}) "
                 "or start a new run with another run_id"
             )
+        self._check_prices()
         owner = await self._take_lease(run_id, wait=False)
         run = self._new_run(run_id, task, title or title_from(task), dict(context or {}), stream_callback)
         return await self._execute(run, owner, resumed=False)
@@ -203,6 +223,7 @@ class BaseOrchestrator(abc.ABC):
             context = dict(start.data.get("context") or {}) if start is not None else {}
             run = self._new_run(run_id, state.task, state.title, context, stream_callback, state=state)
             run.recording = Recording(events)
+            _carry_in_flight(run, events)
             await self.store.clear_cancel(run_id)  # resuming is a decision to go on
         except BaseException:
             await self.store.release_lease(run_id, owner)
@@ -298,6 +319,17 @@ class BaseOrchestrator(abc.ABC):
             labels=self.labels,
             started_at=time.monotonic(),
         )
+
+    def _check_prices(self) -> None:
+        """With a cap, refuse to start when a configured model has no price (its calls
+        could not be held to the cap); models only known at call time are checked then."""
+        cap = self.config.max_total_cost
+        if cap is None:
+            return
+        primary = self.config.primary_model or getattr(self.llm, "model", None)
+        for model in [primary, *self.config.fallback_models]:
+            if isinstance(model, str) and model and self.prices.lookup(model) is None:
+                raise ConfigError(unpriced_message(model, cap))
 
     async def _execute(self, run: RunContext, owner: str, *, resumed: bool) -> OrchestratorResult:
         """Drive ``run`` (whose lease ``owner`` holds) to its end and return its result."""
@@ -499,6 +531,22 @@ class BaseOrchestrator(abc.ABC):
             max_delay=config.retry_max_delay,
             retry_if=retry_if,
         )
+
+
+def _carry_in_flight(run: RunContext, events: Sequence[StreamEvent]) -> None:
+    """Calls that were in flight when the run was interrupted, with no recorded answer, may
+    have been billed by the vendor: they count as spent at their worst case."""
+    carried, calls = unsettled_reservations(events)
+    if not calls:
+        return
+    run.budget.charge(carried)
+    run.budget.carried = carried
+    message = (
+        f"{calls} model calls were in flight when the run was interrupted and have no recorded "
+        f"answer: they count as {format_usd(carried)} spent (their worst case) against the budget"
+    )
+    logger.warning("run %s: %s", run.run_id, message)
+    run.warn_once("carried-reservations", message)
 
 
 def _subtask_retryable(error: BaseException) -> bool:
