@@ -166,3 +166,22 @@ def test_the_cli_says_what_would_make_a_tight_budget_fit_and_the_hint_works() ->
     done = orchestrate(*tight, "-q", "--json", "-o", f"max_tokens={found.group(1)}")
     result = json.loads(done.stdout)
     assert result["usage"]["calls"] >= 1 and result["total_cost"] <= 0.0004
+
+
+async def test_reservations_are_events_only_with_a_cap() -> None:
+    uncapped, capped = Recorder(), Recorder()
+    await GraphOrchestrator(config(), ScriptedProvider(), subtasks=fan(3)).execute_workflow(
+        "task", stream_callback=uncapped
+    )
+    assert not uncapped.of(EventType.CALL_RESERVED)  # nothing extra is written without a cap
+
+    await GraphOrchestrator(config(max_total_cost=1.0), ScriptedProvider(), subtasks=fan(3)).execute_workflow(
+        "task", stream_callback=capped
+    )
+    reserved = {e.seq: e for e in capped.of(EventType.CALL_RESERVED)}
+    costs = capped.of(EventType.COST_UPDATE)
+    assert len(reserved) == len(costs) == 4
+    for cost in costs:  # each call was held before it was made, at no less than it cost
+        held = reserved[cost.data["reservation"]]
+        assert held.seq < cost.seq and held.agent_id == cost.agent_id
+        assert held.data["amount"] >= cost.data["cost"]
