@@ -26,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import logging
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .admission import finish_call, finish_call_now, hold_call, hold_call_now, release_call
+from .engine.blocking import BLOCKING_SECONDS, report_blocking
 from .engine.run import RunContext, current_scope
 from .errors import ConfigError, MalformedResponseError
 from .llm import Completion, CompletionRequest, Provider, _text_of, _usage_of, is_native_provider
@@ -41,17 +41,12 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_PROVIDER", "MeteredProvider", "MissingProvider"]
 
-logger = logging.getLogger("orchestration")
-
 T = TypeVar("T")
 
 NO_PROVIDER = (
     "this orchestrator has no provider, and a model call was made: pass one when building it, "
     "e.g. MyOrchestrator(config, provider=ScriptedProvider())"
 )
-
-#: A blocking call on the event loop longer than this is reported.
-BLOCKING_SECONDS = 0.1
 
 _METERED = ("complete", "chat")
 
@@ -256,13 +251,8 @@ def _on_loop(coroutine: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop)
 
 
 def _report_blocking(run: RunContext, agent_id: str, name: str, seconds: float) -> None:
-    key = "blocking-provider-call"
-    if key in run.warned:
-        return
-    message = (
+    report_blocking(
+        run,
         f"{agent_id}: a synchronous self.provider.{name}(...) blocked the event loop for {seconds:.2f}s "
-        "inside an async hook, so hooks run one at a time whatever the concurrency; use "
-        f"`await self.call_llm(...)`, an async provider, or `await asyncio.to_thread(self.provider.{name}, ...)`"
+        "inside an async hook, so hooks run one at a time whatever the concurrency",
     )
-    logger.warning("run %s: %s", run.run_id, message)
-    run.warn_once(key, message)

@@ -21,6 +21,7 @@ from ..llm import Completion
 from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus
 from ..retry import retry_call
 from ..usage import Usage
+from .blocking import timed
 from .graph import Plan, Scheduler, build_plan
 from .guard import RunPausedError
 from .run import RunContext, attributed
@@ -194,7 +195,9 @@ class WorkflowDriver:
             nonlocal attempts
             attempts += 1
             async with asyncio.timeout(timeout):
-                return await self.orch.execute_subtask(subtask, context)
+                return await timed(
+                    self.orch.execute_subtask(subtask, context), run, agent_id, "execute_subtask"
+                )
 
         def on_retry(number: int, error: BaseException, wait: float) -> None:
             run.emit(
@@ -214,7 +217,9 @@ class WorkflowDriver:
                 try:  # the first attempt runs without the retry machinery
                     attempts = 1
                     async with asyncio.timeout(timeout):
-                        outcome = await self.orch.execute_subtask(subtask, context)
+                        outcome = await timed(
+                            self.orch.execute_subtask(subtask, context), run, agent_id, "execute_subtask"
+                        )
                 except Exception as first_error:
                     outcome = await retry_call(
                         attempt, run.subtask_policy, on_retry=on_retry, first_error=first_error

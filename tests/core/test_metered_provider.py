@@ -180,3 +180,30 @@ async def test_a_provider_is_needed_only_when_a_model_call_is_made() -> None:
     assert failed.status is TaskStatus.PARTIAL
     error = failed.error or ""
     assert "no provider" in error and "provider=" in error and "\n" not in error
+
+
+class Blocking(NoModel):
+    """A hook doing blocking work between awaits (a synchronous client, say)."""
+
+    async def execute_subtask(self, subtask: SubTask, context: dict[str, Any] | None = None) -> str:
+        await asyncio.sleep(0)
+        time.sleep(0.15)  # stands for a blocking library call
+        return "done"
+
+    async def decompose_task(self, task: str, context: dict[str, Any] | None = None) -> list[SubTask]:
+        return [SubTask(id=f"s{i}", description="work") for i in range(3)]
+
+
+async def test_a_hook_that_blocks_the_event_loop_is_reported_once(caplog: Any) -> None:
+    recorder = Recorder()
+    with caplog.at_level(logging.WARNING, logger="orchestration"):
+        result = await Blocking(store=MemoryStore()).execute_workflow("t", stream_callback=recorder)
+    assert result.status is TaskStatus.COMPLETED
+    warnings = [e.data["message"] for e in recorder.of(EventType.WARNING)]
+    assert len(warnings) == 1 and "execute_subtask ran for" in warnings[0], warnings
+    assert "await self.call_llm(...)" in warnings[0] and "asyncio.to_thread" in warnings[0]
+    assert len([r for r in caplog.records if "blocks the event loop" in r.getMessage()]) == 1
+
+    quiet = Recorder()
+    await NoModel(store=MemoryStore()).execute_workflow("t", stream_callback=quiet)
+    assert not quiet.of(EventType.WARNING)  # hooks that await do not trip it
