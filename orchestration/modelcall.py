@@ -106,14 +106,19 @@ async def _call_one(
         if recorded is not None:  # paid for before the interruption: its event is in the log already
             return recorded
     held = await hold_call(run, request, prices, agent_id) if run is not None else None
+
+    def on_retry(number: int, error: BaseException, wait: float) -> None:
+        if run is not None:
+            run.emit(
+                EventType.MODEL_RETRY,
+                {"model": request.model, "attempt": number, "error": describe(error), "wait_seconds": wait},
+                agent_id,
+            )
+
     try:
-        try:  # the first attempt runs without the retry machinery: the common path stays cheap
-            if run is not None and not stream:
-                completion = await llm.complete(request)
-            else:
-                completion = await _attempt(llm, request, run, agent_id, config, stream)
-        except Exception as error:
-            completion = await _retry(llm, request, run, agent_id, config, stream, policy, error)
+        completion = await retry_call(
+            lambda: _attempt(llm, request, run, agent_id, config, stream), policy, on_retry=on_retry
+        )
     except BaseException:
         if held is not None and run is not None:
             release_call(run, held)
@@ -143,6 +148,8 @@ async def _attempt(
     if run is None:
         async with asyncio.timeout(config.timeout_seconds):
             return await _one_call(llm, request, run, agent_id, stream)
+    if not stream:
+        return await llm.complete(request)
     return await _one_call(llm, request, run, agent_id, stream)
 
 
@@ -152,34 +159,6 @@ async def _one_call(
     if stream and hasattr(llm, "stream"):
         return await _streamed(llm, request, run, agent_id)
     return await llm.complete(request)
-
-
-async def _retry(
-    llm: Provider,
-    request: CompletionRequest,
-    run: RunContext | None,
-    agent_id: str | None,
-    config: OrchestratorConfig,
-    stream: bool,
-    policy: RetryPolicy,
-    first_error: Exception,
-) -> Completion:
-    """Retry after a failed first attempt, emitting a ``model_retry`` event before each wait."""
-
-    def on_retry(number: int, error: BaseException, wait: float) -> None:
-        if run is not None:
-            run.emit(
-                EventType.MODEL_RETRY,
-                {"model": request.model, "attempt": number, "error": describe(error), "wait_seconds": wait},
-                agent_id,
-            )
-
-    return await retry_call(
-        lambda: _attempt(llm, request, run, agent_id, config, stream),
-        policy,
-        on_retry=on_retry,
-        first_error=first_error,
-    )
 
 
 async def _streamed(

@@ -214,16 +214,7 @@ class WorkflowDriver:
         started = time.perf_counter()
         try:
             with attributed(run, agent_id, subtask.model):
-                try:  # the first attempt runs without the retry machinery
-                    attempts = 1
-                    async with asyncio.timeout(timeout):
-                        outcome = await timed(
-                            self.orch.execute_subtask(subtask, context), run, agent_id, "execute_subtask"
-                        )
-                except Exception as first_error:
-                    outcome = await retry_call(
-                        attempt, run.subtask_policy, on_retry=on_retry, first_error=first_error
-                    )
+                outcome = await retry_call(attempt, run.subtask_policy, on_retry=on_retry)
                 if isinstance(outcome, str):  # the common case: build the final result once
                     return self._complete_plain(run, subtask, agent_id, outcome, started, attempts)
                 result = _as_agent_result(outcome, subtask, agent_id)

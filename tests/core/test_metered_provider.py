@@ -187,7 +187,7 @@ class Blocking(NoModel):
 
     async def execute_subtask(self, subtask: SubTask, context: dict[str, Any] | None = None) -> str:
         await asyncio.sleep(0)
-        time.sleep(0.15)  # stands for a blocking library call
+        time.sleep(0.15)  # noqa: ASYNC251 - stands for a blocking library call: what is detected
         return "done"
 
     async def decompose_task(self, task: str, context: dict[str, Any] | None = None) -> list[SubTask]:
