@@ -76,6 +76,8 @@ class MeteredProvider:
         return self._target
 
     def __getattr__(self, name: str) -> Any:
+        if name in self.__slots__:  # not set yet (e.g. while copying): never recurse
+            raise AttributeError(name)
         target = self._target
         if target is None:
             if name in _METERED:
@@ -114,13 +116,13 @@ class MeteredProvider:
         held = await hold_call(run, request, orch.prices, agent_id)
         try:
             raw = await call()
+            completion = (
+                raw if isinstance(raw, Completion) else await asyncio.to_thread(_completion_of, raw, request)
+            )
         except BaseException:
             if held is not None:
                 release_call(run, held)
             raise
-        completion = (
-            raw if isinstance(raw, Completion) else await asyncio.to_thread(_completion_of, raw, request)
-        )
         await finish_call(
             run, held, request, completion, agent_id, config=orch.config, prices=orch.prices, llm=self._target
         )
@@ -141,14 +143,14 @@ class MeteredProvider:
         started = time.perf_counter()
         try:
             raw = call()
+            blocked = time.perf_counter() - started
+            completion = raw if isinstance(raw, Completion) else _completion_of(raw, request)
         except BaseException:
             if held is not None:
                 release_call(run, held)
             raise
-        blocked = time.perf_counter() - started
         if blocked > BLOCKING_SECONDS:
             _report_blocking(run, agent_id, name, blocked)
-        completion = raw if isinstance(raw, Completion) else _completion_of(raw, request)
         finish_call_now(
             run,
             held,
@@ -170,11 +172,11 @@ class MeteredProvider:
         held = _on_loop(hold_call(run, request, orch.prices, agent_id), loop)
         try:
             raw = call()
+            completion = raw if isinstance(raw, Completion) else _completion_of(raw, request)
         except BaseException:
             if held is not None:
                 loop.call_soon_threadsafe(release_call, run, held)
             raise
-        completion = raw if isinstance(raw, Completion) else _completion_of(raw, request)
         _on_loop(
             finish_call(
                 run,

@@ -185,3 +185,33 @@ async def test_reservations_are_events_only_with_a_cap() -> None:
         held = reserved[cost.data["reservation"]]
         assert held.seq < cost.seq and held.agent_id == cost.agent_id
         assert held.data["amount"] >= cost.data["cost"]
+
+
+async def test_waiting_calls_are_admitted_in_arrival_order_as_calls_settle() -> None:
+    import asyncio
+
+    from orchestration import BudgetExceededError
+    from orchestration.budget import Budget
+
+    budget = Budget(cap=1.0)
+    first = budget.try_reserve(0.6)
+    assert first is not None
+    order: list[str] = []
+
+    async def admit(name: str, amount: float) -> None:
+        await budget.admit(amount)
+        order.append(name)
+
+    big = asyncio.create_task(admit("big", 0.6))
+    small = asyncio.create_task(admit("small", 0.1))  # would fit now, but waits its turn
+    leaving = asyncio.create_task(admit("leaves", 0.05))
+    await asyncio.sleep(0)  # one scheduling step: each task runs up to its wait in the queue
+    assert order == [] and budget.in_flight == 1
+    leaving.cancel()  # a waiter that gives up leaves the queue
+    budget.settle(first, 0.1)
+    await asyncio.wait_for(asyncio.gather(big, small), 5)
+    assert order == ["big", "small"] and budget.reserved == pytest.approx(0.7)
+    assert leaving.cancelled()
+
+    with pytest.raises(BudgetExceededError, match="even with nothing else in flight"):
+        await budget.admit(0.95)  # 0.1 spent + 0.95 > 1.0: settling can never make it fit
