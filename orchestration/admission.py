@@ -16,23 +16,37 @@ sent, then :func:`finish_call` with its answer or :func:`release_call` if it fai
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .budget import Reservation, format_usd
+from .budget import Reservation, format_usd, unsettled_reservations
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext
-from .errors import BudgetExceededError
-from .events import EventType
+from .errors import BudgetExceededError, ConfigError
+from .events import EventType, StreamEvent
 from .llm import Completion, CompletionRequest
 from .pricing import ModelPrice, PriceTable
 from .tokens import count_message_tokens, count_message_tokens_async
 from .usage import Usage
 
-__all__ = ["Held", "finish_call", "finish_call_now", "hold_call", "hold_call_now", "release_call"]
+__all__ = [
+    "Held",
+    "carry_in_flight",
+    "check_prices",
+    "finish_call",
+    "finish_call_now",
+    "hold_call",
+    "hold_call_now",
+    "release_call",
+    "unpriced_message",
+]
+
+logger = logging.getLogger("orchestration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,3 +315,31 @@ def _refusal(
         f"it would fit with {' or '.join(fixes)}"
     )
     return BudgetExceededError(message, cap=cap, spent=budget.spent, requested=worst)
+
+
+def check_prices(config: OrchestratorConfig, prices: PriceTable, provider: Any) -> None:
+    """With a cap, refuse to start when a configured model has no price (its calls could
+    not be held to the cap); models only known at call time are checked then."""
+    cap = config.max_total_cost
+    if cap is None:
+        return
+    primary = config.primary_model or getattr(provider, "model", None)
+    for model in [primary, *config.fallback_models]:
+        if isinstance(model, str) and model and prices.lookup(model) is None:
+            raise ConfigError(unpriced_message(model, cap))
+
+
+def carry_in_flight(run: RunContext, events: Sequence[StreamEvent]) -> None:
+    """On resume: calls that were in flight when the run was interrupted, with no recorded
+    answer, may have been billed by the vendor, so they count as spent at their worst case."""
+    carried, calls = unsettled_reservations(events)
+    if not calls:
+        return
+    run.budget.charge(carried)
+    run.budget.carried = carried
+    message = (
+        f"{calls} model calls were in flight when the run was interrupted and have no recorded "
+        f"answer: they count as {format_usd(carried)} spent (their worst case) against the budget"
+    )
+    logger.warning("run %s: %s", run.run_id, message)
+    run.warn_once("carried-reservations", message)

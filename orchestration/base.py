@@ -20,7 +20,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import time
@@ -30,8 +29,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .admission import unpriced_message
-from .budget import Budget, format_usd, unsettled_reservations
+from .admission import carry_in_flight, check_prices
+from .budget import Budget
 from .config import OrchestratorConfig
 from .engine.driver import WorkflowDriver, title_from
 from .engine.eventlog import EventLog
@@ -57,8 +56,6 @@ __all__ = ["BaseOrchestrator", "RunContext", "RunLeasedError"]
 StreamCallback = Callable[[StreamEvent], Any]
 
 _POLL_SECONDS = 0.5
-
-logger = logging.getLogger("orchestration")
 
 
 class RunLeasedError(ConfigError):
@@ -192,7 +189,7 @@ class BaseOrchestrator(abc.ABC):
                 f"run {run_id!r} already exists in the store; continue it with resume({run_id!r}) "
                 "or start a new run with another run_id"
             )
-        self._check_prices()
+        check_prices(self.config, self.prices, self.llm)
         owner = await self._take_lease(run_id, wait=False)
         run = self._new_run(run_id, task, title or title_from(task), dict(context or {}), stream_callback)
         return await self._execute(run, owner, resumed=False)
@@ -223,7 +220,7 @@ class BaseOrchestrator(abc.ABC):
             context = dict(start.data.get("context") or {}) if start is not None else {}
             run = self._new_run(run_id, state.task, state.title, context, stream_callback, state=state)
             run.recording = Recording(events)
-            _carry_in_flight(run, events)
+            carry_in_flight(run, events)
             await self.store.clear_cancel(run_id)  # resuming is a decision to go on
         except BaseException:
             await self.store.release_lease(run_id, owner)
@@ -319,17 +316,6 @@ class BaseOrchestrator(abc.ABC):
             labels=self.labels,
             started_at=time.monotonic(),
         )
-
-    def _check_prices(self) -> None:
-        """With a cap, refuse to start when a configured model has no price (its calls
-        could not be held to the cap); models only known at call time are checked then."""
-        cap = self.config.max_total_cost
-        if cap is None:
-            return
-        primary = self.config.primary_model or getattr(self.llm, "model", None)
-        for model in [primary, *self.config.fallback_models]:
-            if isinstance(model, str) and model and self.prices.lookup(model) is None:
-                raise ConfigError(unpriced_message(model, cap))
 
     async def _execute(self, run: RunContext, owner: str, *, resumed: bool) -> OrchestratorResult:
         """Drive ``run`` (whose lease ``owner`` holds) to its end and return its result."""
@@ -531,22 +517,6 @@ class BaseOrchestrator(abc.ABC):
             max_delay=config.retry_max_delay,
             retry_if=retry_if,
         )
-
-
-def _carry_in_flight(run: RunContext, events: Sequence[StreamEvent]) -> None:
-    """Calls that were in flight when the run was interrupted, with no recorded answer, may
-    have been billed by the vendor: they count as spent at their worst case."""
-    carried, calls = unsettled_reservations(events)
-    if not calls:
-        return
-    run.budget.charge(carried)
-    run.budget.carried = carried
-    message = (
-        f"{calls} model calls were in flight when the run was interrupted and have no recorded "
-        f"answer: they count as {format_usd(carried)} spent (their worst case) against the budget"
-    )
-    logger.warning("run %s: %s", run.run_id, message)
-    run.warn_once("carried-reservations", message)
 
 
 def _subtask_retryable(error: BaseException) -> bool:
