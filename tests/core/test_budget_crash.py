@@ -3,6 +3,7 @@ check that what the vendor billed stays within the cap."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from orchestration import EventType
+from orchestration.stores import SQLiteStore
 
 from .budget_crash_worker import CAP
 
@@ -62,6 +66,16 @@ def test_calls_in_flight_at_a_sigkill_count_against_the_cap_after_resume(tmp_pat
     result = finish(worker(db, ledger, "resume"))
 
     assert result["status"] == "budget_exceeded", result["error"]
-    assert "interrupted" in result["error"]  # the refusal says part of the spend was in flight at a crash
     assert billed(ledger) <= CAP + 1e-9, f"the vendor billed ${billed(ledger):.4f} against a ${CAP} cap"
     assert result["total_cost"] <= billed(ledger) + 1e-9
+
+    async def warnings() -> list[str]:
+        store = SQLiteStore(db)
+        try:
+            events = await store.events("run")
+        finally:
+            await store.close()
+        return [str(e.data.get("message")) for e in events if e.event_type is EventType.WARNING]
+
+    carried = [w for w in asyncio.run(warnings()) if "in flight when the run was interrupted" in w]
+    assert len(carried) == 2  # each resume says what it counted
