@@ -7,9 +7,12 @@ cancellation, durable runs that resume after a crash, record and replay, and one
 event stream that the result is computed from.
 
 Model calls go through :meth:`BaseOrchestrator.call_llm`, which attributes tokens and
-cost to the agent that made them.  A subclass that calls its provider object directly
-(as the seed README's example does) still works: the cost it reports in
-``AgentResult.cost`` is added to the run's bill.
+cost to the agent that made them.  A subclass that calls its provider directly (as the
+seed README's example does, ``self.provider.complete(...)``) is metered the same way:
+``self.provider`` is a view of the provider object that admits every call against the
+budget and bills it to the agent (:mod:`orchestration.metered`).  A cost reported in
+``AgentResult.cost`` is added to the bill only for an agent none of whose calls were
+metered (e.g. a client the hook holds itself).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .admission import carry_in_flight, check_prices
 from .budget import Budget
 from .config import OrchestratorConfig
 from .engine.driver import WorkflowDriver, title_from
@@ -35,6 +39,7 @@ from .engine.state import RunState
 from .errors import ConfigError, RunNotFoundError, describe
 from .events import EventType, StreamEvent
 from .llm import Completion, CompletionRequest, Provider, as_provider
+from .metered import MeteredProvider, MissingProvider
 from .modelcall import EXHAUSTED, call_model
 from .models import AgentResult, OrchestratorResult, SubTask, SynthesisResult, TaskStatus
 from .pricing import PriceTable
@@ -95,13 +100,24 @@ class BaseOrchestrator(abc.ABC):
             raise ConfigError(errors)
         if self.config.generate_documents:
             _require_reports()
-        self.provider = provider
-        self.llm: Provider = as_provider(provider)
+        self.provider = provider  # kept as a metered view (see the property)
         self.store: RunStore = store if store is not None else default_store()
         self.prices = prices if prices is not None else PriceTable()
         self.guardrails = guardrails
         self.labels = dict(labels or {})
         self._runs: dict[str, RunContext] = {}
+
+    @property
+    def provider(self) -> Any:
+        """The provider object, as a metered view: calls through it are budgeted and billed
+        to the current agent like :meth:`call_llm` (``.unwrapped`` is the object itself)."""
+        return self._metered
+
+    @provider.setter
+    def provider(self, provider: Any) -> None:
+        # A provider is needed only when a model call is made: without one, that call fails.
+        self.llm: Provider = as_provider(provider) if provider is not None else MissingProvider()
+        self._metered = MeteredProvider(self, provider)
 
     # -- the three hooks -------------------------------------------------------------
 
@@ -173,6 +189,7 @@ class BaseOrchestrator(abc.ABC):
                 f"run {run_id!r} already exists in the store; continue it with resume({run_id!r}) "
                 "or start a new run with another run_id"
             )
+        check_prices(self.config, self.prices, self.llm)
         owner = await self._take_lease(run_id, wait=False)
         run = self._new_run(run_id, task, title or title_from(task), dict(context or {}), stream_callback)
         return await self._execute(run, owner, resumed=False)
@@ -203,6 +220,7 @@ class BaseOrchestrator(abc.ABC):
             context = dict(start.data.get("context") or {}) if start is not None else {}
             run = self._new_run(run_id, state.task, state.title, context, stream_callback, state=state)
             run.recording = Recording(events)
+            carry_in_flight(run, events)
             await self.store.clear_cancel(run_id)  # resuming is a decision to go on
         except BaseException:
             await self.store.release_lease(run_id, owner)

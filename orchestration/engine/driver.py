@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..budget import Budget
+from ..budget import Budget, format_usd
 from ..errors import BudgetExceededError, PlanError, describe
 from ..events import EventType
 from ..llm import Completion
 from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus
 from ..retry import retry_call
 from ..usage import Usage
+from .blocking import timed
 from .graph import Plan, Scheduler, build_plan
 from .guard import RunPausedError
 from .run import RunContext, attributed
@@ -194,7 +195,9 @@ class WorkflowDriver:
             nonlocal attempts
             attempts += 1
             async with asyncio.timeout(timeout):
-                return await self.orch.execute_subtask(subtask, context)
+                return await timed(
+                    self.orch.execute_subtask(subtask, context), run, agent_id, "execute_subtask"
+                )
 
         def on_retry(number: int, error: BaseException, wait: float) -> None:
             run.emit(
@@ -211,14 +214,7 @@ class WorkflowDriver:
         started = time.perf_counter()
         try:
             with attributed(run, agent_id, subtask.model):
-                try:  # the first attempt runs without the retry machinery
-                    attempts = 1
-                    async with asyncio.timeout(timeout):
-                        outcome = await self.orch.execute_subtask(subtask, context)
-                except Exception as first_error:
-                    outcome = await retry_call(
-                        attempt, run.subtask_policy, on_retry=on_retry, first_error=first_error
-                    )
+                outcome = await retry_call(attempt, run.subtask_policy, on_retry=on_retry)
                 if isinstance(outcome, str):  # the common case: build the final result once
                     return self._complete_plain(run, subtask, agent_id, outcome, started, attempts)
                 result = _as_agent_result(outcome, subtask, agent_id)
@@ -232,6 +228,7 @@ class WorkflowDriver:
         except BudgetExceededError as error:
             if run.stop_reason is None:
                 run.stop_reason = TaskStatus.BUDGET_EXCEEDED
+                run.stop_message = str(error)  # says what would have made the call fit
                 run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget), agent_id)
             result = _failed(subtask, agent_id, TaskStatus.FAILED, str(error), attempts)
         except RunPausedError as error:
@@ -274,13 +271,12 @@ class WorkflowDriver:
         """Fill in the result's cost and usage from the run's cost events, adding any cost
         the subtask reported itself (direct provider calls) to the bill."""
         tracked = run.state.usage_for(agent_id)
-        tracked_cost = tracked.cost_usd if tracked is not None else 0.0
-        if self.config.enable_cost_tracking and result.cost > tracked_cost + 1e-12:
-            extra = result.cost - tracked_cost
+        # Calls through call_llm or self.provider are metered (tracked); a reported cost is
+        # billed only for an agent with none, else the same calls would be billed twice.
+        if self.config.enable_cost_tracking and tracked is None and result.cost > 1e-12:
+            extra = result.cost
             run.budget.charge(extra)
             reported = replace(result.usage, cost_usd=extra, calls=result.usage.calls)
-            if tracked is not None:  # the tokens were already counted with the tracked calls
-                reported = Usage(cost_usd=extra)
             run.emit(
                 EventType.COST_UPDATE,
                 {
@@ -356,9 +352,11 @@ class WorkflowDriver:
         elif run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
             status = TaskStatus.BUDGET_EXCEEDED
             error = (
-                f"budget of ${run.budget.cap:.4f} reached after ${run.budget.spent:.4f}; "
+                f"budget of {format_usd(run.budget.cap or 0.0)} reached after {format_usd(run.budget.spent)}; "
                 f"{len(done)} of {len(results)} subtasks completed"
             )
+            if run.stop_message:
+                error = f"{error}; {run.stop_message}"
         elif not done:
             status = TaskStatus.FAILED
             first = next((r.error for r in results if r.error), "unknown error")

@@ -7,7 +7,10 @@ call's subtask fails), a paused run stops scheduling new work and ends ``PAUSED`
 (``resume`` continues it), an aborted run is stopped at once and ends ``FAILED``.
 
 Before a call the totals include every reservation in flight plus this call's worst
-case, so a cost policy holds however many calls run at once.
+case, so a cost policy holds however many calls run at once.  Policies on spend admit
+work the way the budget does: a call that breaches a policy only because of the calls in
+flight waits for them to settle (:func:`before_call` returns False) and is asked again;
+the policy acts only when the call would breach it even with nothing in flight.
 """
 
 from __future__ import annotations
@@ -59,22 +62,29 @@ def totals(run: RunContext, *, include_reserved: bool) -> RunTotals:
 
 def before_call(
     run: RunContext, worst_cost: float, input_tokens: int, max_tokens: int, agent_id: str | None
-) -> None:
-    """Ask the guardrails whether the call may start; act on their decision."""
+) -> bool:
+    """May the call start now?  True if so; False if only the calls in flight stand in the
+    way (wait for one to settle, then ask again); otherwise acts on the decision (raises)."""
     from ..guardrails import CallStats
 
+    guardrails = run.guardrails
+    if guardrails is None:
+        return True
     predicted = CallStats(
         cost_usd=worst_cost,
         tokens_used=input_tokens + max_tokens,
         input_tokens=input_tokens,
         output_tokens=max_tokens,
     )
-    guardrails = run.guardrails
-    if guardrails is None:
-        return
     decision = guardrails.check_before_call(totals(run, include_reserved=True), predicted)
-    if decision is not None:
-        _enforce(run, decision, agent_id, before=True)
+    if decision is None:
+        return True
+    if run.budget.in_flight and (
+        guardrails.check_before_call(totals(run, include_reserved=False), predicted) is None
+    ):
+        return False
+    _enforce(run, decision, agent_id, before=True)
+    raise AssertionError("unreachable: a decision before a call always raises")
 
 
 def hold(run: RunContext, input_tokens: int, max_tokens: int) -> None:

@@ -50,9 +50,15 @@ async def test_a_cost_cap_holds_over_500_concurrent_calls(trial: int) -> None:
     recorder = Recorder()
     result = await orch.execute_workflow("t", stream_callback=recorder)
     assert result.total_cost <= cap
-    assert result.status is TaskStatus.FAILED and (result.error or "").startswith("aborted: guardrail 'cap'")
     completed = [r for r in result.agent_results if r.succeeded]
-    assert 0 < len(completed) < 500
+    # Calls that do not fit wait for calls in flight instead of being refused, so every
+    # subtask may get its turn (and with a loose cap the whole run fits); the policy acts
+    # only when a call cannot fit even with nothing in flight.
+    if result.status is TaskStatus.COMPLETED:
+        assert len(completed) == 500 and not recorder.of(EventType.GUARDRAIL)
+        return
+    assert result.status is TaskStatus.FAILED and (result.error or "").startswith("aborted: guardrail 'cap'")
+    assert 0 < len(completed) <= 500
     assert recorder.of(EventType.GUARDRAIL)
 
 
