@@ -17,6 +17,8 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..errors import redact_urls
+
 __all__ = ["COOKIE_NAME", "RedactTokenFilter", "TokenAuthMiddleware", "redact_query_token"]
 
 COOKIE_NAME = "orchestration_token"
@@ -26,8 +28,8 @@ Scope = dict[str, Any]
 
 
 def redact_query_token(text: str) -> str:
-    """``text`` with any ``token=...`` query value masked."""
-    return _QUERY_TOKEN.sub(r"\1[REDACTED]", text)
+    """``text`` with any ``token=...`` query value masked (percent-encoded names too)."""
+    return redact_urls(_QUERY_TOKEN.sub(r"\1[REDACTED]", text))
 
 
 class RedactTokenFilter(logging.Filter):
