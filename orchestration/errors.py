@@ -31,6 +31,7 @@ __all__ = [
     "RunNotFoundError",
     "ServiceUnavailableError",
     "StoreError",
+    "StoreUnavailableError",
     "describe",
     "redact",
     "redact_urls",
@@ -157,6 +158,11 @@ class RunNotFoundError(OrchestrationError, KeyError):
 class StoreError(OrchestrationError):
     """The run store cannot be used: a damaged file, a file that is not a store, or a
     database that stayed unreachable.  The message is one line naming the store."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's database cannot be reached right now (refused, dropped or shut down
+    connections): transient; ``append`` retries it for the store's ``outage_timeout``."""
 
 
 class CallbackError(OrchestrationError):

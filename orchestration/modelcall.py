@@ -20,7 +20,7 @@ from .budget import Reservation
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext, current_scope
-from .errors import BudgetExceededError, describe
+from .errors import BudgetExceededError, StoreError, describe
 from .events import EventType
 from .llm import Completion, CompletionRequest, Provider
 from .pricing import PriceTable
@@ -73,6 +73,7 @@ async def call_model(
             asyncio.CancelledError,
             guard.GuardrailRejectedError,
             guard.RunPausedError,
+            StoreError,
         ):
             raise  # a decision about the run, not a failure of this model: no fallback
         except Exception as error:
@@ -107,6 +108,12 @@ async def _call_one(
         recorded = run.recording.take(fingerprint)
         if recorded is not None:  # paid for before the interruption: its event is in the log already
             return recorded
+    if run is not None:
+        try:
+            await run.log.writable()  # never pay for a call while the store cannot keep the run's events
+        except StoreError:
+            _abort(run)
+            raise
     reservation: Reservation | None = None
     prompt_tokens = 0
     guarded = run is not None and run.guardrails is not None
@@ -275,6 +282,15 @@ def _worst_case(request: CompletionRequest, prices: PriceTable) -> tuple[float, 
     if price is None:
         return 0.0, prompt
     return price.cost(Usage(input_tokens=prompt, output_tokens=request.max_tokens or 0)), prompt
+
+
+def _abort(run: RunContext) -> None:
+    """Stop the whole run now (as a lost lease does): its store failed; ``_end`` says how."""
+    if run.abort_reason is None:
+        run.abort_reason = "the run's store stopped accepting events, so no more model calls are made"
+        run.cancel_requested = True
+        if run.body is not None:
+            run.body.cancel()
 
 
 def _set(error: BaseException, name: str, value: Any) -> None:
