@@ -12,12 +12,15 @@ import base64
 import json
 import logging
 import os
+import re
+import signal
 import subprocess
 import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from orchestration import OrchestratorConfig, StreamEvent
@@ -160,3 +163,34 @@ def test_the_logging_filter_masks_url_credentials(caplog: pytest.LogCaptureFixtu
     assert caplog.records[-1].getMessage() == (
         "request to http://[REDACTED]@h/?%74oken=[REDACTED] failed after 3 tries"
     )
+
+
+SERVE = "from orchestration.server import serve; from orchestration import MemoryStore; serve(port=0, store=MemoryStore())"
+
+
+def test_the_servers_access_log_masks_a_percent_encoded_token() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = ""
+        while "Live run page" not in line:  # the page's address is printed once, at start
+            line = process.stderr.readline()
+            assert line or process.poll() is None, "the server exited before it started"
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=([\w.~-]+)", line)
+        assert match, line
+        base, token = f"http://127.0.0.1:{match.group(1)}", match.group(2)
+        for path in (f"/?%74oken={token}", f"/runs?limit=1&%2574oken={token}", f"/runs?%54OKEN={token}"):
+            httpx.get(base + path, timeout=30)  # answered or refused: either way it is logged
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    logs = out + err
+    assert "%74oken=[REDACTED]" in logs  # the access log line is there, without the token
+    assert token not in logs.replace(line, "")  # only the start-up line shows it, once
