@@ -276,6 +276,8 @@ class _Parser:
         return _Join(op, tuple(items))  # type: ignore[arg-type]
 
     def _not(self, depth: int) -> _Bool | _Operand:
+        if depth > _MAX_DEPTH:  # `not not not ...` nests too (and evaluating it recurses)
+            raise ExpressionError(f"condition nests deeper than {_MAX_DEPTH} levels", self.peek().column)
         if self._keyword("not"):
             column = self.peek().column
             item = self._not(depth + 1)

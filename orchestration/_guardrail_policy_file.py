@@ -1,4 +1,15 @@
-"""Reading guardrail policy files: YAML (safe loader) to validated specs, errors with line numbers."""
+"""Reading guardrail policy files: YAML (safe loader) to validated specs.
+
+Every problem is one :class:`~orchestration.errors.ConfigError` line with its position
+(``line N, column M``): YAML syntax, control characters such as NUL, nesting deeper than
+a policy file ever needs, duplicate keys (YAML would silently keep the last), and each
+field's own checks.
+
+A source is a file or text by its type and shape, never by what the file system holds:
+an ``os.PathLike`` is always a file; a string is policy text when it has a line break or
+starts like YAML (``key:``, ``- ``, ``[``, ``{``, ``#``, or nothing at all), and a file
+path otherwise.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +23,15 @@ import yaml
 from ._guardrail_grammar import ExpressionError, parse_condition
 from .errors import ConfigError
 
-__all__ = ["ACTIONS", "PolicySpec", "read_policy_file", "scope_label", "validate_action", "validate_scope"]
+__all__ = [
+    "ACTIONS",
+    "PolicySpec",
+    "is_policy_text",
+    "read_policy_file",
+    "scope_label",
+    "validate_action",
+    "validate_scope",
+]
 
 ACTIONS = ("reject_execution", "pause_run", "abort_run")
 _ACTION_ALIASES = {"abort_lifetime": "abort_run", "pause_lifetime": "pause_run", "reject": "reject_execution"}
@@ -20,6 +39,11 @@ _SCOPES = ("execution", "run", "tenant", "user")
 _LABEL = re.compile(r"label:([A-Za-z_][A-Za-z0-9_.-]*)")
 _KEYS = ("name", "when", "action", "scope", "description")
 _MAX_BYTES = 1_000_000
+#: Collections nest two levels in a policy file (``policies`` > a policy); anything much
+#: deeper is a mistake or an attack on the (recursive) YAML composer.
+_MAX_DEPTH = 16
+#: How an inline policy text starts: a key (``policies:``), a list item, flow YAML, a comment.
+_TEXT_START = re.compile(r"\s*(?:$|[-?](?:\s|$)|[\[{#]|[^\s:\\/]+\s*:(?:\s|$))")
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
 )
@@ -65,41 +89,113 @@ def scope_label(scope: str) -> str | None:
 
 
 def read_policy_file(source: str | os.PathLike[str]) -> list[PolicySpec]:
-    """Read and check a policy file (path) or text; :class:`ConfigError` with line numbers."""
+    """Read and check a policy file (path) or text; :class:`ConfigError` with positions."""
     text, origin = _read(source)
-    loader = yaml.SafeLoader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # checks the characters first
         root = loader.get_single_node()
+    except _TooDeep as error:
+        raise ConfigError(
+            f"{origin}: {_mark(error.mark)}: nested deeper than {_MAX_DEPTH} levels; "
+            "a policy file is 'policies:' with a list of flat policies"
+        ) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        where = f"{_mark(mark)}: " if mark is not None else ""
         problem = error.problem or error.context or "malformed"
-        raise ConfigError(f"{origin}: {where}invalid YAML: {problem}") from error
+        raise ConfigError(f"{origin}: {where}invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as error:
+        raise ConfigError(
+            f"{origin}: {_offset(text, error.position)}: the character {_codepoint(error.character)} "
+            "is not allowed in YAML; remove it"
+        ) from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{origin}: invalid YAML: {error}") from error
+        raise ConfigError(f"{origin}: invalid YAML: {' '.join(str(error).split())}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return _policies(root, origin)
 
 
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__("too deep")
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """The safe loader, refusing nesting deeper than ``_MAX_DEPTH`` before it recurses."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            if self._depth >= _MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            finally:
+                self._depth -= 1
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+
+def _mark(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _offset(text: str, position: int) -> str:
+    """``line N, column M`` of character ``position`` of ``text``."""
+    line = text.count("\n", 0, position)
+    column = position - (text.rfind("\n", 0, position) + 1)
+    return f"line {line + 1}, column {column + 1}"
+
+
+def _codepoint(character: object) -> str:
+    code = ord(character) if isinstance(character, str) else int(character)  # type: ignore[call-overload]
+    return f"U+{code:04X}" + (" (NUL)" if code == 0 else "")
+
+
 def _read(source: str | os.PathLike[str]) -> tuple[str, str]:
-    if isinstance(source, str) and ("\n" in source or not _looks_like_path(source)):
+    if isinstance(source, str) and is_policy_text(source):
         return source, "guardrail policies"
     path = Path(source)
+    shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
+    if "\x00" in str(path):
+        raise ConfigError(f"the policy file name {shown!r} contains a NUL character")
     try:
         if path.stat().st_size > _MAX_BYTES:
-            raise ConfigError(f"{path}: a policy file larger than {_MAX_BYTES} bytes is not plausible")
+            raise ConfigError(f"{shown}: a policy file larger than {_MAX_BYTES} bytes is not plausible")
         return path.read_text(encoding="utf-8"), str(path)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"cannot read guardrail policies from {shown}: no such file (inline policy text "
+            "starts with 'policies:' or '- ')"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read guardrail policies from {path}: {error}") from error
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ConfigError(f"cannot read guardrail policies from {shown}: {reason}") from None
 
 
-def _looks_like_path(text: str) -> bool:
-    return text.endswith((".yaml", ".yml")) or Path(text).is_file()
+def is_policy_text(source: str) -> bool:
+    """True when the string ``source`` is policy text rather than a file path (by its shape)."""
+    return "\n" in source or "\r" in source or _TEXT_START.match(source) is not None
 
 
 def _at(origin: str, node: yaml.Node, message: str) -> ConfigError:
-    return ConfigError(f"{origin}: line {node.start_mark.line + 1}: {message}")
+    return ConfigError(f"{origin}: {_mark(node.start_mark)}: {message}")
+
+
+def _duplicate(origin: str, key: yaml.Node, first: yaml.Node) -> ConfigError:
+    return _at(
+        origin,
+        key,
+        f"duplicate key {_scalar(key)!r} (first at line {first.start_mark.line + 1}); "
+        "YAML would keep only the last: remove one",
+    )
 
 
 def _policies(root: yaml.Node | None, origin: str) -> list[PolicySpec]:
@@ -108,7 +204,11 @@ def _policies(root: yaml.Node | None, origin: str) -> list[PolicySpec]:
     items: yaml.Node | None = root
     if isinstance(root, yaml.MappingNode):
         items = None
+        keys: dict[str, yaml.Node] = {}
         for key, value in root.value:
+            if _scalar(key) in keys:
+                raise _duplicate(origin, key, keys[_scalar(key)])
+            keys[_scalar(key)] = key
             if _scalar(key) == "policies":
                 items = value
             elif _scalar(key) != "version":
@@ -133,8 +233,12 @@ def _policy(node: yaml.Node, origin: str) -> PolicySpec:
     if not isinstance(node, yaml.MappingNode):
         raise _at(origin, node, "a policy is a mapping with name, when and action")
     fields: dict[str, yaml.Node] = {}
+    keys: dict[str, yaml.Node] = {}
     for key, value in node.value:
         name = _scalar(key)
+        if name in keys:
+            raise _duplicate(origin, key, keys[name])
+        keys[name] = key
         if name not in _KEYS:
             raise _at(origin, key, f"unknown policy key {name!r}: use {', '.join(_KEYS)}")
         if not isinstance(value, yaml.ScalarNode):

@@ -3,13 +3,14 @@
 Every error the framework raises derives from :class:`OrchestrationError`.  Provider
 failures are mapped onto provider-agnostic classes that carry ``status_code``,
 ``retry_after`` and ``request_id`` so that retry decisions are made by class, never by
-parsing vendor messages.  No error message ever contains an API key: providers pass
-messages through :func:`redact` before raising.
+parsing vendor messages.  No error message ever contains an API key or URL credentials:
+providers pass messages through :func:`redact` before raising.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import quote, quote_plus, unquote_plus
 
 __all__ = [
     "AuthenticationError",
@@ -31,8 +32,11 @@ __all__ = [
     "RunCancelledError",
     "RunNotFoundError",
     "ServiceUnavailableError",
+    "StoreError",
+    "StoreUnavailableError",
     "describe",
     "redact",
+    "redact_urls",
 ]
 
 _SECRET_PATTERNS = (
@@ -45,11 +49,63 @@ _SECRET_PATTERNS = (
 )
 
 
+#: ``scheme://user:password@``: everything between ``://`` and the authority's last ``@``
+#: (a password may hold an unencoded ``@``, ``?`` or ``#``; the authority ends at ``/``).
+#: Possessive and bounded, so any text costs linear time.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,30}://)(?:[^\s/'\"<>\\@]*+@)++")
+#: One ``name=value`` of a query string or fragment (also in text that is not a whole URL,
+#: such as an access-log line ``"GET /runs?token=... HTTP/1.1"``).
+_QUERY_PARAM = re.compile(r"([?&;#])([^=&;#\s'\"<>]{1,256})=([^&;#\s'\"<>]*)")
+#: Query names that carry credentials, compared lower-cased without ``-``, ``_`` and ``.``.
+_SECRET_NAMES = frozenset({"key", "sig", "code", "pass", "pwd", "jwt", "sid", "session", "xapikey"})
+_SECRET_NAME_PARTS = ("token", "secret", "passw", "apikey", "accesskey", "credential", "signature", "auth")
+#: Percent-decoding rounds before a query name counts as what it decodes to (``%2574oken``
+#: is ``%74oken`` is ``token``); bounded so hostile input costs linear work.
+_DECODE_ROUNDS = 8
+
+
+def _decoded(text: str) -> str:
+    """``text`` percent-decoded until it stops changing (at most ``_DECODE_ROUNDS`` times)."""
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote_plus(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _secret_name(name: str) -> bool:
+    flat = re.sub(r"[\s_.\-\[\]]", "", _decoded(name).lower())
+    return flat in _SECRET_NAMES or any(part in flat for part in _SECRET_NAME_PARTS)
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    sep, name, value = match.group(1), match.group(2), match.group(3)
+    if value and (_secret_name(name) or _URL_USERINFO.search(_decoded(value))):
+        # A secret-looking name, or a value that is itself a URL with credentials
+        # (``?next=http%3A%2F%2Fuser%3Apass%40host``): the whole value goes.
+        return f"{sep}{name}=[REDACTED]"
+    return match.group(0)
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with URL credentials masked: userinfo (``user:password@``) and the values of
+    query or fragment parameters whose (percent-decoded) names look like secrets."""
+    if "@" in text:
+        text = _URL_USERINFO.sub(lambda m: m.group(1) + "[REDACTED]@", text)
+    if "=" in text:
+        text = _QUERY_PARAM.sub(_redact_param, text)
+    return text
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """Return ``text`` with the given secrets and anything shaped like an API key masked."""
+    """Return ``text`` with the given secrets, URL credentials and anything shaped like an
+    API key masked (see :func:`redact_urls`)."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "[REDACTED]")
+            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+                text = text.replace(form, "[REDACTED]")
+    text = redact_urls(text)
     for pattern in _SECRET_PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)
@@ -99,6 +155,16 @@ class RunNotFoundError(OrchestrationError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0]) if self.args else "run not found"
+
+
+class StoreError(OrchestrationError):
+    """The run store cannot be used: a damaged file, a file that is not a store, or a
+    database that stayed unreachable.  The message is one line naming the store."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's database cannot be reached right now (refused, dropped or shut down
+    connections): transient; ``append`` retries it for the store's ``outage_timeout``."""
 
 
 class CallbackError(OrchestrationError):

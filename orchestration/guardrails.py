@@ -127,9 +127,9 @@ class GuardrailPolicy:
 def load_policies(path_or_text: str | os.PathLike[str]) -> list[GuardrailPolicy]:
     """Policies from a YAML file path or YAML text.
 
-    A ``Path`` (or a one-line string naming an existing file or ending in ``.yaml``/``.yml``)
-    is read as a file; any other string is YAML text.  Raises :class:`ConfigError` with the
-    line (and for conditions the column) of the problem.
+    A ``Path`` is always read as a file; a string is YAML text when it has a line break or
+    starts like YAML (``key:``, ``- ``, ``[``, ``{``, ``#``), else a file path.  Raises
+    :class:`ConfigError` with the line and column of the problem.
     """
     return [
         GuardrailPolicy(

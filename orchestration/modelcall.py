@@ -19,7 +19,7 @@ from .admission import finish_call, hold_call, release_call
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext, current_scope
-from .errors import BudgetExceededError, describe
+from .errors import BudgetExceededError, StoreError, describe
 from .events import EventType
 from .llm import Completion, CompletionRequest, Provider
 from .pricing import PriceTable
@@ -72,6 +72,7 @@ async def call_model(
             asyncio.CancelledError,
             guard.GuardrailRejectedError,
             guard.RunPausedError,
+            StoreError,
         ):
             raise  # a decision about the run, not a failure of this model: no fallback
         except Exception as error:
@@ -105,6 +106,12 @@ async def _call_one(
         recorded = run.recording.take(fingerprint)
         if recorded is not None:  # paid for before the interruption: its event is in the log already
             return recorded
+    if run is not None:
+        try:
+            await run.log.writable()  # never pay for a call while the store cannot keep the run's events
+        except StoreError:
+            _abort(run)
+            raise
     held = await hold_call(run, request, prices, agent_id) if run is not None else None
 
     def on_retry(number: int, error: BaseException, wait: float) -> None:
@@ -205,6 +212,15 @@ async def _streamed(
         finish_reason=finish,
         provider=getattr(llm, "name", None),
     )
+
+
+def _abort(run: RunContext) -> None:
+    """Stop the whole run now (as a lost lease does): its store failed; ``_end`` says how."""
+    if run.abort_reason is None:
+        run.abort_reason = "the run's store stopped accepting events, so no more model calls are made"
+        run.cancel_requested = True
+        if run.body is not None:
+            run.body.cancel()
 
 
 def _set(error: BaseException, name: str, value: Any) -> None:

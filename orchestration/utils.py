@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import BudgetExceededError
+from .errors import BudgetExceededError, redact
 
 __all__ = [
     "CostTracker",
     "ProgressTracker",
+    "RedactSecretsFilter",
     "calculate_progress",
     "chunk_list",
     "deduplicate_by_key",
     "format_cost",
     "format_duration",
+    "install_redaction",
 ]
 
 T = TypeVar("T")
@@ -76,6 +79,42 @@ def deduplicate_by_key(items: Iterable[T], key: str | Callable[[T], Hashable]) -
         seen.add(value)
         unique.append(item)
     return unique
+
+
+class RedactSecretsFilter(logging.Filter):
+    """A logging filter that masks secrets (see :func:`~orchestration.errors.redact`) in a
+    record's message and string arguments: URL userinfo, credential query parameters
+    (percent-encoded names too) and API-key-shaped strings.  Always keeps the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place."""
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted_arg(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _redacted_arg(value) for key, value in record.args.items()}
+        return True
+
+
+def _redacted_arg(value: object) -> object:
+    # Non-strings whose text may hold a URL (httpx.URL, exceptions) are rendered and redacted;
+    # numbers stay numbers so %d and %.2f formats keep working.
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    return redact(value if isinstance(value, str) else str(value))
+
+
+def install_redaction(*logger_names: str) -> None:
+    """Attach one :class:`RedactSecretsFilter` to each named logger (idempotent).
+
+    A filter on a logger sees the records logged to that logger itself, which is where
+    libraries such as httpx (``"httpx"``) write request URLs.
+    """
+    for name in logger_names:
+        target = logging.getLogger(name)
+        if not any(isinstance(existing, RedactSecretsFilter) for existing in target.filters):
+            target.addFilter(RedactSecretsFilter())
 
 
 @dataclass

@@ -33,6 +33,7 @@ from orchestration.errors import (
 )
 from orchestration.llm import CompletionRequest, Provider
 from orchestration.ratelimit import RateLimiter, RateLimiterPool
+from orchestration.utils import install_redaction
 
 from ._errors import (
     error_class,
@@ -138,8 +139,8 @@ class HttpProvider(Provider):
         where = f" (check {self.base_url_env})" if self.base_url_env else ""
         try:
             url = httpx.URL(base_url)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise ConfigError(f"{self.name}: base_url {base_url!r} is not a URL{where}") from exc
+        except (httpx.InvalidURL, TypeError):
+            raise ConfigError(f"{self.name}: base_url {redact(base_url)!r} is not a URL{where}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigError(
                 f"{self.name}: base_url {redact(base_url)!r} must look like http(s)://host[:port]/path{where}"
@@ -158,7 +159,8 @@ class HttpProvider(Provider):
         return model[len(prefix) :] if model.startswith(prefix) else model
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, model={self.model!r})"
+        shown = redact(self.base_url, self._api_key)
+        return f"{type(self).__name__}(name={self.name!r}, base_url={shown!r}, model={self.model!r})"
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -167,8 +169,11 @@ class HttpProvider(Provider):
         if self._client is None or self._client_loop is not loop:
             # A client's pooled connections belong to one event loop; a new loop (e.g.
             # one run_sync per call) gets a new client.
+            install_redaction("httpx", "httpcore")  # their log lines carry request URLs
+            base_url, auth = _split_userinfo(self.base_url)
             self._client = httpx.AsyncClient(
-                base_url=self.base_url,
+                base_url=base_url,
+                auth=auth,
                 headers={**self._auth_headers(), **self._extra_headers},
                 timeout=self.timeout,
                 limits=self._limits,
@@ -385,3 +390,17 @@ class HttpProvider(Provider):
             )
         logger.debug("%s", error)
         return error
+
+
+def _split_userinfo(base_url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """``http://user:pass@host/v1`` as ``(http://host/v1, BasicAuth(user, pass))``.
+
+    httpx would send the same Basic credentials for a URL with userinfo, but would also
+    keep them in every request URL, and so in its log lines and in our error messages.
+    """
+    if not base_url:
+        return base_url, None
+    url = httpx.URL(base_url)
+    if not url.userinfo:
+        return base_url, None
+    return str(url.copy_with(userinfo=b"")), httpx.BasicAuth(url.username, url.password)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import describe
+from ..errors import StoreError, describe
 from ..events import EventType, StreamEvent
 from ..stores.base import RunStore
 from .state import RunState
@@ -96,6 +96,16 @@ class EventLog:
         self._waiters.append((target, future))
         self._write_wakeup.set()
         await future
+
+    async def writable(self) -> None:
+        """Wait until everything emitted so far is stored; raise :class:`StoreError` if the
+        store failed.  Model calls await this before they are sent, so a run whose store
+        cannot write (e.g. a database retrying a lost connection) stops paying for calls."""
+        await self.flush()
+        if self.store_error is not None:
+            raise StoreError(
+                f"the run's store failed ({describe(self.store_error)}); no more model calls are made"
+            )
 
     def close(self) -> None:
         """Ask the dispatcher to write and deliver what is queued, then stop."""

@@ -28,6 +28,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..errors import redact_urls
 from .guard import send_error
 
 __all__ = [
@@ -53,8 +54,8 @@ Scope = dict[str, Any]
 
 
 def redact_query_token(text: str) -> str:
-    """``text`` with any ``token=...`` query value masked."""
-    return _QUERY_TOKEN.sub(r"\1[REDACTED]", text)
+    """``text`` with any ``token=...`` query value masked (percent-encoded names too)."""
+    return redact_urls(_QUERY_TOKEN.sub(r"\1[REDACTED]", text))
 
 
 def csrf_token(token: str) -> str:

@@ -13,12 +13,24 @@ with one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired-or-mine``: atomic.
 ``jsonb`` cannot hold a NUL character, a lone surrogate or NaN; an event or snapshot
 containing one is kept as JSON text in a side column instead (and read back identically),
 so odd model output never fails a run's store.
+
+When the database goes away (a restart, a failover, a dropped network), ``append`` retries
+with exponential backoff (tenacity) for ``outage_timeout`` seconds, dropping the pooled
+connections it finds dead.  Meanwhile the run's model calls wait (each waits until the
+run's events are stored before it is sent), so a run never pays for answers it cannot
+keep.  If the database is back in time the run goes on as if nothing happened; otherwise
+``append`` raises :class:`~orchestration.errors.StoreError` (one line naming the store),
+no further calls are made, the run fails, and ``resume`` re-pays at most the calls that
+were in flight.  Every other operation fails fast with
+:class:`~orchestration.errors.StoreUnavailableError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -32,12 +44,22 @@ except ImportError as _error:  # pragma: no cover - depends on the installation
         "PostgresStore needs psycopg 3: pip install 'multi-agent-orchestration[postgres]'"
     ) from _error
 
-from ..errors import ConfigError, OrchestrationError, redact
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from ..errors import ConfigError, StoreError, StoreUnavailableError, redact
 from ..events import StreamEvent
 from . import _sql
 from ._sql import postgres_sql as _pg
 
 __all__ = ["PostgresStore"]
+
+logger = logging.getLogger("orchestration.stores")
 
 _Connection = psycopg.AsyncConnection[Any]
 
@@ -124,6 +146,8 @@ class PostgresStore(_sql.SQLStoreMixin):
             several milliseconds cheaper on slow disks with the guarantee the SQLite
             store gives by default: a worker crash loses nothing; only a crash of the
             database server itself can lose the last fraction of a second.
+        outage_timeout: seconds ``append`` keeps retrying a database it cannot reach
+            (the run's model calls wait meanwhile) before the run fails; ``0`` fails at once.
     """
 
     #: Events survive the process: the engine waits for them at durability points.
@@ -137,6 +161,7 @@ class PostgresStore(_sql.SQLStoreMixin):
         max_connections: int = 4,
         connect_timeout: float = 10.0,
         synchronous_commit: Literal["on", "off", "local", "remote_write", "remote_apply"] | None = None,
+        outage_timeout: float = 60.0,
     ) -> None:
         dsn = dsn if dsn is not None else os.environ.get("ORCHESTRATION_DATABASE_URL")
         if not dsn:
@@ -145,7 +170,14 @@ class PostgresStore(_sql.SQLStoreMixin):
             raise ConfigError(f"max_connections must be at least 1, not {max_connections!r}")
         if synchronous_commit not in (None, "on", "off", "local", "remote_write", "remote_apply"):
             raise ConfigError("synchronous_commit must be on, off, local, remote_write or remote_apply")
+        if not (
+            isinstance(outage_timeout, (int, float)) and math.isfinite(outage_timeout) and outage_timeout >= 0
+        ):
+            raise ConfigError(
+                f"outage_timeout must be a finite number of seconds >= 0, not {outage_timeout!r}"
+            )
         self._dsn = dsn
+        self._outage_timeout = float(outage_timeout)
         self._clock = clock
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
@@ -165,13 +197,25 @@ class PostgresStore(_sql.SQLStoreMixin):
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _error(self, error: BaseException) -> OrchestrationError:
-        """``error`` as an OrchestrationError, with the DSN's password masked."""
+    def _where(self) -> str:
+        """``host:port/dbname`` of the DSN (never its password), for messages."""
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self._dsn)
+        except psycopg.Error:
+            return "(invalid DSN)"
+        host = str(info.get("host") or info.get("hostaddr") or "localhost")
+        port = f":{info['port']}" if info.get("port") else ""
+        return f"{host}{port}/{info.get('dbname') or ''}"
+
+    def _error(self, error: BaseException) -> StoreError:
+        """``error`` as one line naming the store, the DSN's password masked; a lost or
+        refused connection is a :class:`StoreUnavailableError` (``append`` retries it)."""
         try:
             password = str(psycopg.conninfo.conninfo_to_dict(self._dsn).get("password") or "")
         except psycopg.Error:
             password = ""
-        return OrchestrationError(f"Postgres store: {redact(str(error), password)}")
+        kind = StoreUnavailableError if isinstance(error, psycopg.OperationalError) else StoreError
+        return kind(f"Postgres store {self._where()}: {redact(' '.join(str(error).split()), password)}")
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[_Connection]:
@@ -188,7 +232,9 @@ class PostgresStore(_sql.SQLStoreMixin):
             try:
                 yield conn
             except psycopg.errors.UniqueViolation as error:
-                raise OrchestrationError(f"Postgres store: a concurrent writer won ({error})") from error
+                raise StoreError(
+                    f"Postgres store {self._where()}: a concurrent writer won ({error})"
+                ) from error
             except psycopg.Error as error:
                 raise self._error(error) from error
             finally:
@@ -260,8 +306,10 @@ class PostgresStore(_sql.SQLStoreMixin):
     async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
         """Append ``events`` in one transaction; committed when this returns.
 
-        Raises :class:`OrchestrationError`, writing nothing, unless the batch continues
-        the run's log exactly (``seq`` = last stored + 1, no gaps, same ``run_id``).
+        Raises :class:`StoreError`, writing nothing, unless the batch continues the run's
+        log exactly (``seq`` = last stored + 1, no gaps, same ``run_id``).  While the
+        database cannot be reached, retries for ``outage_timeout`` seconds (see the
+        module docstring), then raises :class:`StoreError`.
         """
         if not events:
             return
@@ -269,10 +317,58 @@ class PostgresStore(_sql.SQLStoreMixin):
             (run_id, e.seq, str(e.event_type), e.timestamp, *_split_json(_sql.dumps(e.to_dict())))
             for e in events
         ]
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(StoreUnavailableError),
+            stop=stop_after_delay(self._outage_timeout),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            before_sleep=self._retrying,
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    try:
+                        await self._append_once(run_id, events, rows, retried=attempts > 1)
+                    except StoreUnavailableError:
+                        await self._close_idle()  # they are as dead as the one that failed
+                        raise
+        except StoreUnavailableError as error:
+            logger.error("%s; gave up after %d attempts", error, attempts)
+            raise StoreError(
+                f"{error} (still unreachable after {self._outage_timeout:g}s of retries, the store's "
+                "outage_timeout; resume the run once the database is back)"
+            ) from None
+        if attempts > 1:
+            logger.warning("Postgres store %s is reachable again; the run goes on", self._where())
+
+    def _retrying(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        if state.attempt_number == 1:
+            logger.warning(
+                "%s; retrying for up to %gs (outage_timeout), model calls wait",
+                error,
+                self._outage_timeout,
+            )
+        else:
+            logger.debug(
+                "Postgres store %s: attempt %d failed, next in %.2fs",
+                self._where(),
+                state.attempt_number,
+                wait,
+            )
+
+    async def _append_once(
+        self, run_id: str, events: Sequence[StreamEvent], rows: list[tuple[Any, ...]], *, retried: bool
+    ) -> None:
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(_pg(_sql.UPSERT_RUN), (run_id,))  # locks the run's row
             row = await cursor.fetchone()
             summary = _sql.summary_from_row(row or ())
+            if retried and summary.last_seq >= events[-1].seq and await _holds(conn, run_id, events[-1]):
+                return  # the attempt that lost its connection had committed after all
             _sql.check_batch(run_id, summary.last_seq, events)
             async with conn.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
                 for event_row in rows:
@@ -324,6 +420,15 @@ class PostgresStore(_sql.SQLStoreMixin):
         """Close the pooled connections (a later call opens new ones)."""
         await self._close_idle()
         self._slots = None
+
+
+async def _holds(conn: _Connection, run_id: str, event: StreamEvent) -> bool:
+    """True when ``event`` (its seq, type and time) is already stored."""
+    cursor = await conn.execute(
+        "SELECT event_type, ts FROM events WHERE run_id = %s AND seq = %s", (run_id, event.seq)
+    )
+    row = await cursor.fetchone()
+    return row is not None and row[0] == str(event.event_type) and float(row[1]) == event.timestamp
 
 
 async def _schema_version(conn: _Connection) -> int:

@@ -12,6 +12,14 @@ WAL file when :meth:`SQLiteStore.append` returns, so it survives the process bei
 lose the last few transactions before the next checkpoint, and never corrupts the file.
 Commits then cost no ``fsync``.  Pass ``synchronous="FULL"`` to fsync the WAL on every
 commit and survive power loss as well, at a few hundred microseconds per batch.
+
+Damage is refused, never papered over (:mod:`._sqlite_files`): when the store first opens
+its file it checks SQLite's header, the write-ahead log's frames and ``PRAGMA
+quick_check``, and raises :class:`~orchestration.errors.StoreError` naming the file for a
+damaged file, a file that is not a SQLite database or is another application's, or a
+0-byte file with a ``-wal`` next to it.  A 0-byte file alone is a new, empty store (an
+empty file holds nothing that could be lost).  ``check_integrity=False`` skips the two
+checks that read the whole file (the WAL and ``quick_check``) for very large stores.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..errors import ConfigError, OrchestrationError
+from ..errors import ConfigError, OrchestrationError, StoreError
 from ..events import StreamEvent
 from . import _sql
+from ._sqlite_files import check_files, check_open
 
 __all__ = ["SQLiteStore"]
 
@@ -87,6 +96,8 @@ class SQLiteStore(_sql.SQLStoreMixin):
         synchronous: ``"NORMAL"`` (the default: durable across process crashes) or
             ``"FULL"`` (also across power loss); see the module docstring.
         busy_timeout: seconds to wait for another process's write lock.
+        check_integrity: check the WAL and run ``PRAGMA quick_check`` on open (reads the
+            whole file once per open; the header checks always run).
     """
 
     #: Events survive the process: the engine waits for them at durability points.
@@ -99,6 +110,7 @@ class SQLiteStore(_sql.SQLStoreMixin):
         clock: Callable[[], float] = time.time,
         synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "NORMAL",
         busy_timeout: float = 30.0,
+        check_integrity: bool = True,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL", "EXTRA"):
             raise ConfigError(f"synchronous must be 'NORMAL', 'FULL' or 'EXTRA', not {synchronous!r}")
@@ -108,6 +120,7 @@ class SQLiteStore(_sql.SQLStoreMixin):
         self._clock = clock
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
+        self._check_integrity = check_integrity
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # used only on the executor's thread
 
@@ -134,14 +147,18 @@ class SQLiteStore(_sql.SQLStoreMixin):
                 self._conn = self._connect()
             return fn(self._conn, *args)
         except sqlite3.Error as error:
-            raise OrchestrationError(f"SQLite store {self.path}: {error}") from error
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
+        on_disk = self.path != ":memory:"
+        if on_disk:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            check_files(self.path, wal=self._check_integrity)  # before SQLite may replay or drop the WAL
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            if on_disk:  # before anything writes: switching to WAL rewrites the header
+                check_open(conn, self.path, quick_check=self._check_integrity)
             self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall())
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             self._migrate(conn)

@@ -187,26 +187,26 @@ def test_other_accepted_shapes() -> None:
             "policies:\n  - name: a\n    when: >\n      calls >\n    action: abort_run\n",
             "line 3, column 8 of the condition",
         ),
-        # structure errors: the line
+        # structure errors: the line and column of the offending node
         ("policies:\n  - name: a\n    when: calls > 1\n", "line 2: the policy has no 'action'"),
         (
             "policies:\n  - name: a\n    when: calls > 1\n    action: explode\n",
-            "line 4: policy 'a': unknown action",
+            "line 4, column 13: policy 'a': unknown action",
         ),
         (
             "policies:\n  - name: a\n    when: calls > 1\n    action: abort_run\n    scope: galaxy\n",
-            "line 5: policy 'a': unknown scope",
+            "line 5, column 12: policy 'a': unknown scope",
         ),
         (
             "policies:\n  - name: a\n    when: calls > 1\n    action: abort_run\n    colour: red\n",
-            "line 5: unknown policy key 'colour'",
+            "line 5, column 5: unknown policy key 'colour'",
         ),
-        ("polices:\n  - name: a\n", "line 1: unknown key 'polices'"),
-        ("policies: 5\n", "line 1: 'policies' must be a list"),
-        ("policies:\n  - just a string\n", "line 2: a policy is a mapping"),
+        ("polices:\n  - name: a\n", "line 1, column 1: unknown key 'polices'"),
+        ("policies: 5\n", "line 1, column 11: 'policies' must be a list"),
+        ("policies:\n  - just a string\n", "line 2, column 5: a policy is a mapping"),
         (
             "policies:\n  - name: a\n    when: [1]\n    action: abort_run\n",
-            "line 3: 'when' must be a single value",
+            "line 3, column 11: 'when' must be a single value",
         ),
         (
             "policies:\n  - {name: a, when: calls > 1, action: abort_run}\n  - {name: a, when: calls > 2, action: abort_run}\n",
