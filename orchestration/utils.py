@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ __all__ = [
     "format_cost",
     "format_duration",
     "install_redaction",
+    "format_usd",
 ]
 
 T = TypeVar("T")
@@ -54,6 +56,24 @@ def format_cost(cost: float) -> str:
     if abs(cost) < 1:
         return f"${cost:.4f}"
     return f"${cost:,.2f}"
+
+
+def format_usd(value: float) -> str:
+    """USD so that no non-zero amount reads as zero: ``0`` -> ``'$0'``, ``0.0123`` -> ``'$0.0123'``,
+    ``1234.5`` -> ``'$1,234.50'``, ``0.0000031`` -> ``'$0.0000031'`` (two significant digits)."""
+    if not math.isfinite(value):
+        return f"${value}"
+    sign, size = ("-" if value < 0 else ""), abs(value)
+    if size == 0:
+        return "$0"
+    if size >= 100:
+        return f"{sign}${size:,.2f}"
+    if size >= 0.01:
+        return f"{sign}${size:,.4f}"
+    if size < 1e-9:
+        return f"{sign}${size:.1e}"
+    decimals = 1 - math.floor(math.log10(size))  # two significant digits
+    return f"{sign}${size:.{decimals}f}"
 
 
 def chunk_list(items: Sequence[T], size: int) -> list[list[T]]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..events import EventType, StreamEvent
 from ..models import AgentResult, OrchestratorResult, SubTask, SynthesisResult
 from ..usage import Usage
+from ..utils import format_usd
 
 __all__ = ["Section", "build_sections", "escape_untrusted_markdown", "render_markdown", "report_models"]
 
@@ -115,7 +116,7 @@ def report_models(result: OrchestratorResult) -> list[str]:
 
 
 def _money(value: float) -> str:
-    return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
+    return format_usd(value)
 
 
 def _duration(seconds: float) -> str:

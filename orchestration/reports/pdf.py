@@ -16,6 +16,7 @@ from typing import Any
 
 from ..events import StreamEvent
 from ..models import OrchestratorResult
+from ..utils import format_usd
 from .flowables import Styles, make_styles, markdown_to_flowables, text_markup
 from .fonts import FontSet, load_fonts
 from .markdown import Section, agent_costs, build_sections, front_matter
@@ -69,7 +70,7 @@ def _cost_chart(costs: list[tuple[str, float]], fonts: FontSet, width: float) ->
     chart.valueAxis.valueMin = 0
     chart.valueAxis.labels.fontName = fonts.regular
     chart.valueAxis.labels.fontSize = 7
-    chart.valueAxis.labelTextFormat = lambda value: f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+    chart.valueAxis.labelTextFormat = format_usd
     drawing.add(chart)
     drawing.add(String(0, height - 14, "Cost per agent (USD)", fontName=fonts.bold, fontSize=10))
     return drawing
@@ -96,7 +97,7 @@ def _title_block(result: OrchestratorResult, styles: Styles, width: float) -> li
         if key == "models":
             value = ", ".join(str(m) for m in value) if isinstance(value, list) and value else "n/a"
         elif key == "total_cost_usd":
-            value = f"${result.total_cost:,.4f}"
+            value = format_usd(result.total_cost)
         elif key == "execution_time_s":
             value = f"{result.execution_time:.1f} s"
         elif isinstance(value, int):
