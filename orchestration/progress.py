@@ -14,7 +14,7 @@ from typing import Any
 
 from .events import EventType, StreamEvent
 
-__all__ = ["ProgressDisplay"]
+__all__ = ["ProgressDisplay", "format_usd_cell"]
 
 _LOGGED = {
     EventType.AGENT_RETRY: "retry",
@@ -90,7 +90,7 @@ class ProgressDisplay:
             who = f"{event.agent_id}: " if event.agent_id else ""
             self._log(_LOGGED[kind], f"{who}{detail}", style="yellow")
         if self._progress is not None and self._overall is not None:
-            info = f"{self._tokens:,} tok  {_format_usd(self._cost)}"
+            info = f"{self._tokens:,} tok  {format_usd_cell(self._cost)}"
             self._progress.update(self._overall, completed=event.progress, info=info)
         if event.is_terminal:
             self._finish(event)
@@ -130,7 +130,7 @@ class ProgressDisplay:
         agent = self._agents[agent_id]
         if self._progress is None or agent.row is None:
             return
-        parts = [f"{agent.tokens:,} tok", _format_usd(agent.cost)]
+        parts = [f"{agent.tokens:,} tok", format_usd_cell(agent.cost)]
         if self.show_text and agent.chars:
             parts.insert(0, f"{agent.chars:,} chars")
         self._progress.update(agent.row, info="  ".join(parts))
@@ -171,9 +171,9 @@ class ProgressDisplay:
         cost = float(event.data.get("total_cost", self._cost))
         done = sum(1 for a in self._agents.values() if a.mark == "✓")
         failed = sum(1 for a in self._agents.values() if a.mark in ("✗", "-"))
-        bill = _format_usd(cost)
+        bill = format_usd_cell(cost)
         if self._recorded:
-            bill = f"{_format_usd(max(cost - self._recorded, 0.0))} spent, {_format_usd(self._recorded)} recorded"
+            bill = f"{format_usd_cell(max(cost - self._recorded, 0.0))} spent, {format_usd_cell(self._recorded)} recorded"
         summary = (
             f"{self._title} — {status} in {elapsed:.1f}s: {len(self._agents)} agents "
             f"({done} completed, {failed} not), {self._tokens:,} tokens, {bill}"
@@ -196,13 +196,14 @@ def _short(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _format_usd(value: float) -> str:
-    # The same rule as the CLI's table (orchestration.cli.common), which this layer may not
-    # import: a non-zero cost never shows as $0.0000.
+def format_usd_cell(value: float) -> str:
+    """USD for a table cell or a status line, never hiding a non-zero cost: ``$0``,
+    ``$0.0123``, ``$0.0000031`` (four decimals from a cent up, else two significant
+    digits).  The CLI's table uses it too; reports use :func:`orchestration.utils.format_usd`."""
     if value == 0:
         return "$0"
     sign, size = ("-" if value < 0 else ""), abs(value)
     if size >= 0.01:
         return f"{sign}${size:.4f}"
-    exponent = int(f"{size:.1e}".split("e")[1])
+    exponent = int(f"{size:.1e}".split("e")[1])  # after rounding: 9.96e-6 is 1.0e-05
     return f"{sign}${size:.{max(1 - exponent, 0)}f}"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ..events import EventType, StreamEvent
 from ..models import AgentResult, OrchestratorResult
+from ..progress import format_usd_cell
 from ..replay import RecordedProvider
 from ..stores.base import RunStore
 from ..usage import Usage
@@ -186,11 +187,11 @@ def print_result(
             escape(agent_id),
             status,
             str(usage.total_tokens),
-            _format_usd(usage.cost_usd),
+            format_usd_cell(usage.cost_usd),
             format_duration(elapsed) if elapsed is not None else "-",
         )
     table.add_section()
-    table.add_row("total", "", str(result.usage.total_tokens), _format_usd(result.total_cost), "")
+    table.add_row("total", "", str(result.usage.total_tokens), format_usd_cell(result.total_cost), "")
     console.print(table)
     console.print(
         f"status: [bold]{result.status}[/bold]   {_bill_line(result, recorded)}   "
@@ -205,11 +206,13 @@ def print_result(
 def _bill_line(result: OrchestratorResult, recorded: Recorded | None) -> str:
     usage = result.usage
     if recorded is None:
-        return f"total: {_format_usd(result.total_cost)} ({usage.total_tokens} tokens, {usage.calls} calls)"
+        return (
+            f"total: {format_usd_cell(result.total_cost)} ({usage.total_tokens} tokens, {usage.calls} calls)"
+        )
     spent = max(result.total_cost - recorded.cost, 0.0)
     return (
-        f"{usage.calls - recorded.calls} provider calls, {_format_usd(spent)} spent   "
-        f"recorded: {_format_usd(recorded.cost)} ({recorded.tokens} tokens, {recorded.calls} calls "
+        f"{usage.calls - recorded.calls} provider calls, {format_usd_cell(spent)} spent   "
+        f"recorded: {format_usd_cell(recorded.cost)} ({recorded.tokens} tokens, {recorded.calls} calls "
         f"replayed from run {escape(recorded.replay_of)})"
     )
 
@@ -242,22 +245,6 @@ def agent_rows(result: OrchestratorResult) -> list[tuple[str, str, Usage, float 
         statuses = ", ".join(dict.fromkeys(str(r.status) for r in results))
         rows.append((agent_id, statuses, usage, sum(r.execution_time for r in results)))
     return rows
-
-
-def _format_usd(value: float) -> str:
-    """USD that never hides a non-zero cost: ``$0``, ``$0.0123``, ``$0.0000031``.
-
-    Values of a cent or more get four decimals; smaller non-zero values get two
-    significant digits in plain decimal notation.
-    """
-    if value == 0:
-        return "$0"
-    sign = "-" if value < 0 else ""
-    size = abs(value)
-    if size >= 0.01:
-        return f"{sign}${size:.4f}"
-    exponent = int(f"{size:.1e}".split("e")[1])  # after rounding: 9.96e-6 is 1.0e-05
-    return f"{sign}${size:.{max(1 - exponent, 0)}f}"
 
 
 def escape(text: str) -> str:

@@ -12,10 +12,10 @@ from ..base import BaseOrchestrator
 from ..errors import ConfigError, RunNotFoundError
 from ..events import EventType
 from ..models import OrchestratorResult, TaskStatus
+from ..progress import format_usd_cell
 from ..stores.base import RunStore, RunSummary
 from ..utils import format_duration
 from .common import (
-    _format_usd,
     add_display_options,
     add_store_option,
     escape,
@@ -154,7 +154,7 @@ async def _runs(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
         table.add_row(
             run.run_id if replay_of is None else f"{run.run_id}\n replay of\n {escape(str(replay_of))}",
             str(run.status),
-            _format_usd(_spent(run)),
+            format_usd_cell(_spent(run)),
             format_duration(now - run.created_at),
             escape(run.orchestrator),
             escape(run.title),
@@ -162,8 +162,10 @@ async def _runs(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
     console = Console(file=out, highlight=False)
     console.print(table)
     recorded = sum(run.total_cost - _spent(run) for run in runs)
-    note = f" ({replays} replay(s): {_format_usd(recorded)} recorded, not counted again)" if replays else ""
-    console.print(f"spent: {_format_usd(sum(_spent(run) for run in runs))} over {len(runs)} run(s){note}")
+    note = (
+        f" ({replays} replay(s): {format_usd_cell(recorded)} recorded, not counted again)" if replays else ""
+    )
+    console.print(f"spent: {format_usd_cell(sum(_spent(run) for run in runs))} over {len(runs)} run(s){note}")
     return 0
 
 

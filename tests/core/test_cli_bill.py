@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from orchestration.cli.common import _format_usd
+from orchestration.progress import format_usd_cell
 
 from .test_cli import orchestrate
 
@@ -73,14 +73,14 @@ def test_no_non_zero_cost_prints_as_zero() -> None:
 
 
 def test_format_usd_keeps_two_significant_digits_below_a_cent() -> None:
-    assert _format_usd(0) == "$0"
-    assert _format_usd(0.0123) == "$0.0123"
-    assert _format_usd(1.5) == "$1.5000"
-    assert _format_usd(0.01) == "$0.0100"
-    assert _format_usd(3.1e-6) == "$0.0000031"
-    assert _format_usd(0.0002487) == "$0.00025"
-    assert _format_usd(9.96e-6) == "$0.000010"
-    assert _format_usd(4e-10) == "$0.00000000040"
+    assert format_usd_cell(0) == "$0"
+    assert format_usd_cell(0.0123) == "$0.0123"
+    assert format_usd_cell(1.5) == "$1.5000"
+    assert format_usd_cell(0.01) == "$0.0100"
+    assert format_usd_cell(3.1e-6) == "$0.0000031"
+    assert format_usd_cell(0.0002487) == "$0.00025"
+    assert format_usd_cell(9.96e-6) == "$0.000010"
+    assert format_usd_cell(4e-10) == "$0.00000000040"
 
 
 def test_json_carries_the_run_id() -> None:
@@ -98,11 +98,12 @@ def test_a_replay_spends_nothing_and_runs_never_count_it_twice(tmp_path: Path) -
     replayed = orchestrate("replay", original["run_id"], "--store", store, env=WIDE)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stderr.rstrip().endswith(
-        f"863 tokens, $0 spent, {_format_usd(cost)} recorded"
+        f"863 tokens, $0 spent, {format_usd_cell(cost)} recorded"
     )  # the display
     assert "0 provider calls, $0 spent" in replayed.stdout
-    assert f"recorded: {_format_usd(cost)} (863 tokens, 7 calls replayed from run {original['run_id']})" in (
-        replayed.stdout
+    assert (
+        f"recorded: {format_usd_cell(cost)} (863 tokens, 7 calls replayed from run {original['run_id']})"
+        in (replayed.stdout)
     )
     as_json = json.loads(orchestrate("replay", original["run_id"], "--json", "-q", "--store", store).stdout)
     assert as_json["replay"] == {
@@ -117,7 +118,7 @@ def test_a_replay_spends_nothing_and_runs_never_count_it_twice(tmp_path: Path) -
     listed = orchestrate("runs", "--store", store, env=WIDE)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("replay of") == 2
-    assert f"spent: {_format_usd(cost)} over 3 run(s)" in listed.stdout
+    assert f"spent: {format_usd_cell(cost)} over 3 run(s)" in listed.stdout
     runs = json.loads(orchestrate("runs", "--json", "--store", store).stdout)
     assert sorted(r["spent_usd"] for r in runs) == [0.0, 0.0, cost]
     assert sorted(str(r["replay_of"]) for r in runs) == sorted([original["run_id"]] * 2 + ["None"])

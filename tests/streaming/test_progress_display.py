@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from orchestration import SubTask
-from orchestration.progress import _format_usd
+from orchestration.progress import format_usd_cell
 from orchestration.streaming import create_progress_bar_callback
 
 from .demo import DemoOrchestrator
@@ -33,7 +33,7 @@ async def test_plain_output_when_not_a_terminal() -> None:
     assert "part3 failed on purpose" in text  # the failure is logged above the summary
     summary = text.strip().splitlines()
     assert any(line.startswith("Build [red]it[/red] — partial in") for line in summary)  # markup kept literal
-    assert _format_usd(result.total_cost) in text  # sub-cent costs keep two significant digits
+    assert format_usd_cell(result.total_cost) in text  # sub-cent costs keep two significant digits
     assert "7 agents (5 completed, 2 not)" in text  # part3 failed, join skipped
 
 
