@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__ as __version__
 from .base import BaseOrchestrator, RunContext
 from .budget import Budget
 from .config import OrchestratorConfig
@@ -68,8 +69,6 @@ if TYPE_CHECKING:
     from patterns.iterative import IterationResult, IterativeOrchestrator
     from patterns.sequential import SequentialOrchestrator
     from patterns.swarm import DreamSwarmConfig, DreamSwarmOrchestrator
-
-__version__ = "0.1.0"
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {

@@ -28,7 +28,7 @@ import functools
 import inspect
 import time
 from collections.abc import Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .admission import finish_call, finish_call_now, hold_call, hold_call_now, release_call
 from .engine.blocking import BLOCKING_SECONDS, report_blocking
@@ -37,9 +37,18 @@ from .errors import ConfigError, MalformedResponseError
 from .llm import Completion, CompletionRequest, Provider, _text_of, _usage_of, is_native_provider
 
 if TYPE_CHECKING:
-    from .base import BaseOrchestrator
+    from .config import OrchestratorConfig
+    from .pricing import PriceTable
 
 __all__ = ["NO_PROVIDER", "MeteredProvider", "MissingProvider"]
+
+
+class Meters(Protocol):
+    """What metering needs of its owner (an orchestrator): its settings and price table."""
+
+    config: OrchestratorConfig
+    prices: PriceTable
+
 
 T = TypeVar("T")
 
@@ -66,7 +75,7 @@ class MeteredProvider:
 
     __slots__ = ("_orch", "_target")
 
-    def __init__(self, orch: BaseOrchestrator, target: Any) -> None:
+    def __init__(self, orch: Meters, target: Any) -> None:
         self._orch = orch
         self._target = target
 

@@ -12,9 +12,10 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..budget import Budget, format_usd
+from ..config import OrchestratorConfig
 from ..errors import BudgetExceededError, PlanError, describe
 from ..events import EventType
 from ..llm import Completion
@@ -28,9 +29,35 @@ from .run import RunContext, attributed
 from .runner import run_plan
 
 if TYPE_CHECKING:
-    from ..base import BaseOrchestrator
+    from ..stores import RunStore
 
-__all__ = ["WorkflowDriver", "agent_id_for", "title_from"]
+__all__ = ["WorkflowDriver", "WorkflowHooks", "agent_id_for", "title_from"]
+
+
+class WorkflowHooks(Protocol):
+    """What the driver needs of a front end: its settings, its store and its three hooks.
+
+    :class:`~orchestration.base.BaseOrchestrator` is one; the engine never imports it
+    (front ends sit above the engine).
+    """
+
+    config: OrchestratorConfig
+    name: str
+    store: RunStore
+
+    async def decompose_task(self, task: str, context: dict[str, Any] | None = None) -> list[SubTask]: ...
+
+    async def execute_subtask(
+        self, subtask: SubTask, context: dict[str, Any] | None = None
+    ) -> AgentResult: ...
+
+    async def synthesize_results(
+        self, agent_results: list[AgentResult], context: dict[str, Any] | None = None
+    ) -> str | SynthesisResult: ...
+
+    def record_synthesis(
+        self, synthesis: SynthesisResult, *, final: bool = False, started: float | None = None
+    ) -> SynthesisResult: ...
 
 
 # How bad a run's outcome is; set_outcome can only move a run down this scale.
@@ -40,7 +67,7 @@ _SEVERITY = {TaskStatus.COMPLETED: 0, TaskStatus.PARTIAL: 1, TaskStatus.PAUSED: 
 class WorkflowDriver:
     """Runs workflows for one orchestrator; each call works on the run it is given."""
 
-    def __init__(self, orch: BaseOrchestrator) -> None:
+    def __init__(self, orch: WorkflowHooks) -> None:
         self.orch = orch
         self.config = orch.config
 

@@ -141,8 +141,8 @@ def default_orchestrator_factory(
     reports, when asked for, go under ``reports_dir/<run>`` (a request cannot choose
     where files go).
     """
-    from .. import resolve_provider
     from ..config import OrchestratorConfig
+    from ..registry import resolve_provider
 
     cls = _registered_class(request.pattern, patterns if patterns is not None else register_patterns())
     config_cls = getattr(cls, "config_class", None) or OrchestratorConfig
