@@ -70,6 +70,8 @@ if TYPE_CHECKING:
     from patterns.sequential import SequentialOrchestrator
     from patterns.swarm import DreamSwarmConfig, DreamSwarmOrchestrator
 
+    from .graph import Contract, Edge, Graph, GraphResult, Node, NodeContext, NodeKind, NodeOutput, NodeState
+
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
     "DreamCascadeOrchestrator": "patterns.cascade",
@@ -85,6 +87,15 @@ _LAZY = {
     "create_websocket_callback": "orchestration.streaming",
     "create_progress_bar_callback": "orchestration.streaming",
     "write_reports": "orchestration.reports",
+    "Graph": "orchestration.graph",
+    "Node": "orchestration.graph",
+    "Edge": "orchestration.graph",
+    "NodeKind": "orchestration.graph",
+    "NodeState": "orchestration.graph",
+    "Contract": "orchestration.graph",
+    "NodeContext": "orchestration.graph",
+    "NodeOutput": "orchestration.graph",
+    "GraphResult": "orchestration.graph",
 }
 
 
@@ -101,7 +112,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = [
+__all__ = (
     "AgentResult",
     "AgentType",
     "AuthenticationError",
@@ -116,19 +127,28 @@ __all__ = [
     "ConditionalOrchestrator",
     "ConfigError",
     "ContextLengthError",
+    "Contract",
     "CostTracker",
     "DreamCascadeConfig",
     "DreamCascadeOrchestrator",
     "DreamSwarmConfig",
     "DreamSwarmOrchestrator",
+    "Edge",
     "EventType",
     "FanOutOrchestrator",
     "GeneratedDocument",
+    "Graph",
+    "GraphResult",
     "IterationResult",
     "IterativeOrchestrator",
     "MalformedResponseError",
     "MemoryStore",
     "ModelPrice",
+    "Node",
+    "NodeContext",
+    "NodeKind",
+    "NodeOutput",
+    "NodeState",
     "OrchestrationError",
     "OrchestratorConfig",
     "OrchestratorResult",
@@ -175,4 +195,5 @@ __all__ = [
     "resolve_provider",
     "retry_async",
     "write_reports",
-]
+    "__version__",
+)
