@@ -22,6 +22,7 @@ from .errors import (
     CallbackError,
     ConfigError,
     ContextLengthError,
+    GraphError,
     MalformedResponseError,
     OrchestrationError,
     OverloadedError,
@@ -33,6 +34,8 @@ from .errors import (
     RunCancelledError,
     RunNotFoundError,
     ServiceUnavailableError,
+    StepFailedError,
+    WorkflowError,
 )
 from .events import EventType, StreamEvent
 from .llm import Completion, CompletionChunk, CompletionRequest, Provider, as_provider
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
     from patterns.swarm import DreamSwarmConfig, DreamSwarmOrchestrator
 
     from .graph import Contract, Edge, Graph, GraphResult, Node, NodeContext, NodeKind, NodeOutput, NodeState
+    from .workflow import Flow, Workflow, WorkflowResult, step
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
@@ -96,6 +100,10 @@ _LAZY = {
     "NodeContext": "orchestration.graph",
     "NodeOutput": "orchestration.graph",
     "GraphResult": "orchestration.graph",
+    "Workflow": "orchestration.workflow",
+    "Flow": "orchestration.workflow",
+    "WorkflowResult": "orchestration.workflow",
+    "step": "orchestration.workflow",
 }
 
 
@@ -136,8 +144,10 @@ __all__ = (
     "Edge",
     "EventType",
     "FanOutOrchestrator",
+    "Flow",
     "GeneratedDocument",
     "Graph",
+    "GraphError",
     "GraphResult",
     "IterationResult",
     "IterativeOrchestrator",
@@ -173,11 +183,15 @@ __all__ = (
     "ScriptedProvider",
     "SequentialOrchestrator",
     "ServiceUnavailableError",
+    "StepFailedError",
     "StreamEvent",
     "SubTask",
     "SynthesisResult",
     "TaskStatus",
     "Usage",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowResult",
     "as_provider",
     "build_plan",
     "calculate_progress",
@@ -194,6 +208,7 @@ __all__ = (
     "resolve_orchestrator",
     "resolve_provider",
     "retry_async",
+    "step",
     "write_reports",
     "__version__",
 )

@@ -10,6 +10,7 @@ providers pass messages through :func:`redact` before raising.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
 __all__ = [
@@ -33,7 +34,9 @@ __all__ = [
     "RunNotFoundError",
     "ServiceUnavailableError",
     "StoreError",
+    "StepFailedError",
     "StoreUnavailableError",
+    "WorkflowError",
     "describe",
     "redact",
     "redact_urls",
@@ -255,3 +258,16 @@ class GraphError(OrchestrationError, ValueError):
 
 class GraphMutationError(GraphError):
     """A change to a running graph was refused (it touches an ACTIVE node, or the node is gone)."""
+
+
+class WorkflowError(GraphError):
+    """A workflow is built wrongly: an undecorated step, a second start, a branch with no routes."""
+
+
+class StepFailedError(OrchestrationError):
+    """A workflow step raised; the run failed.  ``step`` names it, ``result`` keeps what ran."""
+
+    def __init__(self, message: str, *, step: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.result = result

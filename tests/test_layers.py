@@ -38,7 +38,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "reports",
     ),
     3: ("engine", "stores", "admission", "modelcall", "metered"),
-    4: ("base", "graph", "registry"),
+    4: ("base", "graph", "workflow", "registry"),
     5: ("cli", "server"),
 }
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}

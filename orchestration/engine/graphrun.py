@@ -176,6 +176,11 @@ class NodeContext(Mapping[str, Any]):
             self._context = attributed_context(self._run.state, self.node.id)
         return self._context
 
+    def inputs(self) -> dict[str, Any]:
+        """Each completed input's contribution by source node id (always a dict, unlike
+        :attr:`input`); out of a switch only the routes it chose count."""
+        return self._run.inputs_of(self.node.id)
+
     def artifact(self, ref: ArtifactRef) -> Any:
         """The value an artifact reference in :attr:`context` points at."""
         return resolve(self._run.state, ref)
@@ -581,6 +586,16 @@ class GraphRun:
         if len(done) == 1:
             return self._data(done[0])
         return {s.spec.id: self._data(s) for s in done}
+
+    def inputs_of(self, node_id: str) -> dict[str, Any]:
+        """What each completed input passed to ``node_id``, by source id (see NodeContext.inputs)."""
+        nodes = self.state.nodes
+        found: dict[str, Any] = {}
+        for edge in nodes[node_id].inn:
+            source = nodes[edge.source]
+            if source.state == _DONE_STATE and (source.routes is None or node_id in source.routes):
+                found[edge.source] = self._data(source)
+        return found
 
     def _data(self, rec: NodeRecord) -> Any:
         """What a completed node passes on: its output, or for a switch, its own input."""
