@@ -402,35 +402,41 @@ def _check(flow: Flow) -> None:
 
 
 def _step_handler(workflow: Workflow, flow: Flow, spec: StepSpec) -> Callable[[NodeContext], Any]:
+    """The node handler calling ``spec``'s method; it returns what the method returns (a
+    coroutine for an async step, which the runtime awaits).  The common shapes get a
+    handler without the general join logic: this is the whole per-step overhead."""
     function, name = spec.function, spec.name
     ups = flow.upstream[name]
-    by_keyword = len(ups) >= 2 or spec.join == "any"
+    if not spec.wants_ctx and spec.join == "all" and len(ups) <= 1:
+        if not ups:
+            if spec.takes_input:
+                return lambda ctx: function(workflow, ctx.payload)
+            return lambda ctx: function(workflow)
+        # One upstream step (directly or through its branch's switch): the node has one
+        # input edge, so ``ctx.input`` is that step's output.
+        return lambda ctx: function(workflow, ctx.input)
     owners = {sid: sw.source for sid, sw in flow.switches.items()}
 
-    async def handler(ctx: NodeContext) -> Any:
+    def handler(ctx: NodeContext) -> Any:
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         arrived = {owners.get(source, source): value for source, value in ctx.inputs().items()} if ups else {}
         if not arrived:  # the start step (also when a loop leads back to it: its first visit)
             if spec.takes_input:
                 args.append(ctx.payload)
+        elif len(ups) >= 2 or spec.join == "any":
+            kwargs = {up: arrived[up] for up in ups if up in arrived}
+            missing = sorted((spec.required & set(ups)) - set(kwargs))
+            if missing:
+                raise WorkflowError(
+                    f"step {name!r} needs {missing}, which did not run (a branch not taken or an "
+                    "OR join); give those parameters a default"
+                )
         else:
-            if by_keyword:
-                kwargs = {up: arrived[up] for up in ups if up in arrived}
-                missing = sorted((spec.required & set(ups)) - set(kwargs))
-                if missing:
-                    raise WorkflowError(
-                        f"step {name!r} needs {missing}, which did not run (a branch not taken or an "
-                        "OR join); give those parameters a default"
-                    )
-            else:
-                args.append(arrived[ups[0]])
+            args.append(arrived[ups[0]])
         if spec.wants_ctx:
             kwargs["ctx"] = ctx
-        value = function(workflow, *args, **kwargs)
-        if inspect.isawaitable(value):
-            value = await value
-        return value
+        return function(workflow, *args, **kwargs)
 
     return handler
 
