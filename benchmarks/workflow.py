@@ -10,8 +10,9 @@ The same shapes three ways, in one process, on the memory store: a ``Workflow`` 
 
 Printed: microseconds per step for each side and the ratios workflow/graph (the target
 is 1.2x) and workflow/asyncio.  ``--instructions`` adds instructions per step counted by
-``valgrind --tool=callgrind``: the difference between two sizes divided by the
-difference in steps, free of wall-clock noise.  Run: ``python benchmarks/workflow.py
+``valgrind --tool=callgrind``, free of wall-clock noise: a child process builds one side
+once and runs it once or three times; the difference, divided by twice the steps, is
+what a run costs per step (building the benchmark's generated classes is left out).  Run: ``python benchmarks/workflow.py
 [--quick] [--instructions]``.
 """
 
@@ -56,7 +57,8 @@ def chain_workflow(n: int) -> Workflow:
             chain = chain.then(getattr(self, f"s{i}"))
 
     namespace["build"] = build
-    return type("Chain", (Workflow,), namespace)()
+    flow: Workflow = type("Chain", (Workflow,), namespace)()
+    return flow
 
 
 def fanout_workflow(n: int) -> Workflow:
@@ -82,7 +84,8 @@ def fanout_workflow(n: int) -> Workflow:
         flow.start(self.begin).then([getattr(self, f"p{i}") for i in range(n)]).then(self.join)
 
     namespace["build"] = build
-    return type("FanOut", (Workflow,), namespace)()
+    flow: Workflow = type("FanOut", (Workflow,), namespace)()
+    return flow
 
 
 async def handler(ctx: NodeContext) -> dict[str, int]:
@@ -115,17 +118,21 @@ async def baseline_fanout(n: int) -> None:
     await work(len(results))
 
 
-def sides(shape: str, n: int) -> dict[str, Callable[[], Awaitable[Any]]]:
-    """The three ways to run ``shape`` at size ``n`` (built outside the timed part)."""
-    workflow = chain_workflow(n) if shape == "chain" else fanout_workflow(n)
-    graph = chain_graph(n) if shape == "chain" else fanout_graph(n)
-    workflow.graph()  # build the flow before timing
-    handlers = {node.id: handler for node in graph.nodes}
-    return {
-        "workflow": lambda: workflow.run(store=MemoryStore()),
-        "graph": lambda: graph.run(handlers, store=MemoryStore()),
-        "asyncio": lambda: (baseline_chain if shape == "chain" else baseline_fanout)(n),
-    }
+def side(shape: str, name: str, n: int) -> Callable[[], Awaitable[Any]]:
+    """One way to run ``shape`` at size ``n``, built here, outside the measured part."""
+    if name == "workflow":
+        workflow = chain_workflow(n) if shape == "chain" else fanout_workflow(n)
+        workflow.graph()  # wire and check the flow once
+        return lambda: workflow.run(store=MemoryStore())
+    if name == "graph":
+        graph = chain_graph(n) if shape == "chain" else fanout_graph(n)
+        handlers = {node.id: handler for node in graph.nodes}
+        return lambda: graph.run(handlers, store=MemoryStore())
+    baseline = baseline_chain if shape == "chain" else baseline_fanout
+    return lambda: baseline(n)
+
+
+SIDES = ("workflow", "graph", "asyncio")
 
 
 def timed(factory: Callable[[], Awaitable[Any]], rounds: int) -> float:
@@ -139,18 +146,18 @@ def timed(factory: Callable[[], Awaitable[Any]], rounds: int) -> float:
     return best
 
 
-def instructions(shape: str, side: str, small: int, large: int) -> float | None:
-    """Instructions per step by callgrind: (I(large) - I(small)) / (large - small)."""
+def instructions(shape: str, name: str, n: int) -> float | None:
+    """Instructions per step by callgrind: (I(3 runs) - I(1 run)) / (2 n)."""
     if shutil.which("valgrind") is None:
         return None
     counts = []
-    for n in (small, large):
+    for runs in (1, 3):
         with tempfile.TemporaryDirectory() as folder:
             out = os.path.join(folder, "cg.out")
             subprocess.run(
                 [
                     *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"),
-                    *(sys.executable, __file__, "--child", shape, side, str(n)),
+                    *(sys.executable, __file__, "--child", shape, name, str(n), str(runs)),
                 ],
                 check=True,
                 capture_output=True,
@@ -161,18 +168,20 @@ def instructions(shape: str, side: str, small: int, large: int) -> float | None:
             )
             assert match, "callgrind wrote no summary"
             counts.append(int(match.group(1)))
-    return (counts[1] - counts[0]) / (large - small)
+    return (counts[1] - counts[0]) / (2 * n)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
     parser.add_argument("--instructions", action="store_true", help="also count instructions with callgrind")
-    parser.add_argument("--child", nargs=3, metavar=("SHAPE", "SIDE", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("SHAPE", "SIDE", "N", "RUNS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        shape, side, n = args.child
-        asyncio.run(sides(shape, int(n))[side]())  # type: ignore[arg-type]
+        shape, name, n, runs = args.child
+        factory = side(shape, name, int(n))
+        for _ in range(int(runs)):
+            asyncio.run(factory())  # type: ignore[arg-type]
         return
     sizes = (100, 1000) if args.quick else (100, 1000, 5000)
     rounds = 3 if args.quick else 5
@@ -182,18 +191,15 @@ def main() -> None:
     )
     for shape in ("chain", "fanout"):
         for n in sizes:
-            runs = sides(shape, n)
-            us = {side: timed(factory, rounds) / n * 1e6 for side, factory in runs.items()}
+            us = {name: timed(side(shape, name, n), rounds) / n * 1e6 for name in SIDES}
             print(
                 f"{shape:8} {n:>6} {us['workflow']:>12.1f} {us['graph']:>10.1f} {us['asyncio']:>11.1f} "
                 f"{us['workflow'] / us['graph']:>8.2f}x {us['workflow'] / us['asyncio']:>10.2f}x"
             )
     if args.instructions:
-        print("instructions per step (callgrind, (I(1500) - I(500)) / 1000)")
+        print("instructions per step (callgrind, N=1000, (I(3 runs) - I(1 run)) / 2000)")
         for shape in ("chain", "fanout"):
-            counted = {
-                side: instructions(shape, side, 500, 1500) for side in ("workflow", "graph", "asyncio")
-            }
+            counted = {name: instructions(shape, name, 1000) for name in SIDES}
             if None in counted.values():
                 print("valgrind is not installed")
                 return

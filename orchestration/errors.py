@@ -32,6 +32,7 @@ __all__ = [
     "RateLimitError",
     "RunCancelledError",
     "RunNotFoundError",
+    "SequenceConflictError",
     "ServiceUnavailableError",
     "StoreError",
     "StepFailedError",
@@ -163,6 +164,12 @@ class RunNotFoundError(OrchestrationError, KeyError):
 class StoreError(OrchestrationError):
     """The run store cannot be used: a damaged file, a file that is not a store, or a
     database that stayed unreachable.  The message is one line naming the store."""
+
+
+class SequenceConflictError(OrchestrationError):
+    """An append did not continue the run's log: another writer appended first.
+
+    Read the new events and decide again (a board does this by itself)."""
 
 
 class StoreUnavailableError(StoreError):

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import OrchestrationError
+from ..errors import SequenceConflictError
 from ..events import EventType, StreamEvent
 from ..models import TaskStatus
 
@@ -18,7 +18,7 @@ def check_batch(run_id: str, last_seq: int, events: Sequence[StreamEvent]) -> No
     expected = last_seq + 1
     for event in events:
         if event.run_id != run_id or event.seq != expected:
-            raise OrchestrationError(
+            raise SequenceConflictError(
                 f"run {run_id}: expected event seq {expected}, got {event.seq} "
                 "(another writer is appending to this run)"
             )

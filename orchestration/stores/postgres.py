@@ -52,7 +52,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from ..errors import ConfigError, StoreError, StoreUnavailableError, redact
+from ..errors import ConfigError, SequenceConflictError, StoreError, StoreUnavailableError, redact
 from ..events import StreamEvent
 from . import _sql
 from ._sql import postgres_sql as _pg
@@ -232,7 +232,7 @@ class PostgresStore(_sql.SQLStoreMixin):
             try:
                 yield conn
             except psycopg.errors.UniqueViolation as error:
-                raise StoreError(
+                raise SequenceConflictError(
                     f"Postgres store {self._where()}: a concurrent writer won ({error})"
                 ) from error
             except psycopg.Error as error:

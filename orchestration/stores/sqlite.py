@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..errors import ConfigError, OrchestrationError, StoreError
+from ..errors import ConfigError, SequenceConflictError, StoreError
 from ..events import StreamEvent
 from . import _sql
 from ._sqlite_files import check_files, check_open
@@ -283,7 +283,7 @@ def _append(conn: sqlite3.Connection, run_id: str, events: list[StreamEvent]) ->
         try:
             conn.executemany(_INSERT_EVENT, rows)
         except sqlite3.IntegrityError as error:  # unreachable while every writer checks first
-            raise OrchestrationError(f"run {run_id}: duplicate event seq ({error})") from error
+            raise SequenceConflictError(f"run {run_id}: duplicate event seq ({error})") from error
         conn.execute(_sql.UPDATE_SUMMARY, _sql.summary_values(_sql.fold(summary, events)))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from orchestration.errors import OrchestrationError
+from orchestration.errors import OrchestrationError, SequenceConflictError
 from orchestration.events import EventType, StreamEvent
 from orchestration.models import TaskStatus
 from orchestration.stores import MemoryStore, RunStore, SQLiteStore
@@ -174,7 +174,7 @@ async def test_after_seq(store: RunStore) -> None:
 )
 async def test_seq_must_continue_the_log(store: RunStore, bad_batch: list[int]) -> None:
     await store.append("r1", [event("r1", seq) for seq in (1, 2, 3)])
-    with pytest.raises(OrchestrationError, match="expected event seq"):
+    with pytest.raises(SequenceConflictError, match="expected event seq"):
         await store.append("r1", [event("r1", seq, marker="bad") for seq in bad_batch])
     # nothing of the rejected batch was written, not even its valid prefix
     assert [e.seq for e in await store.events("r1")] == [1, 2, 3]
@@ -208,7 +208,7 @@ async def test_two_writers_racing_on_one_run_one_wins(backend: Backend) -> None:
         first.append("r1", batch_a), second.append("r1", batch_b), return_exceptions=True
     )
     failures = [o for o in outcomes if isinstance(o, BaseException)]
-    assert len(failures) == 1 and isinstance(failures[0], OrchestrationError)
+    assert len(failures) == 1 and isinstance(failures[0], SequenceConflictError)  # the loser can retry
     stored = await first.events("r1")
     assert len(stored) == 50
     assert len({e.data["writer"] for e in stored}) == 1  # never interleaved

@@ -122,10 +122,16 @@ class RunStarted(GraphEvent, tag="run_started", frozen=True, gc=False):
 
 
 class NodeStarted(GraphEvent, tag="node_started", frozen=True, gc=False):
-    """A READY node's handler began its ``visit`` (1 for the first)."""
+    """A READY node's handler began its ``visit`` (1 for the first).
+
+    On a board (``orchestration.graph.board``) an agent claimed it: ``agent`` says who and
+    ``lease_until`` (a wall-clock time the shell chose) when the claim lapses.
+    """
 
     node: str
     visit: int
+    agent: str = ""
+    lease_until: float | None = None
 
 
 class NodeCompleted(GraphEvent, tag="node_completed", frozen=True, gc=False):

@@ -532,7 +532,13 @@ class GraphState:
                 rank = nodes[edge.target].rank
                 if rank > below:
                     below = rank
-            rec.rank = (rec.duration if rec.duration is not None else default) + below
+            rank = (rec.duration if rec.duration is not None else default) + below
+            if rank != rec.rank:
+                rec.rank = rank
+                if rec.state == _READY:  # its queue entry carries the old rank: queue it anew
+                    rec.token += 1
+                    entry = (-rank, -rec.spec.priority, rec.order, rec.token, rec.spec.id)
+                    heapq.heappush(self.lanes.setdefault(rec.spec.model, []), entry)
 
 
 _APPLY: dict[type[GraphEvent], Any] = {
