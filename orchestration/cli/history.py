@@ -44,6 +44,9 @@ def add_commands(commands: Any) -> None:
     show = commands.add_parser("show", help="print a stored run's result and history")
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--mermaid", action="store_true", help="print the run's graph as Mermaid flowchart text"
+    )
     add_store_option(show)
 
     resume = commands.add_parser("resume", help="continue an interrupted or paused run")
@@ -179,6 +182,11 @@ async def _show(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
     events = await store.events(args.run_id)
     if not events:
         raise RunNotFoundError(f"no run {args.run_id!r} in the store")
+    if args.mermaid:
+        from ..graph.mermaid import ran
+
+        out.write(ran(events))
+        return 0
     from ..engine.state import RunState
 
     result = RunState.from_events(args.run_id, events).to_result()
