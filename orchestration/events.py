@@ -69,6 +69,9 @@ class EventType(StrEnum):
     GRAPH_NODE_READY = "graph_node_ready"
     GRAPH_NODE_SKIPPED = "graph_node_skipped"
     GRAPH_NODE_REQUEUED = "graph_node_requeued"
+    GRAPH_NODE_INTERRUPTED = "graph_node_interrupted"
+    GRAPH_INTERRUPT_ANSWERED = "graph_interrupt_answered"
+    GRAPH_RUN_RESUMED = "graph_run_resumed"
 
 
 TERMINAL_EVENTS = frozenset(

@@ -46,6 +46,10 @@ condition), so it is stored, resumed and streamed like any graph run.  The rules
 - **Result.** ``result.output`` is the output of the terminal step (one with nothing
   downstream) that completed; when several did, a dict of their outputs by step name,
   in the order the steps are defined in the class.  ``result.outputs`` has every step's.
+- **Questions.** A step with a ``ctx`` parameter may ``await ctx.interrupt(question)``;
+  ``@step(approve_before="...")`` asks for a yes first.  The run pauses (``status ==
+  "paused"``, ``result.questions``); answer with :func:`orchestration.graph.answer` or
+  ``orchestrate answer``, then ``run(run_id=...)`` again to continue.
 - **Failure.** A step that raises fails the run: :meth:`Workflow.run` raises
   :class:`~orchestration.errors.StepFailedError` naming the step, with the result so far.
 """
@@ -78,6 +82,7 @@ class StepSpec:
     function: Callable[..., Any]
     join: Join = "all"
     description: str = ""
+    approve_before: str | None = None
     takes_input: bool = False  # a positional parameter after ``self``
     wants_ctx: bool = False
     keywords: frozenset[str] = frozenset()  # parameters that can be passed by name
@@ -85,7 +90,14 @@ class StepSpec:
     var_keywords: bool = False
 
     @classmethod
-    def of(cls, function: Callable[..., Any], name: str | None, join: Join, description: str) -> StepSpec:
+    def of(
+        cls,
+        function: Callable[..., Any],
+        name: str | None,
+        join: Join,
+        description: str,
+        approve_before: str | None = None,
+    ) -> StepSpec:
         if join not in ("all", "any"):
             raise WorkflowError(f"@step(join=...) must be 'all' or 'any', not {join!r}")
         params = list(inspect.signature(function).parameters.values())[1:]  # after self
@@ -102,6 +114,7 @@ class StepSpec:
             function=function,
             join=join,
             description=description or (doc[0] if doc else ""),
+            approve_before=approve_before,
             takes_input=bool(positional) and positional[0].name != "ctx",
             wants_ctx=any(p.name == "ctx" for p in params),
             keywords=frozenset(p.name for p in named),
@@ -113,21 +126,31 @@ class StepSpec:
 @overload
 def step(function: F, /) -> F: ...
 @overload
-def step(*, name: str | None = None, join: Join = "all", description: str = "") -> Callable[[F], F]: ...
+def step(
+    *, name: str | None = None, join: Join = "all", description: str = "", approve_before: str | None = None
+) -> Callable[[F], F]: ...
 
 
 def step(
-    function: F | None = None, /, *, name: str | None = None, join: Join = "all", description: str = ""
+    function: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    join: Join = "all",
+    description: str = "",
+    approve_before: str | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a method of a :class:`Workflow` as a step (``@step`` or ``@step(join="any")``).
 
-    The method stays an ordinary method; the builder wires it into the flow.
+    ``approve_before="Publish?"`` pauses the run before the step until a person answers
+    yes (no fails the step).  The method stays an ordinary method; the builder wires it
+    into the flow.
     """
 
     def mark(fn: F) -> F:
         if not callable(fn):
             raise WorkflowError(f"@step decorates a method, not {type(fn).__name__}")
-        setattr(fn, _MARK, StepSpec.of(fn, name, join, description))
+        setattr(fn, _MARK, StepSpec.of(fn, name, join, description, approve_before))
         return fn
 
     return mark(function) if function is not None else mark
@@ -298,6 +321,8 @@ class WorkflowResult:
     outputs: Mapping[str, Any]
     skipped: tuple[str, ...] = ()
     graph: GraphResult | None = field(default=None, repr=False)
+    #: A paused run's open questions by step (answer them, then run again with run_id).
+    questions: Mapping[str, str] = field(default_factory=dict)
 
 
 class Workflow:
@@ -326,6 +351,7 @@ class Workflow:
                 kind=NodeKind.AGGREGATE if spec.join == "any" else NodeKind.TASK,
                 quorum="any" if spec.join == "any" else "all",
                 description=spec.description,
+                approve_before=spec.approve_before,
             )
             for spec in flow.placed.values()
         ]
@@ -468,4 +494,6 @@ def _result(flow: Flow, outcome: GraphResult) -> WorkflowResult:
     done = [name for name in terminals if name in outputs]
     output = outputs[done[0]] if len(done) == 1 else ({n: outputs[n] for n in done} if done else None)
     skipped = tuple(n for n in flow.placed if outcome.states.get(n) == NodeState.SKIPPED)
-    return WorkflowResult(outcome.run_id, outcome.status, output, outputs, skipped, outcome)
+    return WorkflowResult(
+        outcome.run_id, outcome.status, output, outputs, skipped, outcome, outcome.questions
+    )

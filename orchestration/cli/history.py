@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from .options import recorded_options
 
 __all__ = ["add_commands", "handle"]
 
-COMMANDS = ("runs", "show", "resume", "replay", "cancel", "prune")
+COMMANDS = ("runs", "show", "resume", "replay", "cancel", "prune", "answer")
 
 
 def add_commands(commands: Any) -> None:
@@ -70,6 +71,16 @@ def add_commands(commands: Any) -> None:
     cancel.add_argument("run_id")
     add_store_option(cancel)
 
+    answer = commands.add_parser("answer", help="answer the question a paused run's node waits on")
+    answer.add_argument("run_id")
+    answer.add_argument("node", help="the id of the node (or workflow step) that asked")
+    answer.add_argument("answer", help="the answer: JSON (true, 3, {...}) or else text")
+    answer.add_argument(
+        "--text", action="store_true", help="take the answer as text even if it is valid JSON"
+    )
+    answer.add_argument("--by", default="", help="who answers (recorded with the answer)")
+    add_store_option(answer)
+
     prune = commands.add_parser("prune", help="delete old finished runs (retention), then vacuum")
     prune.add_argument("--older-than", type=float, metavar="DAYS", help="finished runs older than DAYS")
     prune.add_argument("--keep", type=int, metavar="N", help="keep only the newest N finished runs")
@@ -93,6 +104,8 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 await store.vacuum()
             print(f"deleted {deleted} run(s)", file=err)
             return 0
+        if args.command == "answer":
+            return await _answer(store, args, err)
         if args.command == "cancel":
             summary = await store.get_run(args.run_id)
             if summary is None:
@@ -208,6 +221,23 @@ async def _show(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
             f"{event.seq:>5} +{event.timestamp - start:8.3f}s {event.event_type:<28} "
             f"{event.agent_id or '':<20} {str(detail)[:60]}\n"
         )
+    return 0
+
+
+async def _answer(store: RunStore, args: argparse.Namespace, err: TextIO) -> int:
+    from ..graph import answer
+
+    value: Any = args.answer
+    if not args.text:
+        with contextlib.suppress(ValueError):  # not JSON: the text itself
+            value = json.loads(args.answer)
+    if not await store.events(args.run_id):
+        raise RunNotFoundError(f"no run {args.run_id!r} in the store")
+    await answer(store, args.run_id, args.node, value, by=args.by)
+    print(
+        f"answer recorded for {args.node!r} of run {args.run_id}; run it again with run_id={args.run_id!r} to go on",
+        file=err,
+    )
     return 0
 
 

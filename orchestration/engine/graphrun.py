@@ -35,7 +35,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import GraphError, describe
+import msgspec
+
+from ..errors import GraphError, SequenceConflictError, describe, redact
 from ..events import EventType, StreamEvent
 from ..stores.base import RunStore
 from .core import (
@@ -68,6 +70,7 @@ from .core import (
     wrap,
 )
 from .core.context import ArtifactRef
+from .core.events import InterruptAnswered, NodeInterrupted, RunResumed
 from .core.scheduler import take
 from .core.spec import Contract
 from .core.state import NodeRecord
@@ -145,10 +148,11 @@ class NodeContext(Mapping[str, Any]):
     to change the running graph), ``run_id``.
     """
 
-    __slots__ = ("_context", "_run", "input", "node", "visit")
+    __slots__ = ("_asks", "_context", "_run", "input", "node", "visit")
 
     def __init__(self, run: GraphRun, node: Node, visit: int, value: Any) -> None:
         self._run = run
+        self._asks = 0
         self._context: AttributedContext | None = None
         self.node = node
         self.visit = visit
@@ -175,6 +179,37 @@ class NodeContext(Mapping[str, Any]):
         if self._context is None:
             self._context = attributed_context(self._run.state, self.node.id)
         return self._context
+
+    async def interrupt(self, question: str, schema: Any = None) -> Any:
+        """Ask ``question`` and wait, durably, for the answer; returns it.
+
+        The first time, the node stops here and the run goes on with other work, then
+        pauses (the process may exit).  Once the answer arrives (``GraphRun.answer``,
+        :func:`answer`, ``orchestrate answer``, the HTTP API), the node runs this visit
+        again from the start and each question it already asked returns its recorded
+        answer at once: code before an ``interrupt`` may run more than once.
+
+        ``schema``: a type the answer must convert to (``bool``, ``int``, a dataclass, a
+        msgspec Struct...) or a JSON-schema dict shown to whoever answers.  An answer that
+        does not fit the type asks again, saying why.
+        """
+        if not isinstance(question, str) or not question.strip():
+            raise GraphError("interrupt() needs a question: a non-empty string")
+        answers = self._run.state.nodes[self.node.id].answers
+        while True:
+            index = self._asks
+            self._asks += 1
+            if index >= len(answers):
+                raise _Interrupt(question, _json_schema(schema))
+            answer = answers[index]
+            if schema is None or isinstance(schema, dict):
+                return answer
+            try:
+                return msgspec.convert(answer, schema, strict=False)
+            except msgspec.ValidationError as error:
+                question = (
+                    f"{question.split(' (the answer ')[0]} (the answer {answer!r} did not fit: {error})"
+                )
 
     def inputs(self) -> dict[str, Any]:
         """Each completed input's contribution by source node id (always a dict, unlike
@@ -209,6 +244,25 @@ class NodeContext(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"NodeContext(node={self.node.id!r}, visit={self.visit})"
+
+
+class _Interrupt(BaseException):
+    """Stops a handler at :meth:`NodeContext.interrupt` (a BaseException, so a handler's
+    ``except Exception`` cannot swallow it)."""
+
+    def __init__(self, question: str, schema: dict[str, Any] | None) -> None:
+        super().__init__(question)
+        self.question = question
+        self.schema = schema
+
+
+def _json_schema(schema: Any) -> dict[str, Any] | None:
+    if schema is None or isinstance(schema, dict):
+        return schema
+    try:
+        return dict(msgspec.json.schema(schema))
+    except (TypeError, ValueError) as error:
+        raise GraphError(f"interrupt(schema=...) must be a type or a JSON-schema dict: {error}") from None
 
 
 class GraphHandle:
@@ -297,6 +351,8 @@ class GraphResult:
     errors: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
     total_cost: float = 0.0
+    #: For a paused run: the question each waiting node asks (answer them to go on).
+    questions: Mapping[str, str] = field(default_factory=dict)
 
     def output(self, node_id: str) -> Any:
         """The node's last output (None if it never completed)."""
@@ -316,7 +372,16 @@ def _result(run_id: str, state: GraphState) -> GraphResult:
         outputs[node_id] = {c.visit: c.output for c in rec.completions}
         if rec.error is not None:
             errors[node_id] = rec.error
-    return GraphResult(run_id, state.status or "in_progress", outputs, state.states(), errors, state.error)
+    questions = {node_id: asked.question for node_id, asked in state.waiting().items()}
+    return GraphResult(
+        run_id,
+        state.status or "in_progress",
+        outputs,
+        state.states(),
+        errors,
+        state.error,
+        questions=questions,
+    )
 
 
 class GraphRun:
@@ -380,6 +445,14 @@ class GraphRun:
         """Call ``callback`` with each stored event of ``event_type`` (besides the stream callback)."""
         self._callbacks.append((event_type, callback))
         self._eager = True
+
+    def answer(self, node_id: str, value: Any, *, by: str = "") -> None:
+        """Answer the question ``node_id`` waits on, in this running process."""
+        if node_id not in self.state.nodes:
+            raise GraphError(f"no node {node_id!r} in run {self.run_id}")
+        rec = self.state.nodes[node_id]
+        self.record(InterruptAnswered(node_id, len(rec.answers), value, by))
+        self.dispatch()
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop the run: running handlers are cancelled, nothing new starts."""
@@ -455,7 +528,9 @@ class GraphRun:
             for event in graph_events:
                 self.state.apply(event)
             self.state.emitted.clear()
-            if self.state.status is not None:
+            if self.state.status == "paused" and self.state.ready_count:
+                self.record(RunResumed("answers arrived"))  # answered: go on
+            elif self.state.status is not None:
                 return _result(self.run_id, self.state)
         if not graph_events:
             self.record(self._spec)  # validates the graph before anything is stored
@@ -492,6 +567,9 @@ class GraphRun:
         failed = [node_id for node_id, rec in state.nodes.items() if rec.state == NodeState.FAILED]
         if failed:
             return "failed", f"node(s) {failed[:10]} failed"
+        waiting = state.waiting()
+        if waiting:
+            return "paused", f"waiting for answers: {', '.join(sorted(waiting)[:10])}"
         return "completed", ""
 
     async def _watch_cancel(self, store: RunStore) -> None:
@@ -616,6 +694,8 @@ class GraphRun:
             try:
                 if handler is None:  # handlers changed under the run
                     raise GraphError(f"no handler for node {node.id!r} ({node.kind.name})")
+                if node.approve_before is not None and not await context.interrupt(node.approve_before, bool):
+                    raise GraphError(f"not approved: {node.approve_before}")
                 if node.timeout is None:
                     value = handler(context)
                     if inspect.isawaitable(value):
@@ -630,12 +710,20 @@ class GraphRun:
                 self.record(NodeCancelled(node.id, visit, self._stopping or "cancelled"))
                 self._check_idle()
                 raise
+            except _Interrupt as asked:
+                self._tasks.pop(node.id, None)
+                index = len(self.state.nodes[node.id].asked)
+                self.record(NodeInterrupted(node.id, visit, index, asked.question, asked.schema))
             except TimeoutError:
                 self._tasks.pop(node.id, None)
                 self.record(NodeFailed(node.id, visit, f"timed out after {node.timeout}s", "TimeoutError"))
             except Exception as error:
                 self._tasks.pop(node.id, None)
-                self.record(NodeFailed(node.id, visit, describe(error), type(error).__name__))
+                self.record(
+                    NodeFailed(
+                        node.id, visit, redact(str(error)) or type(error).__name__, type(error).__name__
+                    )
+                )
             else:
                 self._tasks.pop(node.id, None)
                 self._finish(node, visit, context, value, self._clock() - started)
@@ -687,6 +775,44 @@ class GraphRun:
 def _passthrough(context: NodeContext) -> Any:
     """The default handler of TERMINAL and AGGREGATE nodes: their input, as received."""
     return context.input
+
+
+async def answer(store: RunStore, run_id: str, node_id: str, value: Any, *, by: str = "") -> None:
+    """Record the answer to the question ``node_id`` of stored run ``run_id`` waits on.
+
+    The run continues when it is next run (``graph.run(..., run_id=run_id)``, or
+    ``Workflow.run(run_id=...)``); a run live in another process sees it when it reads
+    the log.  Raises GraphError naming what is wrong when the node is not waiting.
+    """
+    for _ in range(20):
+        stored = await store.events(run_id)
+        if not stored:
+            raise GraphError(f"no run {run_id!r} in the store")
+        state = GraphState()
+        for stored_event in stored:
+            if is_graph_event(stored_event):
+                state.apply(decode(stored_event))
+        state.emitted.clear()  # derived events of the log are in the log already
+        rec = state.nodes.get(node_id)
+        if rec is None:
+            raise GraphError(f"run {run_id} has no node {node_id!r}")
+        if not rec.waiting:
+            waiting = ", ".join(sorted(state.waiting())) or "none"
+            raise GraphError(
+                f"node {node_id!r} of run {run_id} is not waiting for an answer (waiting: {waiting})"
+            )
+        answered = InterruptAnswered(node_id, len(rec.answers), value, by)
+        state.apply(answered)
+        seq = stored[-1].seq
+        now = time.time()
+        events: list[GraphEvent] = [answered, *state.take_emitted()]
+        batch = [wrap(item, run_id, seq + n, now) for n, item in enumerate(events, 1)]
+        try:
+            await store.append(run_id, batch)
+            return
+        except SequenceConflictError:
+            continue  # the run appended meanwhile: read again
+    raise GraphError(f"run {run_id} kept changing while answering; try again")
 
 
 async def run_graph(

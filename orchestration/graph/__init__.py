@@ -39,6 +39,7 @@ from ..engine.graphrun import (
     Handler,
     NodeContext,
     NodeOutput,
+    answer,
 )
 from ..errors import GraphError
 
@@ -58,6 +59,7 @@ __all__ = (
     "NodeKind",
     "NodeOutput",
     "NodeState",
+    "answer",
 )
 
 

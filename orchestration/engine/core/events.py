@@ -37,12 +37,14 @@ __all__ = [
     "EVENT_TYPES",
     "GraphEvent",
     "EdgeAdded",
+    "InterruptAnswered",
     "EdgeRemoved",
     "NodeAdded",
     "NodeCancelled",
     "NodeCompleted",
     "NodeEdited",
     "NodeFailed",
+    "NodeInterrupted",
     "NodeReady",
     "NodeRemoved",
     "NodeRequeued",
@@ -52,6 +54,7 @@ __all__ = [
     "ReworkInserted",
     "RouteChosen",
     "RunFinished",
+    "RunResumed",
     "RunStarted",
     "decode",
     "event_type",
@@ -184,9 +187,40 @@ class NodeRequeued(GraphEvent, tag="node_requeued", frozen=True, gc=False):
 
 
 class RunFinished(GraphEvent, tag="run_finished", frozen=True, gc=False):
-    """The run ended: ``status`` is completed, failed or cancelled."""
+    """The run ended: ``status`` is completed, failed or cancelled, or paused (nodes are
+    waiting for answers; :class:`RunResumed` continues it)."""
 
     status: str
+    reason: str = ""
+
+
+class NodeInterrupted(GraphEvent, tag="node_interrupted", frozen=True, gc=False):
+    """A running node asked a question (its ``index``-th of this visit) and waits for the answer.
+
+    ``schema`` is the answer's JSON schema (None: any JSON value).  The node stops; once
+    answered it runs its visit again from the start, and the questions it already asked
+    get their recorded answers at once.
+    """
+
+    node: str
+    visit: int
+    index: int
+    question: str
+    schema: dict[str, Any] | None = None
+
+
+class InterruptAnswered(GraphEvent, tag="interrupt_answered", frozen=True, gc=False):
+    """The answer to a waiting node's question (from a person, an API call or a policy)."""
+
+    node: str
+    index: int
+    answer: Any = None
+    by: str = ""
+
+
+class RunResumed(GraphEvent, tag="run_resumed", frozen=True, gc=False):
+    """A paused run continues."""
+
     reason: str = ""
 
 
@@ -277,6 +311,9 @@ _ALL: tuple[type[GraphEvent], ...] = (
     NodeCancelled,
     NodeRequeued,
     RunFinished,
+    NodeInterrupted,
+    InterruptAnswered,
+    RunResumed,
     NodeAdded,
     NodeEdited,
     NodeRemoved,
@@ -298,6 +335,7 @@ EVENT_TYPES: Mapping[type[GraphEvent], EventType] = {
 _FINISHED_TYPES = {
     "completed": EventType.WORKFLOW_COMPLETE,
     "cancelled": EventType.WORKFLOW_CANCELLED,
+    "paused": EventType.WORKFLOW_PAUSED,
 }
 _GRAPH_TYPES = frozenset(EVENT_TYPES.values())
 _DECODER: Any = msgspec.convert

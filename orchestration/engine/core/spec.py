@@ -90,6 +90,8 @@ class Node(msgspec.Struct, frozen=True, gc=False, kw_only=True):
         timeout: seconds the handler may take (None: no limit).
         handler: the key in ``handlers`` to run (default: the node id, then its kind).
         description: free text, shown to handlers and on the live page.
+        approve_before: a yes/no question a person must answer yes to before each
+            visit runs (the run pauses until answered; no fails the node).
     """
 
     id: str
@@ -103,6 +105,7 @@ class Node(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     timeout: float | None = None
     handler: str | None = None
     description: str = ""
+    approve_before: str | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -114,6 +117,7 @@ class Node(msgspec.Struct, frozen=True, gc=False, kw_only=True):
             and self.quorum == "all"
             and self.timeout is None
             and self.cost == 0.0
+            and self.approve_before is None
         ):
             return  # the common node: nothing more to check
         if not isinstance(self.id, str) or not self.id:
@@ -140,6 +144,10 @@ class Node(msgspec.Struct, frozen=True, gc=False, kw_only=True):
             raise GraphError(f"node {self.id!r}: timeout must be > 0 seconds or None")
         if not self.cost >= 0:
             raise GraphError(f"node {self.id!r}: cost must be >= 0")
+        if self.approve_before is not None and (
+            not isinstance(self.approve_before, str) or not self.approve_before
+        ):
+            raise GraphError(f"node {self.id!r}: approve_before must be a non-empty question or None")
 
 
 class Edge(msgspec.Struct, frozen=True, gc=False, kw_only=True):

@@ -45,15 +45,18 @@ import msgspec
 from ...errors import GraphError
 from .events import (
     GraphEvent,
+    InterruptAnswered,
     NodeCancelled,
     NodeCompleted,
     NodeFailed,
+    NodeInterrupted,
     NodeReady,
     NodeRequeued,
     NodeSkipped,
     NodeStarted,
     RouteChosen,
     RunFinished,
+    RunResumed,
     RunStarted,
 )
 from .spec import Edge, Node, NodeKind, NodeState
@@ -92,6 +95,15 @@ class NodeRecord(msgspec.Struct, gc=False):
     rerun: bool = False
     late: tuple[tuple[str, int], ...] = ()
     duration: float | None = None
+    #: Questions the current visit asked (``NodeInterrupted``) and the answers so far; a
+    #: node with more questions than answers is waiting (PENDING, never made READY).
+    asked: tuple[NodeInterrupted, ...] = ()
+    answers: tuple[Any, ...] = ()
+
+    @property
+    def waiting(self) -> bool:
+        """True while the node waits for the answer to a question."""
+        return len(self.asked) > len(self.answers)
 
 
 class GraphState:
@@ -244,6 +256,7 @@ class GraphState:
         if rec.spec.kind is _SWITCH and rec.routes is None:
             raise GraphError(f"switch {event.node!r} completed without a RouteChosen event")
         rec.completions = (*rec.completions, event)
+        rec.asked = rec.answers = ()
         if event.duration is not None:
             rec.duration = event.duration
             self._duration_sum += event.duration
@@ -266,6 +279,7 @@ class GraphState:
         self.active -= 1
         rec.state = _FAILED
         rec.rerun = False
+        rec.asked = rec.answers = ()
         rec.error = f"{event.error_type}: {event.error}" if event.error_type else event.error
         self.propagate(rec)
 
@@ -288,8 +302,45 @@ class GraphState:
         rec.rerun = False
         self.make_ready(rec)
 
+    def _node_interrupted(self, event: NodeInterrupted) -> None:
+        rec = self._active(event.node, event.visit)
+        if event.index != len(rec.asked) or len(rec.asked) != len(rec.answers):
+            raise GraphError(
+                f"node {event.node!r} asked question {event.index} out of turn "
+                f"({len(rec.asked)} asked, {len(rec.answers)} answered)"
+            )
+        self.active -= 1
+        rec.visits -= 1  # the visit runs again, from the start, once answered
+        rec.asked = (*rec.asked, event)
+        rec.state = _PENDING
+        rec.token += 1
+
+    def _interrupt_answered(self, event: InterruptAnswered) -> None:
+        rec = self.record(event.node)
+        if not rec.waiting:
+            raise GraphError(f"node {event.node!r} is not waiting for an answer")
+        if event.index != len(rec.answers):
+            raise GraphError(
+                f"node {event.node!r} waits for the answer to question {len(rec.answers)}, not {event.index}"
+            )
+        rec.answers = (*rec.answers, event.answer)
+        if rec.state == _PENDING:
+            self.make_ready(rec)
+
+    def _run_resumed(self, event: RunResumed) -> None:
+        if self.status != "paused":
+            raise GraphError(f"only a paused run can resume; this one is {self.status or 'running'}")
+        self.status = None
+        self.error = None
+
+    def waiting(self) -> dict[str, NodeInterrupted]:
+        """Nodes waiting for an answer, with the question each waits on."""
+        return {node_id: rec.asked[-1] for node_id, rec in self.nodes.items() if rec.asked and rec.waiting}
+
     def _run_finished(self, event: RunFinished) -> None:
         self.status = event.status
+        if event.status == "paused":  # nodes keep their states: the run continues later
+            return
         for rec in self.nodes.values():  # every node ends in a terminal state
             if rec.state < _COMPLETED:
                 rec.state = _CANCELLED
@@ -420,7 +471,10 @@ class GraphState:
             self._skip(rec, False, "no route reached it", work)
 
     def make_ready(self, rec: NodeRecord) -> None:
-        """``rec`` may start its next visit."""
+        """``rec`` may start its next visit (unless it waits for an answer: it stays PENDING)."""
+        if rec.asked and rec.waiting:
+            rec.state = _PENDING
+            return
         rec.state = _READY
         rec.token += 1
         self.ready_count += 1
@@ -550,6 +604,9 @@ _APPLY: dict[type[GraphEvent], Any] = {
     NodeCancelled: GraphState._node_cancelled,
     NodeRequeued: GraphState._node_requeued,
     RunFinished: GraphState._run_finished,
+    NodeInterrupted: GraphState._node_interrupted,
+    InterruptAnswered: GraphState._interrupt_answered,
+    RunResumed: GraphState._run_resumed,
     NodeReady: GraphState._confirm,
     NodeSkipped: GraphState._confirm,
 }
