@@ -33,13 +33,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import GraphError, SequenceConflictError, describe, redact
+from ..config import OrchestratorConfig
+from ..errors import ConfigError, GraphError, SequenceConflictError, describe, redact
 from ..events import EventType, StreamEvent
+from ..llm import Completion
+from ..pricing import PriceTable
 from ..stores.base import RunStore
+from ..usage import Usage
 from .core import (
     AttributedContext,
     Edge,
@@ -71,6 +75,9 @@ from .core import (
 )
 from .core.context import ArtifactRef
 from .core.events import InterruptAnswered, NodeInterrupted, RunResumed
+
+if TYPE_CHECKING:
+    from .graphcalls import ModelAccess
 from .core.scheduler import take
 from .core.spec import Contract
 from .core.state import NodeRecord
@@ -179,6 +186,39 @@ class NodeContext(Mapping[str, Any]):
         if self._context is None:
             self._context = attributed_context(self._run.state, self.node.id)
         return self._context
+
+    async def call_llm(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stream: bool = False,
+        **options: Any,
+    ) -> Completion:
+        """Call a model through the framework (budget, retries, fallbacks), billed to this node.
+
+        ``model`` defaults to the node's ``model``, then the run's ``config.primary_model``.
+        The run needs a provider: ``graph.run(handlers, provider=..., config=...)``.
+        """
+        models = self._run.models
+        if models is None:
+            raise ConfigError(
+                f"node {self.node.id!r} called a model, but the run has no provider: "
+                "pass provider= (and config=) to graph.run(...)"
+            )
+        return await models.call(
+            self.node,
+            prompt,
+            system=system,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=stream,
+            **options,
+        )
 
     async def interrupt(self, question: str, schema: Any = None) -> Any:
         """Ask ``question`` and wait, durably, for the answer; returns it.
@@ -353,6 +393,8 @@ class GraphResult:
     total_cost: float = 0.0
     #: For a paused run: the question each waiting node asks (answer them to go on).
     questions: Mapping[str, str] = field(default_factory=dict)
+    #: Tokens and cost of the nodes' model calls (``ctx.call_llm``), the whole run.
+    usage: Usage = field(default_factory=Usage)
 
     def output(self, node_id: str) -> Any:
         """The node's last output (None if it never completed)."""
@@ -365,7 +407,7 @@ class GraphResult:
         return {node_id: len(v) for node_id, v in self.outputs.items()}
 
 
-def _result(run_id: str, state: GraphState) -> GraphResult:
+def _result(run_id: str, state: GraphState, usage: Usage | None = None) -> GraphResult:
     outputs: dict[str, dict[int, Any]] = {}
     errors: dict[str, str] = {}
     for node_id, rec in state.nodes.items():
@@ -380,7 +422,9 @@ def _result(run_id: str, state: GraphState) -> GraphResult:
         state.states(),
         errors,
         state.error,
+        total_cost=usage.cost_usd if usage is not None else 0.0,
         questions=questions,
+        usage=usage if usage is not None else Usage(),
     )
 
 
@@ -415,6 +459,9 @@ class GraphRun:
         headroom: Callable[[], float | None] | None = None,
         title: str = "",
         clock: Callable[[], float] = time.time,
+        provider: Any = None,
+        config: OrchestratorConfig | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         if concurrency < 1:
             raise GraphError(f"concurrency must be at least 1, not {concurrency!r}")
@@ -439,7 +486,17 @@ class GraphRun:
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._stopping: str | None = None
+        self._aborted: str | None = None
         self._eager = True
+        self._written = 0
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.title = title
+        #: Model calls for handlers (``ctx.call_llm``), when the run was given a provider.
+        self.models: ModelAccess | None = None
+        if provider is not None:
+            from .graphcalls import ModelAccess
+
+            self.models = ModelAccess(self, provider, config, prices)
 
     def subscribe(self, event_type: EventType, callback: StreamCallback) -> None:
         """Call ``callback`` with each stored event of ``event_type`` (besides the stream callback)."""
@@ -453,6 +510,34 @@ class GraphRun:
         rec = self.state.nodes[node_id]
         self.record(InterruptAnswered(node_id, len(rec.answers), value, by))
         self.dispatch()
+
+    def abort(self, reason: str) -> None:
+        """Stop the run as failed (a budget or guardrail decision): like cancel, status failed."""
+        if self._aborted is None:
+            self._aborted = reason
+        self._stop(reason)
+
+    def emit_stream(
+        self, kind: EventType, data: Mapping[str, Any], agent_id: str | None = None, progress: float = 0.0
+    ) -> StreamEvent:
+        """Append a non-graph event (a model call's cost, a warning) to the run's log."""
+        self._seq += 1
+        event = StreamEvent(kind, self.run_id, self._seq, self._clock(), data, agent_id, progress)
+        self._buffer.append(event)
+        wake = self._wake
+        if wake is not None:
+            wake.set()
+        return event
+
+    async def flushed(self) -> None:
+        """Wait until every event recorded so far is in the store."""
+        target = self._seq
+        if self._written >= target or self._wake is None:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((target, future))
+        self._wake.set()
+        await future
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop the run: running handlers are cancelled, nothing new starts."""
@@ -488,8 +573,21 @@ class GraphRun:
                 continue
             batch, self._buffer = self._buffer, []
             await store.append(self.run_id, batch)
+            self._written = batch[-1].seq
+            if self._flush_waiters:
+                self._release_flushed()
             if self._callbacks:
                 await self._notify(batch)
+
+    def _release_flushed(self) -> None:
+        keep = []
+        for target, future in self._flush_waiters:
+            if target <= self._written:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                keep.append((target, future))
+        self._flush_waiters = keep
 
     async def _notify(self, batch: Sequence[StreamEvent]) -> None:
         for event in batch:
@@ -523,7 +621,9 @@ class GraphRun:
         store = self.store
         stored = await store.events(self.run_id)
         graph_events = [decode(e) for e in stored if is_graph_event(e)]
-        self._seq = stored[-1].seq if stored else 0
+        self._seq = self._written = stored[-1].seq if stored else 0
+        if self.models is not None and stored:
+            self.models.resume([e for e in stored if not is_graph_event(e)])
         if graph_events:
             for event in graph_events:
                 self.state.apply(event)
@@ -531,7 +631,7 @@ class GraphRun:
             if self.state.status == "paused" and self.state.ready_count:
                 self.record(RunResumed("answers arrived"))  # answered: go on
             elif self.state.status is not None:
-                return _result(self.run_id, self.state)
+                return _result(self.run_id, self.state, self._usage())
         if not graph_events:
             self.record(self._spec)  # validates the graph before anything is stored
         self._check_handlers()
@@ -556,10 +656,15 @@ class GraphRun:
             raise
         finally:
             self._group = None
-        return _result(self.run_id, self.state)
+        return _result(self.run_id, self.state, self._usage())
+
+    def _usage(self) -> Usage | None:
+        return self.models.usage if self.models is not None else None
 
     def _outcome(self) -> tuple[str, str]:
         state = self.state
+        if self._aborted is not None:
+            return "failed", self._aborted
         if self.token.reason is not None:
             return "cancelled", self.token.reason
         if state.error is not None:
