@@ -37,7 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..engine.state import RunState
-from ..errors import OrchestrationError
+from ..errors import GraphError, OrchestrationError
 from ..events import StreamEvent
 from ..models import TaskStatus
 from ..stores.base import RunStore
@@ -240,6 +240,35 @@ class _Api:
         }
         return FileResponse(path, media_type=media, filename=path.name, headers=headers)
 
+    async def answer(self, request: Request) -> Response:
+        """Record the answer to the question a paused node waits on (the run's owner goes on)."""
+        from ..graph import answer
+
+        if not is_json_media_type(request.headers.get("content-type")):
+            return _error(415, "send the answer as JSON (Content-Type: application/json)")
+        try:
+            body = json.loads(await request.body())
+        except RecursionError:
+            return _error(400, f"the JSON body is nested too deeply (at most {_MAX_JSON_DEPTH} levels)")
+        except ValueError:
+            return _error(400, "the body is not valid JSON")
+        if _too_deep(body, _MAX_JSON_DEPTH):
+            return _error(400, f"the JSON body is nested too deeply (at most {_MAX_JSON_DEPTH} levels)")
+        body = _valid_text(body)
+        if not isinstance(body, dict) or not isinstance(body.get("node"), str) or "answer" not in body:
+            return _error(400, 'send {"node": "<node id>", "answer": <any JSON value>}')
+        by = body.get("by", "")
+        if not isinstance(by, str) or len(by) > 200:
+            return _error(400, '"by" must be a short string naming who answers')
+        run_id = request.path_params["run_id"]
+        if await self.store.get_run(run_id) is None:
+            return _error(404, "no such run")
+        try:
+            await answer(self.store, run_id, body["node"], body["answer"], by=by)
+        except GraphError as error:
+            return _error(409, str(error))
+        return JSONResponse({"recorded": True, "node": body["node"]})
+
     async def cancel(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         summary = await self.store.get_run(run_id)
@@ -338,6 +367,7 @@ def create_app(
         Route("/runs", api.list_runs, methods=["GET"]),
         Route("/runs/{run_id}", api.get_run, methods=["GET"]),
         Route("/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/answers", api.answer, methods=["POST"]),
         Route("/runs/{run_id}/events", api.events, methods=["GET"]),
         Route("/runs/{run_id}/documents/{index:int}", api.document, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

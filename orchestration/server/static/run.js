@@ -11,9 +11,15 @@ const EVENT_TYPES = [
   "model_retry", "model_fallback", "token_delta", "cost_update", "budget_exceeded",
   "synthesis_start", "synthesis_complete", "iteration_start", "iteration_complete",
   "branch_selected", "document_generation_start", "document_generation_complete",
-  "callback_error", "warning",
+  "callback_error", "warning", "workflow_paused",
+  // graph runs (graph.run, workflows): the graph as it changes, node by node
+  "graph_node_added", "graph_node_edited", "graph_node_removed", "graph_edge_added",
+  "graph_edge_removed", "graph_node_split", "graph_rework_inserted", "graph_node_ready",
+  "graph_node_started", "graph_node_completed", "graph_node_failed", "graph_node_skipped",
+  "graph_node_cancelled", "graph_node_requeued", "graph_route_chosen",
+  "graph_node_interrupted", "graph_interrupt_answered", "graph_run_resumed",
 ];
-const TERMINAL = new Set(["workflow_complete", "workflow_error", "workflow_cancelled"]);
+const TERMINAL = new Set(["workflow_complete", "workflow_error", "workflow_cancelled", "workflow_paused"]);
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
@@ -59,6 +65,7 @@ const state = {
   runId: null, lastSeq: 0, source: null, title: "", status: "pending", progress: 0,
   tokens: 0, cost: 0, startedAt: null, endedAt: null, phase: "",
   nodes: new Map(), agents: new Map(), agentKeys: new Map(), synthesisText: "", levels: [], frame: 0,
+  taken: new Set(), questions: new Map(),
 };
 
 // ---- the run list -----------------------------------------------------------------
@@ -127,7 +134,7 @@ function reconnectFromLastSeq() {
   for (const type of EVENT_TYPES) source.addEventListener(type, handler);
 }
 
-const isOver = () => ["completed", "failed", "partial", "cancelled", "budget_exceeded"].includes(state.status);
+const isOver = () => ["completed", "failed", "partial", "cancelled", "budget_exceeded", "paused"].includes(state.status);
 
 function setConnection(text) { $("connection").textContent = text; }
 
@@ -142,6 +149,80 @@ function handle(event) {
     case "workflow_start":
       state.title = data.title || data.task || state.runId;
       state.startedAt = event.timestamp;
+      setStatus("in_progress");
+      if (Array.isArray(data.nodes)) { // a graph run: its planned graph
+        for (const spec of data.nodes) graphNode(spec, false);
+        for (const edge of data.edges || []) graphEdge(edge);
+        drawGraph();
+      }
+      break;
+    case "graph_node_added": case "graph_rework_inserted":
+      graphNode(data.node, true);
+      for (const edge of data.edges || []) graphEdge(edge);
+      if (type === "graph_rework_inserted") { // source -> fix -> consumer
+        graphEdge({ source: data.source, target: data.node.id });
+        const consumer = state.nodes.get(data.consumer);
+        if (consumer) consumer.deps = consumer.deps.filter((d) => d !== data.source).concat([data.node.id]);
+      }
+      drawGraph();
+      break;
+    case "graph_node_edited":
+      graphNode(data.node, false);
+      drawGraph();
+      break;
+    case "graph_node_removed":
+      for (const id of data.nodes || []) state.nodes.delete(id);
+      for (const node of state.nodes.values()) node.deps = node.deps.filter((d) => state.nodes.has(d));
+      drawGraph();
+      break;
+    case "graph_edge_added":
+      graphEdge(data.edge || {});
+      drawGraph();
+      break;
+    case "graph_edge_removed": {
+      const target = state.nodes.get(data.target);
+      if (target) target.deps = target.deps.filter((d) => d !== data.source);
+      drawGraph();
+      break;
+    }
+    case "graph_node_split": {
+      const old = state.nodes.get(data.node);
+      const deps = old ? old.deps : [];
+      state.nodes.delete(data.node);
+      for (const part of data.parts || []) graphNode(part, true).deps = [...deps];
+      const join = graphNode(data.join, true);
+      join.deps = (data.parts || []).map((part) => part.id);
+      for (const node of state.nodes.values()) node.deps = node.deps.map((d) => (d === data.node ? join.id : d));
+      drawGraph();
+      break;
+    }
+    case "graph_node_ready": setNode(data.node, "ready"); break;
+    case "graph_node_started": case "graph_node_requeued":
+      setNode(data.node, type === "graph_node_started" ? "running" : "ready");
+      break;
+    case "graph_node_completed": {
+      setNode(data.node, "completed");
+      const node = state.nodes.get(data.node);
+      if (node) { node.visits = Math.max(node.visits || 0, data.visit || 1); drawGraph(); }
+      break;
+    }
+    case "graph_node_failed": setNode(data.node, "failed"); break;
+    case "graph_node_skipped": case "graph_node_cancelled": setNode(data.node, "skipped"); break;
+    case "graph_route_chosen":
+      for (const route of data.routes || []) state.taken.add(data.node + "\u0000" + route);
+      drawGraph();
+      break;
+    case "graph_node_interrupted":
+      state.questions.set(data.node, { question: String(data.question || ""), schema: data.schema || null });
+      setNode(data.node, "waiting");
+      renderQuestions();
+      break;
+    case "graph_interrupt_answered":
+      state.questions.delete(data.node);
+      setNode(data.node, "ready");
+      renderQuestions();
+      break;
+    case "graph_run_resumed":
       setStatus("in_progress");
       break;
     case "decomposition_complete":
@@ -217,9 +298,10 @@ function handle(event) {
     state.endedAt = event.timestamp;
     if (data.error) { $("run-error").hidden = false; $("run-error").textContent = data.error; }
     if (data.total_cost != null) state.cost = data.total_cost;
-    state.progress = 100;
+    const paused = type === "workflow_paused"; // waits for answers: not done
+    if (!paused) state.progress = 100;
     if (state.source) state.source.close();
-    setConnection("finished");
+    setConnection(paused ? "paused: waiting for answers" : "finished");
     loadReports();
   }
   schedule();
@@ -246,6 +328,61 @@ function appendText(key, delta) {
 function setNode(subtaskId, value) {
   const node = state.nodes.get(subtaskId);
   if (node) node.state = value;
+}
+
+// A graph run's node (kinds: task, switch, aggregate, terminal); ``added`` marks nodes a
+// change added while the run went on (planned versus actual).
+function graphNode(spec, added) {
+  const node = state.nodes.get(spec.id) || { state: "pending", deps: [], visits: 0 };
+  Object.assign(node, { id: spec.id, description: spec.description || "", kind: spec.kind || "task" });
+  if (added) node.added = true;
+  state.nodes.set(spec.id, node);
+  return node;
+}
+
+function graphEdge(edge) {
+  const target = state.nodes.get(edge.target);
+  if (target && !target.deps.includes(edge.source)) target.deps.push(edge.source);
+}
+
+function nodeClass(node) {
+  return ["node", node.state, node.kind || "", node.added ? "added" : ""].filter(Boolean).join(" ");
+}
+
+// Questions paused nodes wait on: a form each; the answer is recorded through the API
+// and the run's own process goes on with it.
+function renderQuestions() {
+  const panel = $("questions-panel");
+  panel.hidden = state.questions.size === 0;
+  $("questions").replaceChildren(...[...state.questions].map(([node, asked]) => {
+    const form = el("form", { class: "question", "data-node": node });
+    const type = asked.schema && asked.schema.type;
+    form.append(el("p", {}, el("strong", {}, node), ": ", asked.question));
+    if (type === "boolean") {
+      for (const [label, value] of [["Yes", true], ["No", false]]) {
+        const button = el("button", { type: "button" }, label);
+        button.addEventListener("click", () => sendAnswer(form, node, value));
+        form.append(button);
+      }
+    } else {
+      const input = el("input", { name: "answer", type: type === "integer" || type === "number" ? "number" : "text", required: "" });
+      form.append(input, el("button", { type: "submit" }, "Answer"));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        sendAnswer(form, node, input.type === "number" ? Number(input.value) : input.value);
+      });
+    }
+    form.append(el("span", { class: "answer-status" }));
+    return form;
+  }));
+}
+
+async function sendAnswer(form, node, value) {
+  const response = await post("/runs/" + encodeURIComponent(state.runId) + "/answers", { node, answer: value, by: "live page" });
+  const reply = await response.json().catch(() => ({}));
+  form.querySelector(".answer-status").textContent = response.ok
+    ? "answer recorded: the run goes on when its process runs it again"
+    : reply.error || "could not record the answer (" + response.status + ")";
 }
 
 function setStatus(status) {
@@ -284,7 +421,7 @@ function render() {
   if (state.startedAt) $("elapsed").textContent = (end - state.startedAt).toFixed(1) + "s";
   for (const node of state.nodes.values()) {
     const group = document.getElementById("node-" + cssId(node.id));
-    if (group) group.setAttribute("class", "node " + node.state);
+    if (group) group.setAttribute("class", nodeClass(node));
   }
   renderAgents();
   if (state.synthesisShown !== state.synthesisText) {
@@ -365,16 +502,20 @@ function drawGraph() {
       const from = position.get(dep), to = position.get(node.id);
       if (!from || !to) continue;
       const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mid = (x1 + x2) / 2;
-      graph.append(svg("path", { class: "edge", d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}` }));
+      const source = state.nodes.get(dep);
+      const route = source && source.kind === "switch";
+      const taken = state.taken.has(dep + "\u0000" + node.id);
+      const kind = route ? (taken ? "edge taken" : "edge route") : "edge";
+      graph.append(svg("path", { class: kind, d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}` }));
     }
   }
   for (const node of nodes) {
     const { x, y } = position.get(node.id);
-    const group = svg("g", { class: "node " + node.state, id: "node-" + cssId(node.id), transform: `translate(${x},${y})` });
+    const group = svg("g", { class: nodeClass(node), id: "node-" + cssId(node.id), transform: `translate(${x},${y})` });
     const title = svg("title");
     title.textContent = node.id + ": " + node.description;
     const label = svg("text", { x: 10, y: 19 });
-    label.textContent = short(node.id, Math.floor(W / 7.5));
+    label.textContent = short(node.id, Math.floor(W / 7.5) - 3) + (node.visits > 1 ? " ×" + node.visits : "");
     const sub = svg("text", { x: 10, y: 36, class: "sub" });
     sub.textContent = short(node.description, Math.floor(W / 6.8));
     group.append(svg("rect", { width: W, height: H, rx: 6 }), title, label, sub);
