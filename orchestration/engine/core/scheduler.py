@@ -81,6 +81,8 @@ def _pick(
 ) -> list[str]:
     if slots <= 0 or not state.ready_count or state.status is not None or state.error is not None:
         return []
+    if not capacity and headroom is None and len(state.lanes) == 1:
+        return _pick_one_lane(state, next(iter(state.lanes.values())), slots, keep)
     left = dict(capacity) if capacity else {}
     budget = headroom
     picked: list[str] = []
@@ -113,5 +115,23 @@ def _pick(
             if left[model] <= 0:
                 open_lanes.remove(best_lane)
     for lane, entry in taken:
+        heapq.heappush(lane, entry)
+    return picked
+
+
+def _pick_one_lane(state: GraphState, lane: list[_Entry], slots: int, keep: bool) -> list[str]:
+    """:func:`_pick` for the common case: one lane, no capacity or budget limits."""
+    nodes = state.nodes
+    picked: list[str] = []
+    kept: list[_Entry] = []
+    while lane and len(picked) < slots:
+        entry = heapq.heappop(lane)
+        rec = nodes.get(entry[4])
+        if rec is None or rec.state != _READY or rec.token != entry[3]:
+            continue  # stale: dropped for good
+        picked.append(entry[4])
+        if keep:
+            kept.append(entry)
+    for entry in kept:
         heapq.heappush(lane, entry)
     return picked
