@@ -150,9 +150,13 @@ async def finish_call(
     prices: PriceTable,
     llm: Any,
     fingerprint: str = "",
+    started_at: float | None = None,
 ) -> Completion:
     """Price ``completion``, settle what the call held, bill it to ``agent_id`` (a
-    ``cost_update`` event, durable before the answer is used) and apply the guardrails."""
+    ``cost_update`` event, durable before the answer is used) and apply the guardrails.
+
+    ``started_at`` (wall-clock seconds) is when the call was first sent: with the event's
+    own time it gives the call's span in traces."""
     completion = finish_call_now(
         run,
         held,
@@ -163,6 +167,7 @@ async def finish_call(
         prices=prices,
         llm=llm,
         fingerprint=fingerprint,
+        started_at=started_at,
     )
     if run is not None:
         if run.log.durable:
@@ -185,6 +190,7 @@ def finish_call_now(
     llm: Any,
     fingerprint: str = "",
     guard_after: bool = False,
+    started_at: float | None = None,
 ) -> Completion:
     """:func:`finish_call` without the awaits (the event is written with the next batch)."""
     tracking = config.enable_cost_tracking
@@ -214,6 +220,8 @@ def finish_call_now(
             "response": completion.content,
             "finish_reason": completion.finish_reason,
         }
+        if started_at is not None:
+            data["started_at"] = started_at
         if held is not None:
             run.budget.settle(held.reservation, usage.cost_usd)
             if held.guarded:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -122,6 +123,7 @@ async def _call_one(
                 agent_id,
             )
 
+    started_at = time.time()
     try:
         completion = await retry_call(
             lambda: _attempt(llm, request, run, agent_id, config, stream), policy, on_retry=on_retry
@@ -140,6 +142,7 @@ async def _call_one(
         prices=prices,
         llm=llm,
         fingerprint=fingerprint,
+        started_at=started_at,
     )
 
 

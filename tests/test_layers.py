@@ -39,7 +39,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     ),
     3: ("engine", "stores", "admission", "modelcall", "metered"),
     4: ("base", "graph", "workflow", "registry"),
-    5: ("cli", "server"),
+    5: ("cli", "server", "backends"),
 }
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}
 PACKAGE_LAYER = 6  # orchestration/__init__.py: the public API, above everything it re-exports
