@@ -20,8 +20,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,9 +32,10 @@ from .budget import Budget
 from .config import OrchestratorConfig
 from .engine.driver import WorkflowDriver, title_from
 from .engine.eventlog import EventLog
+from .engine.leases import is_dead_here, new_owner
 from .engine.run import RunContext, attributed, current_scope
 from .engine.state import RunState
-from .errors import ConfigError, RunNotFoundError, describe
+from .errors import ConfigError, RunLeasedError, RunNotFoundError, describe
 from .events import EventType, StreamEvent
 from .llm import Completion, CompletionRequest, Provider, as_provider
 from .metered import MeteredProvider, MissingProvider
@@ -56,10 +55,6 @@ __all__ = ["BaseOrchestrator", "RunContext", "RunLeasedError"]
 StreamCallback = Callable[[StreamEvent], Any]
 
 _POLL_SECONDS = 0.5
-
-
-class RunLeasedError(ConfigError):
-    """Another process is driving this run (it holds the run's lease in the store)."""
 
 
 class BaseOrchestrator(abc.ABC):
@@ -201,7 +196,8 @@ class BaseOrchestrator(abc.ABC):
 
         The plan and every completed subtask come from the store; only unfinished work
         runs, and model calls that were already paid for are answered from the run's
-        recording.  A finished run just returns its result.  If another process holds the
+        recording.  A FAILED or PARTIAL run runs its failed and never-run subtasks again
+        (and the synthesis); any other finished run just returns its result.  If another process holds the
         run's lease, raises :class:`RunLeasedError` (with ``wait=True``, waits up to one
         lease period for it to expire, e.g. after that process crashed).
         """
@@ -212,7 +208,7 @@ class BaseOrchestrator(abc.ABC):
         owner = await self._take_lease(run_id, wait=wait)  # before reading: the run is ours now
         try:
             state = await self.load_state(run_id)
-            if state.status.is_terminal:
+            if state.status.is_terminal and state.status not in _RERUNNABLE:
                 await self.store.release_lease(run_id, owner)
                 return state.to_result()
             events = await self.store.events(run_id)
@@ -342,7 +338,7 @@ class BaseOrchestrator(abc.ABC):
 
     async def _take_lease(self, run_id: str, *, wait: bool) -> str:
         """Take the run's lease for this process (every store, memory ones too); returns the owner."""
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        owner = new_owner()
         await self._acquire_lease(run_id, owner, wait=wait)
         return owner
 
@@ -350,10 +346,18 @@ class BaseOrchestrator(abc.ABC):
         lease = self.config.lease_seconds
         deadline = time.monotonic() + (lease + 1 if wait else 0)
         while not await self.store.acquire_lease(run_id, owner, lease):
+            holder = await self.store.lease_holder(run_id)
+            if holder is not None and is_dead_here(holder):
+                # The process that held it is gone (e.g. kill -9): take over now.
+                if await self.store.take_over_lease(run_id, holder, owner, lease):
+                    return
+                continue  # someone else took it over first: ask again
             if time.monotonic() >= deadline:
                 raise RunLeasedError(
                     f"run {run_id!r} is being driven by another process (it holds the run's lease); "
-                    f"if that process died, the lease expires within {lease:g}s: retry then, or wait=True"
+                    f"if that process died on another machine, the lease expires within {lease:g}s: "
+                    "retry then, or wait for it with wait=True",
+                    lease_seconds=lease,
                 )
             await asyncio.sleep(min(0.2, lease / 5))
 
@@ -517,6 +521,10 @@ class BaseOrchestrator(abc.ABC):
             max_delay=config.retry_max_delay,
             retry_if=retry_if,
         )
+
+
+#: Finished runs that ``resume`` takes up again: what did not complete runs once more.
+_RERUNNABLE = (TaskStatus.FAILED, TaskStatus.PARTIAL)
 
 
 def _subtask_retryable(error: BaseException) -> bool:

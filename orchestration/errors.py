@@ -31,6 +31,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RunCancelledError",
+    "RunLeasedError",
     "RunNotFoundError",
     "SequenceConflictError",
     "ServiceUnavailableError",
@@ -265,6 +266,16 @@ class GraphError(OrchestrationError, ValueError):
 
 class GraphMutationError(GraphError):
     """A change to a running graph was refused (it touches an ACTIVE node, or the node is gone)."""
+
+
+class RunLeasedError(ConfigError):
+    """Another live process is driving this run (it holds the run's lease in the store).
+
+    ``lease_seconds`` says how long that lease lasts unless renewed."""
+
+    def __init__(self, message: str, *, lease_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.lease_seconds = lease_seconds
 
 
 class WorkflowError(GraphError):

@@ -133,3 +133,23 @@ class StreamEvent(NamedTuple):
             agent_id=data.get("agent_id"),
             progress=float(data.get("progress") or 0.0),
         )
+
+
+_IN_PROGRESS_EVENTS = frozenset(
+    {EventType.WORKFLOW_START, EventType.WORKFLOW_RESUMED, EventType.GRAPH_RUN_RESUMED}
+)
+
+
+def status_after(kind: EventType, data: Mapping[str, Any]) -> str | None:
+    """The run status an event sets, or None if it leaves the status alone.
+
+    The one rule every fold of a run's status uses (the engine's run state and the
+    stores' run summaries), so a listing never disagrees with the run: ``workflow_start``
+    and ``workflow_resumed`` make a run in progress, a terminal event sets the status it
+    carries (failed if it carries none).
+    """
+    if kind in _IN_PROGRESS_EVENTS:
+        return "in_progress"
+    if kind in TERMINAL_EVENTS:
+        return str(data.get("status") or "failed")
+    return None

@@ -47,7 +47,8 @@ class TaskStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        """True for statuses a run or subtask never leaves."""
+        """True for statuses of a finished run or subtask (``resume`` re-runs what a
+        FAILED or PARTIAL run did not complete)."""
         return self not in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.PAUSED)
 
 

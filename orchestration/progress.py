@@ -171,17 +171,25 @@ class ProgressDisplay:
         cost = float(event.data.get("total_cost", self._cost))
         done = sum(1 for a in self._agents.values() if a.mark == "✓")
         failed = sum(1 for a in self._agents.values() if a.mark in ("✗", "-"))
+        agents, tokens = len(self._agents), self._tokens
+        if "agents" in event.data:  # the whole run's counts (a resumed run's earlier work too)
+            agents = int(event.data["agents"])
+            done = int(event.data.get("agents_completed", done))
+            failed = agents - done
+            tokens = int(event.data.get("total_tokens", tokens))
         bill = format_usd_cell(cost)
         if self._recorded:
             bill = f"{format_usd_cell(max(cost - self._recorded, 0.0))} spent, {format_usd_cell(self._recorded)} recorded"
         summary = (
-            f"{self._title} — {status} in {elapsed:.1f}s: {len(self._agents)} agents "
-            f"({done} completed, {failed} not), {self._tokens:,} tokens, {bill}"
+            f"{self._title} — {status} in {elapsed:.1f}s: {agents} agents "
+            f"({done} completed, {failed} not), {tokens:,} tokens, {bill}"
         )
         style = "green" if status == "completed" else "red"
         self.console.print(Text(summary, style=style if self.live else ""), soft_wrap=True)
         if event.data.get("error"):
             self.console.print(Text(f"error: {event.data['error']}"), soft_wrap=True)
+        if status == "paused":
+            self.console.print(Text(f"continue with: orchestrate resume {event.run_id}"), soft_wrap=True)
 
     def close(self) -> None:
         """Stop the live display (called automatically at the run's end)."""

@@ -201,6 +201,8 @@ def print_result(
         console.print(f"report: {escape(document.path)} ({document.size_bytes} bytes)")
     if result.error:
         console.print(f"[yellow]{escape(result.error)}[/yellow]")
+    if result.status == "paused":
+        console.print(f"continue with: orchestrate resume {escape(result.run_id)}")
 
 
 def _bill_line(result: OrchestratorResult, recorded: Recorded | None) -> str:

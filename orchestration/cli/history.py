@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ..base import BaseOrchestrator
-from ..errors import ConfigError, RunNotFoundError
+from ..errors import ConfigError, RunLeasedError, RunNotFoundError
 from ..events import EventType
 from ..models import OrchestratorResult, TaskStatus
 from ..progress import format_usd_cell
@@ -119,12 +119,21 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         orchestrator = await _orchestrator_for(store, args)
         result: OrchestratorResult
         if args.command == "resume":
-            result = await run_with_display(
-                lambda cb: orchestrator.resume(args.run_id, cb, wait=args.wait),
-                lambda: orchestrator.cancel(args.run_id),
-                args,
-                err,
-            )
+            try:
+                result = await run_with_display(
+                    lambda cb: orchestrator.resume(args.run_id, cb, wait=args.wait),
+                    lambda: orchestrator.cancel(args.run_id),
+                    args,
+                    err,
+                )
+            except RunLeasedError as error:
+                if error.lease_seconds is None:
+                    raise
+                raise RunLeasedError(
+                    f"run {args.run_id!r} is being driven by another live process; if it died on "
+                    f"another machine its lease expires within {error.lease_seconds:g}s: retry then, "
+                    "or add --wait to wait for it"
+                ) from None
             recorded = None
         else:
             result = await run_with_display(
@@ -252,6 +261,13 @@ async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOr
     class_path = start.data.get("orchestrator_class")
     if not class_path:
         raise ConfigError(f"run {args.run_id} does not record its orchestrator class")
+    if str(class_path).startswith("__main__:"):
+        name = str(class_path).split(":", 1)[1]
+        raise ConfigError(
+            f"run {args.run_id} was started by a script that defines {name} itself (__main__), which "
+            f"the command line cannot import; resume it from that script with "
+            f"await {name}(...).resume({args.run_id!r})"
+        )
     cls = resolve_orchestrator(str(class_path))
     config = cls.config_class.from_dict(dict(start.data.get("config") or {}))
     provider_name = args.provider or str(start.data.get("provider") or "")

@@ -430,7 +430,17 @@ class WorkflowDriver:
             TaskStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
             TaskStatus.PAUSED: EventType.WORKFLOW_PAUSED,
         }.get(status, EventType.WORKFLOW_ERROR)
-        data: dict[str, Any] = {"status": str(status), "total_cost": run.state.total_cost}
+        if status is TaskStatus.PAUSED:
+            hint = f"resume(run_id={run.run_id!r}) continues it"
+            error = f"{error}; {hint}" if error else hint
+        results = run.state.results  # the whole run's, a resumed run's earlier work included
+        data: dict[str, Any] = {
+            "status": str(status),
+            "total_cost": run.state.total_cost,
+            "total_tokens": run.state.usage.total_tokens,
+            "agents": len(results),
+            "agents_completed": sum(1 for r in results.values() if r.get("status") == TaskStatus.COMPLETED),
+        }
         if run.outcome_metadata:
             data["metadata"] = dict(run.outcome_metadata)
         if error:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..events import EventType, StreamEvent
+from ..events import EventType, StreamEvent, status_after
 from ..models import (
     AgentResult,
     GeneratedDocument,
@@ -131,7 +131,7 @@ class RunState:
             self.title = str(data.get("title", ""))
             self.orchestrator = str(data.get("orchestrator", ""))
             self.started_at = timestamp
-            self.status = TaskStatus.IN_PROGRESS
+            self.status = TaskStatus(status_after(kind, data) or self.status)
             self.metadata.update(data.get("metadata") or {})
         elif kind is EventType.DECOMPOSITION_START:
             self._advance(2.0)
@@ -160,11 +160,11 @@ class RunState:
         elif kind is EventType.DOCUMENT_GENERATION_COMPLETE:
             self.documents.extend(data.get("documents", ()))
         elif kind is EventType.WORKFLOW_RESUMED:
-            self.status = TaskStatus.IN_PROGRESS
+            self.status = TaskStatus(status_after(kind, data) or self.status)
             self.error = None
             self.ended_at = None
         elif kind in _TERMINAL:
-            self.status = TaskStatus(data.get("status", TaskStatus.FAILED))
+            self.status = TaskStatus(status_after(kind, data) or self.status)
             self.error = data.get("error")
             self.ended_at = timestamp
             self.metadata.update(data.get("metadata") or {})

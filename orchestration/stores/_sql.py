@@ -102,6 +102,10 @@ ACQUIRE_LEASE = (
     "RETURNING owner"
 )
 RELEASE_LEASE = "DELETE FROM leases WHERE run_id = ? AND owner = ?"
+#: Parameters: run_id, now.
+LEASE_HOLDER = "SELECT owner FROM leases WHERE run_id = ? AND expires_at > ?"
+#: Parameters: owner, expires_at, run_id, holder.  A compare-and-swap on the holder.
+TAKE_OVER_LEASE = "UPDATE leases SET owner = ?, expires_at = ? WHERE run_id = ? AND owner = ?"
 REQUEST_CANCEL = "UPDATE runs SET cancel_requested = TRUE WHERE run_id = ?"
 CANCEL_REQUESTED = "SELECT cancel_requested FROM runs WHERE run_id = ?"
 CLEAR_CANCEL = "UPDATE runs SET cancel_requested = FALSE WHERE run_id = ?"
@@ -264,6 +268,10 @@ class SQLStoreMixin:
         """Run ``sql``; how many rows it changed."""
         raise NotImplementedError
 
+    async def _lease_now(self) -> float:
+        """The time leases are measured by (seconds since the epoch)."""
+        raise NotImplementedError
+
     async def get_run(self, run_id: str) -> RunSummary | None:
         """The run's summary, or None."""
         rows = await self._fetch(SELECT_RUN, (run_id,))
@@ -280,6 +288,16 @@ class SQLStoreMixin:
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Give the lease up (no-op unless ``owner`` holds it)."""
         await self._execute(RELEASE_LEASE, (run_id, owner))
+
+    async def lease_holder(self, run_id: str) -> str | None:
+        """Who holds an unexpired lease on ``run_id`` (None: nobody)."""
+        rows = await self._fetch(LEASE_HOLDER, (run_id, await self._lease_now()))
+        return str(rows[0][0]) if rows else None
+
+    async def take_over_lease(self, run_id: str, holder: str, owner: str, ttl_seconds: float) -> bool:
+        """Give ``holder``'s lease to ``owner``, only if ``holder`` still has it."""
+        expires = await self._lease_now() + ttl_seconds
+        return await self._execute(TAKE_OVER_LEASE, (owner, expires, run_id, holder)) > 0
 
     async def request_cancel(self, run_id: str) -> bool:
         """Flag the run for cancellation (any process may); True if the run exists."""

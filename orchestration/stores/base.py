@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import SequenceConflictError
-from ..events import EventType, StreamEvent
+from ..events import EventType, StreamEvent, status_after
 from ..models import TaskStatus
 
 __all__ = ["RunStore", "RunSummary", "check_batch"]
@@ -61,10 +61,11 @@ class RunSummary:
             if data.get("provider") == "recording":  # served from a recording: counted, not spent
                 recorded = float(self.metadata.get("recorded_cost", 0.0)) + float(data.get("cost", 0.0))
                 changes["metadata"] = {**self.metadata, "recorded_cost": recorded}
-        elif event.is_terminal:
-            changes["status"] = TaskStatus(data.get("status", TaskStatus.FAILED))
-            if "total_cost" in data:
-                changes["total_cost"] = float(data["total_cost"])
+        elif event.is_terminal and "total_cost" in data:
+            changes["total_cost"] = float(data["total_cost"])
+        status = status_after(kind, data)
+        if status is not None:
+            changes["status"] = TaskStatus(status)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +130,15 @@ class RunStore(Protocol):
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Give the lease up (no-op if ``owner`` does not hold it)."""
+        ...
+
+    async def lease_holder(self, run_id: str) -> str | None:
+        """Who holds an unexpired lease on ``run_id`` (None: nobody)."""
+        ...
+
+    async def take_over_lease(self, run_id: str, holder: str, owner: str, ttl_seconds: float) -> bool:
+        """Give ``holder``'s lease to ``owner``, atomically, only if ``holder`` still has it
+        (used when ``holder`` is known to be dead); True on success."""
         ...
 
     async def request_cancel(self, run_id: str) -> bool:

@@ -93,6 +93,19 @@ class MemoryStore:
         if holder is not None and holder[0] == owner:
             del self._leases[run_id]
 
+    async def lease_holder(self, run_id: str) -> str | None:
+        """Who holds an unexpired lease on ``run_id``."""
+        holder = self._leases.get(run_id)
+        return holder[0] if holder is not None and holder[1] > self._clock() else None
+
+    async def take_over_lease(self, run_id: str, holder: str, owner: str, ttl_seconds: float) -> bool:
+        """Give ``holder``'s lease to ``owner`` if ``holder`` still has it."""
+        current = self._leases.get(run_id)
+        if current is None or current[0] != holder:
+            return False
+        self._leases[run_id] = (owner, self._clock() + ttl_seconds)
+        return True
+
     async def request_cancel(self, run_id: str) -> bool:
         """Flag the run for cancellation."""
         if run_id not in self._events:

@@ -283,6 +283,12 @@ class PostgresStore(_sql.SQLStoreMixin):
             with contextlib.suppress(Exception):  # a dead connection needs no goodbye
                 await conn.close()
 
+    async def _lease_now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        async with self._connection() as conn:
+            return await self._now(conn)
+
     async def _now(self, conn: _Connection) -> float:
         if self._clock is not None:
             return self._clock()

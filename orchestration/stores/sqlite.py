@@ -220,6 +220,9 @@ class SQLiteStore(_sql.SQLStoreMixin):
         rows = await self._fetch(_sql.SELECT_SNAPSHOT, (run_id,))
         return _sql.decode_snapshot(run_id, rows[0][0], rows[0][1]) if rows else None
 
+    async def _lease_now(self) -> float:
+        return self._clock()
+
     async def acquire_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
         """Take or renew the lease, atomically, unless another owner holds an unexpired one."""
         now = self._clock()

@@ -62,8 +62,12 @@ class Wide(BaseOrchestrator):
 
 
 async def main(db: str, calls: str, run_id: str, mode: str) -> None:
-    config = OrchestratorConfig(max_concurrent_agents=CONCURRENCY, lease_seconds=1.0, max_retries=0)
-    orchestrator = Wide(config, CountingProvider(calls), store=SQLiteStore(db))
+    lease = float(os.environ.get("CRASH_WORKER_LEASE", "1.0"))
+    config = OrchestratorConfig(max_concurrent_agents=CONCURRENCY, lease_seconds=lease, max_retries=0)
+    # The class as ``tests.core.crash_worker:Wide`` (not ``__main__``), so the CLI can resume it.
+    from tests.core.crash_worker import Wide as Importable
+
+    orchestrator = Importable(config, CountingProvider(calls), store=SQLiteStore(db))
     if mode == "start":
         result = await orchestrator.execute_workflow("crash test", run_id=run_id)
     else:

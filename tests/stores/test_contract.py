@@ -309,6 +309,27 @@ async def test_lease_is_exclusive_and_renewable_by_its_owner(store: RunStore) ->
     assert not await store.acquire_lease("r1", "alice", 30)
 
 
+async def test_a_resumed_run_is_listed_in_progress_again(store: RunStore) -> None:
+    await store.append("r1", run_events("r1", at=T0, status=TaskStatus.PAUSED))
+    paused = await store.get_run("r1")
+    assert paused is not None and paused.status is TaskStatus.PAUSED
+    await store.append("r1", [StreamEvent(EventType.WORKFLOW_RESUMED, "r1", 4, T0 + 4, {"from_seq": 3})])
+    resumed = await store.get_run("r1")
+    assert resumed is not None and resumed.status is TaskStatus.IN_PROGRESS
+    assert [r.run_id for r in await store.list_runs(status=TaskStatus.IN_PROGRESS)] == ["r1"]
+
+
+async def test_a_dead_holders_lease_is_taken_over_only_by_one(store: RunStore) -> None:
+    assert await store.lease_holder("r1") is None
+    assert await store.acquire_lease("r1", "dead", 300)
+    assert await store.lease_holder("r1") == "dead"
+    assert not await store.take_over_lease("r1", "someone-else", "bob", 300)  # not the holder named
+    assert await store.take_over_lease("r1", "dead", "bob", 300)
+    assert not await store.take_over_lease("r1", "dead", "carol", 300)  # bob won: it is his now
+    assert await store.lease_holder("r1") == "bob"
+    assert not await store.acquire_lease("r1", "carol", 300)
+
+
 async def test_lease_expires_by_the_clock(backend: Backend) -> None:
     store = backend.open()
     assert await store.acquire_lease("r1", "alice", 10)

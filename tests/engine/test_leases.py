@@ -1,0 +1,59 @@
+"""Lease owner ids say which process holds a lease, and whether that process still lives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from orchestration.engine.leases import is_dead_here, new_owner
+
+
+def _owner_of(pid: int, start: str) -> str:
+    host = new_owner().split(":")[0]
+    return f"{host}:{pid}:{start}:abcd1234"
+
+
+def test_this_process_is_alive_and_its_ids_are_unique() -> None:
+    first, second = new_owner(), new_owner()
+    assert first != second
+    assert first.split(":")[1] == str(os.getpid())
+    assert not is_dead_here(first)
+
+
+def test_a_killed_process_is_dead_whether_or_not_it_was_reaped() -> None:
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; print(__import__('orchestration.engine.leases', fromlist=['x']).new_owner()); sys.stdout.flush(); input()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    owner = child.stdout.readline().strip()
+    assert not is_dead_here(owner)  # alive
+    os.kill(child.pid, signal.SIGKILL)
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped: a zombie
+    assert is_dead_here(owner)
+    child.wait()  # reaped: the pid is gone
+    assert is_dead_here(owner)
+
+
+def test_a_reused_pid_is_caught_by_its_start_time() -> None:
+    parent = os.getppid()  # a live process that is not this one
+    stat = Path(f"/proc/{parent}/stat").read_text(encoding="ascii", errors="replace")
+    real_start = stat.rsplit(")", 1)[-1].split()[19]
+    assert not is_dead_here(_owner_of(parent, real_start))
+    assert not is_dead_here(_owner_of(parent, "-"))  # no start time recorded: trusted as alive
+    assert is_dead_here(_owner_of(parent, str(int(real_start) + 1)))  # same pid, another process
+
+
+def test_other_hosts_and_odd_ids_are_never_judged_dead() -> None:
+    assert not is_dead_here("some-other-host:1:-:abcd")
+    assert not is_dead_here("not an owner id")
+    assert not is_dead_here(_owner_of(0, "-"))
