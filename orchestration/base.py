@@ -316,6 +316,7 @@ class BaseOrchestrator(abc.ABC):
     async def _execute(self, run: RunContext, owner: str, *, resumed: bool) -> OrchestratorResult:
         """Drive ``run`` (whose lease ``owner`` holds) to its end and return its result."""
         self._runs[run.run_id] = run
+        run.log.fence = owner  # an append after another process took the run over is refused
         driver = WorkflowDriver(self)
         try:
             async with asyncio.TaskGroup() as group:

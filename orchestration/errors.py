@@ -22,6 +22,7 @@ __all__ = [
     "ContextLengthError",
     "GraphError",
     "GraphMutationError",
+    "LeaseLostError",
     "MalformedResponseError",
     "OrchestrationError",
     "OverloadedError",
@@ -165,6 +166,11 @@ class RunNotFoundError(OrchestrationError, KeyError):
 class StoreError(OrchestrationError):
     """The run store cannot be used: a damaged file, a file that is not a store, or a
     database that stayed unreachable.  The message is one line naming the store."""
+
+
+class LeaseLostError(StoreError):
+    """A write from a run's driver that no longer holds the run's lease was refused (another
+    process took the run over): the old driver must stop; nothing it sends is stored."""
 
 
 class SequenceConflictError(OrchestrationError):

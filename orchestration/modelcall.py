@@ -20,7 +20,7 @@ from .admission import finish_call, hold_call, release_call
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext, current_scope
-from .errors import BudgetExceededError, StoreError, describe
+from .errors import BudgetExceededError, LeaseLostError, StoreError, describe
 from .events import EventType
 from .llm import Completion, CompletionRequest, Provider
 from .pricing import PriceTable
@@ -220,7 +220,13 @@ async def _streamed(
 def _abort(run: RunContext) -> None:
     """Stop the whole run now (as a lost lease does): its store failed; ``_end`` says how."""
     if run.abort_reason is None:
-        run.abort_reason = "the run's store stopped accepting events, so no more model calls are made"
+        if isinstance(run.log.store_error, LeaseLostError):
+            run.abort_reason = (
+                "lost the run's lease to another process (its writes are refused), so this "
+                "process stops; that process drives the run now"
+            )
+        else:
+            run.abort_reason = "the run's store stopped accepting events, so no more model calls are made"
         run.cancel_requested = True
         if run.body is not None:
             run.body.cancel()

@@ -64,6 +64,10 @@ class EventLog:
         self.store_error: BaseException | None = None
         #: False for stores that keep nothing across processes: ``flush`` is then free.
         self.durable = durable
+        #: The lease owner every append is fenced with (set once the run's lease is held);
+        #: a user's store whose ``append`` takes no ``fence`` is written to unfenced.
+        self.fence: str | None = None
+        self._fences = "fence" in inspect.signature(store.append).parameters
 
     def emit(
         self, kind: EventType, data: Mapping[str, Any] | None = None, agent_id: str | None = None
@@ -149,7 +153,10 @@ class EventLog:
             batch, self._queue = self._queue, []
             if self.store_error is None:
                 try:
-                    await self._store.append(self.run_id, batch)
+                    if self.fence is None or not self._fences:
+                        await self._store.append(self.run_id, batch)
+                    else:
+                        await self._store.append(self.run_id, batch, fence=self.fence)
                 except Exception as error:  # the run goes on in memory; the result says so
                     self.store_error = error
                     logger.error("run %s: event store failed: %s", self.run_id, describe(error))

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import OrchestrationError
 from ..events import StreamEvent
 from ..models import TaskStatus
-from .base import RunSummary, check_batch
+from .base import RunSummary, check_batch, check_fence
 
 __all__ = [
     "ACQUIRE_LEASE",
@@ -42,6 +42,7 @@ __all__ = [
     "UPDATE_SUMMARY",
     "UPSERT_RUN",
     "check_batch",
+    "check_fence",
     "clean_text",
     "decode_event",
     "decode_snapshot",
@@ -102,6 +103,8 @@ ACQUIRE_LEASE = (
     "RETURNING owner"
 )
 RELEASE_LEASE = "DELETE FROM leases WHERE run_id = ? AND owner = ?"
+#: Parameters: run_id.  Whoever holds the row, expired or not (a fence check).
+LEASE_OWNER = "SELECT owner FROM leases WHERE run_id = ?"
 #: Parameters: run_id, now.
 LEASE_HOLDER = "SELECT owner FROM leases WHERE run_id = ? AND expires_at > ?"
 #: Parameters: owner, expires_at, run_id, holder.  A compare-and-swap on the holder.

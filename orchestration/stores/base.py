@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import SequenceConflictError
+from ..errors import LeaseLostError, SequenceConflictError
 from ..events import EventType, StreamEvent, status_after
 from ..models import TaskStatus
 
-__all__ = ["RunStore", "RunSummary", "check_batch"]
+__all__ = ["RunStore", "RunSummary", "check_batch", "check_fence"]
 
 
 def check_batch(run_id: str, last_seq: int, events: Sequence[StreamEvent]) -> None:
@@ -23,6 +23,15 @@ def check_batch(run_id: str, last_seq: int, events: Sequence[StreamEvent]) -> No
                 "(another writer is appending to this run)"
             )
         expected += 1
+
+
+def check_fence(run_id: str, holder: str | None, fence: str) -> None:
+    """Raise LeaseLostError unless ``fence`` (a write's lease owner) is the lease's holder."""
+    if holder != fence:
+        raise LeaseLostError(
+            f"run {run_id}: this process no longer holds the run's lease "
+            f"({'another process took it over' if holder else 'it was released'}); the write was refused"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +102,14 @@ class RunStore(Protocol):
     lets any process stop a run another process is driving.
     """
 
-    async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
-        """Append ``events`` (in seq order) to ``run_id``'s log."""
+    async def append(self, run_id: str, events: Sequence[StreamEvent], *, fence: str | None = None) -> None:
+        """Append ``events`` (in seq order) to ``run_id``'s log.
+
+        ``fence``: the lease owner the write belongs to.  Checked in the same transaction
+        as the write: unless that owner still holds the run's lease, nothing is written and
+        :class:`~orchestration.errors.LeaseLostError` is raised (a driver that stalled past
+        its lease and was taken over can never write into the run again).
+        """
         ...
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:

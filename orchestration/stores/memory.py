@@ -8,7 +8,7 @@ from typing import Any
 
 from ..events import StreamEvent
 from ..models import TaskStatus
-from .base import RunSummary, check_batch
+from .base import RunSummary, check_batch, check_fence
 
 __all__ = ["MemoryStore"]
 
@@ -27,10 +27,14 @@ class MemoryStore:
         self._cancelled: set[str] = set()
         self._clock = clock
 
-    async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
-        """Append events, checking that ``seq`` continues the run's log without gaps."""
+    async def append(self, run_id: str, events: Sequence[StreamEvent], *, fence: str | None = None) -> None:
+        """Append events, checking that ``seq`` continues the run's log without gaps (and,
+        with ``fence``, that its owner holds the run's lease)."""
         if not events:
             return
+        if fence is not None:
+            holder = self._leases.get(run_id)
+            check_fence(run_id, holder[0] if holder is not None else None, fence)
         log = self._events.get(run_id, [])
         check_batch(run_id, log[-1].seq if log else 0, events)
         self._events.setdefault(run_id, log).extend(events)

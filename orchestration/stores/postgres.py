@@ -309,7 +309,7 @@ class PostgresStore(_sql.SQLStoreMixin):
 
     # -- RunStore -------------------------------------------------------------------
 
-    async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
+    async def append(self, run_id: str, events: Sequence[StreamEvent], *, fence: str | None = None) -> None:
         """Append ``events`` in one transaction; committed when this returns.
 
         Raises :class:`StoreError`, writing nothing, unless the batch continues the run's
@@ -336,7 +336,7 @@ class PostgresStore(_sql.SQLStoreMixin):
                 with attempt:
                     attempts += 1
                     try:
-                        await self._append_once(run_id, events, rows, retried=attempts > 1)
+                        await self._append_once(run_id, events, rows, retried=attempts > 1, fence=fence)
                     except StoreUnavailableError:
                         await self._close_idle()  # they are as dead as the one that failed
                         raise
@@ -367,9 +367,19 @@ class PostgresStore(_sql.SQLStoreMixin):
             )
 
     async def _append_once(
-        self, run_id: str, events: Sequence[StreamEvent], rows: list[tuple[Any, ...]], *, retried: bool
+        self,
+        run_id: str,
+        events: Sequence[StreamEvent],
+        rows: list[tuple[Any, ...]],
+        *,
+        retried: bool,
+        fence: str | None,
     ) -> None:
         async with self._connection() as conn, conn.transaction():
+            if fence is not None:  # FOR SHARE: a takeover waits until this write committed
+                cursor = await conn.execute(_pg(_sql.LEASE_OWNER) + " FOR SHARE", (run_id,))
+                holder = await cursor.fetchone()
+                _sql.check_fence(run_id, holder[0] if holder else None, fence)
             cursor = await conn.execute(_pg(_sql.UPSERT_RUN), (run_id,))  # locks the run's row
             row = await cursor.fetchone()
             summary = _sql.summary_from_row(row or ())

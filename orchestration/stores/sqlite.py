@@ -194,14 +194,14 @@ class SQLiteStore(_sql.SQLStoreMixin):
 
     # -- RunStore -------------------------------------------------------------------
 
-    async def append(self, run_id: str, events: Sequence[StreamEvent]) -> None:
+    async def append(self, run_id: str, events: Sequence[StreamEvent], *, fence: str | None = None) -> None:
         """Append ``events`` in one transaction; committed (in the WAL) when this returns.
 
         Raises :class:`OrchestrationError`, writing nothing, unless the batch continues
         the run's log exactly (``seq`` = last stored + 1, no gaps, same ``run_id``).
         """
         if events:
-            await self._run(_append, run_id, list(events))
+            await self._run(_append, run_id, list(events), fence)
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:
         """The run's events with ``seq > after_seq``, in order."""
@@ -277,10 +277,13 @@ def _schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def _append(conn: sqlite3.Connection, run_id: str, events: list[StreamEvent]) -> None:
+def _append(conn: sqlite3.Connection, run_id: str, events: list[StreamEvent], fence: str | None) -> None:
     # Encode before taking the write lock: other processes wait only for the inserts.
     rows = [(run_id, e.seq, str(e.event_type), e.timestamp, _sql.dumps(e.to_dict())) for e in events]
     with _transaction(conn):
+        if fence is not None:  # under the write lock: no takeover can slip in before the insert
+            holder = conn.execute(_sql.LEASE_OWNER, (run_id,)).fetchone()
+            _sql.check_fence(run_id, holder[0] if holder else None, fence)
         summary = _sql.summary_from_row(conn.execute(_sql.UPSERT_RUN, (run_id,)).fetchall()[0])
         _sql.check_batch(run_id, summary.last_seq, events)
         try:

@@ -186,3 +186,45 @@ def test_a_guardrail_pause_says_how_to_resume(tmp_path: Path) -> None:
     assert [r["run_id"] for r in json.loads(listed.stdout)] == [hint.group(1)]
     resumed = orchestrate("resume", hint.group(1), "--store", store, "--provider", "scripted", "--json", "-q")
     assert json.loads(resumed.stdout)["status"] == "completed"  # resumed without the policy: it goes on
+
+
+def test_a_stopped_worker_taken_over_can_never_write_again(tmp_path: Path) -> None:
+    """SIGSTOP a driver past its lease, let another process take over, SIGCONT the first:
+    its next write is refused (fenced by the lease), nothing is doubled."""
+    from collections import Counter
+
+    from orchestration import EventType
+
+    db, calls = tmp_path / "runs.db", tmp_path / "calls.txt"
+    first = worker(db, calls, "fenced", "start", latency=0.05)  # lease_seconds=1.0
+    try:
+        started(calls, first)
+        first.send_signal(signal.SIGSTOP)  # alive but frozen: its lease runs out, it is not dead
+        resumed = orchestrate(
+            "resume", "fenced", "--store", str(db), "--provider", "scripted", "--wait", "--json", "-q"
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        assert json.loads(resumed.stdout)["status"] == "completed"
+        first.send_signal(signal.SIGCONT)
+        out, _ = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    if out.strip():  # the old driver noticed and stopped
+        stopped = json.loads(out)
+        assert stopped["status"] == "failed" and "lease" in stopped["error"]
+
+    async def stored() -> list[Any]:
+        store = SQLiteStore(db)
+        try:
+            return await store.events("fenced")
+        finally:
+            await store.close()
+
+    events = asyncio.run(stored())
+    assert events[-1].event_type is EventType.WORKFLOW_COMPLETE  # the new driver's end is the last word
+    completions = Counter(
+        e.data["result"]["subtask_id"] for e in events if e.event_type is EventType.AGENT_COMPLETE
+    )
+    assert len(completions) == 200 and set(completions.values()) == {1}  # every subtask completed once

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from orchestration.errors import OrchestrationError, SequenceConflictError
+from orchestration.errors import LeaseLostError, OrchestrationError, SequenceConflictError
 from orchestration.events import EventType, StreamEvent
 from orchestration.models import TaskStatus
 from orchestration.stores import MemoryStore, RunStore, SQLiteStore
@@ -328,6 +328,18 @@ async def test_a_dead_holders_lease_is_taken_over_only_by_one(store: RunStore) -
     assert not await store.take_over_lease("r1", "dead", "carol", 300)  # bob won: it is his now
     assert await store.lease_holder("r1") == "bob"
     assert not await store.acquire_lease("r1", "carol", 300)
+
+
+async def test_writes_fenced_by_a_lease_are_refused_once_another_owner_holds_it(store: RunStore) -> None:
+    assert await store.acquire_lease("r1", "alice", 300)
+    await store.append("r1", [event("r1", 1)], fence="alice")
+    with pytest.raises(LeaseLostError, match="no longer holds the run's lease"):
+        await store.append("r1", [event("r1", 2, marker="bob")], fence="bob")
+    assert await store.take_over_lease("r1", "alice", "bob", 300)  # alice stalled; bob takes over
+    with pytest.raises(LeaseLostError, match="another process took it over"):
+        await store.append("r1", [event("r1", 2, marker="alice")], fence="alice")
+    await store.append("r1", [event("r1", 2, marker="bob")], fence="bob")
+    assert [e.data.get("marker") for e in await store.events("r1")] == [None, "bob"]  # nothing of alice's late write
 
 
 async def test_lease_expires_by_the_clock(backend: Backend) -> None:
