@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # its events (it imports only models and events), so it sits with the other subscribers
 # below the engine, which writes a run's reports when it ends.
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("errors", "_version"),
+    0: ("errors", "text", "_version"),
     1: ("models", "events", "config", "usage", "utils", "_ratelimit_headers", "_guardrail_grammar"),
     2: (
         "llm",
@@ -45,7 +45,7 @@ LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}
 PACKAGE_LAYER = 6  # orchestration/__init__.py: the public API, above everything it re-exports
 
 # What providers/ may use of orchestration: the Provider protocol and what it speaks.
-PROVIDER_MODULES = {"errors", "llm", "usage", "tokens", "ratelimit", "utils"}
+PROVIDER_MODULES = {"errors", "llm", "usage", "tokens", "ratelimit", "utils", "text"}
 
 
 def _module_name(path: Path) -> list[str]:
