@@ -182,7 +182,7 @@ def _make_valid(answer: Completion | CompletionChunk, names: tuple[str, ...]) ->
     """Replace each of ``answer``'s string fields ``names`` by its valid UTF-8 form."""
     for name in names:
         value = getattr(answer, name)
-        if isinstance(value, str):
+        if isinstance(value, str) and not value.isascii():  # ASCII is valid: the common case costs one check
             valid = valid_text(value)
             if valid is not value:
                 object.__setattr__(answer, name, valid)

@@ -45,7 +45,7 @@ LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}
 PACKAGE_LAYER = 6  # orchestration/__init__.py: the public API, above everything it re-exports
 
 # What providers/ may use of orchestration: the Provider protocol and what it speaks.
-PROVIDER_MODULES = {"errors", "llm", "usage", "tokens", "ratelimit", "utils", "text"}
+PROVIDER_MODULES = {"errors", "llm", "usage", "tokens", "ratelimit", "utils"}
 
 
 def _module_name(path: Path) -> list[str]:
