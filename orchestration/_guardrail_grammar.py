@@ -16,6 +16,7 @@ comparisons; the whole condition must be true or false.  Errors carry the column
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -304,7 +305,10 @@ class _Parser:
     def _operand(self, depth: int) -> _Bool | _Operand:
         token = self._next()
         if token.kind == "number":
-            return _Number(float(re.sub(r"[_ \u2009\u202f]", "", token.text)))
+            value = float(re.sub(r"[_ \u2009\u202f]", "", token.text))
+            if not math.isfinite(value):  # 1e999: every comparison with it would be decided already
+                raise ExpressionError(f"the number {token.text} is too large to compare with", token.column)
+            return _Number(value)
         if token.text == "(":
             inner = self.condition(depth + 1)
             self._expect(")", "')'")

@@ -1,15 +1,20 @@
 """Reading the rate-limit headers vendors send (OpenAI's ``x-ratelimit-*``, Anthropic's
-``anthropic-ratelimit-*``) into :class:`ServerLimits`, for :mod:`orchestration.ratelimit`."""
+``anthropic-ratelimit-*``) into :class:`ServerLimits`, for :mod:`orchestration.ratelimit`.
+
+A header's number is believed only when it is finite: ``inf`` as a reset time would pause
+every caller forever, and ``int(float("inf"))`` raises.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["ServerLimits", "parse_duration", "parse_rate_limit_headers"]
+__all__ = ["ServerLimits", "parse_duration", "parse_number", "parse_rate_limit_headers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,20 +32,30 @@ class ServerLimits:
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
+def parse_number(text: str) -> float | None:
+    """A header's plain number, at least 0 (a negative one is 0); None when ``text`` is not
+    a finite number (``"nan"``, ``"inf"``, ``"soon"``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return max(0.0, value) if math.isfinite(value) else None
+
+
 def parse_duration(text: str) -> float | None:
     """Seconds in an OpenAI-style reset duration (``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m"``)."""
     text = text.strip()
     if not text:
         return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
+    seconds = parse_number(text)
+    if seconds is not None:
+        return seconds
     parts = _DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         return None
     scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return sum(float(number) * scale[unit] for number, unit in parts)
+    seconds = sum(float(number) * scale[unit] for number, unit in parts)
+    return seconds if math.isfinite(seconds) else None  # 400 digits of "s" are infinite too
 
 
 def _reset_seconds(text: str | None, wall_now: float) -> float | None:
@@ -60,12 +75,8 @@ def _reset_seconds(text: str | None, wall_now: float) -> float | None:
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
     value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
+    number = parse_number(value) if value is not None else None
+    return None if number is None else int(number)
 
 
 def parse_rate_limit_headers(

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .budget import Reservation, format_usd, unsettled_reservations
@@ -31,7 +31,7 @@ from .errors import BudgetExceededError, ConfigError
 from .events import EventType, StreamEvent
 from .llm import Completion, CompletionRequest
 from .pricing import ModelPrice, PriceTable
-from .tokens import count_message_tokens, count_message_tokens_async
+from .tokens import count_message_tokens, count_message_tokens_async, count_tokens, count_tokens_async
 from .usage import Usage
 
 __all__ = [
@@ -156,7 +156,16 @@ async def finish_call(
     ``cost_update`` event, durable before the answer is used) and apply the guardrails.
 
     ``started_at`` (wall-clock seconds) is when the call was first sent: with the event's
-    own time it gives the call's span in traces."""
+    own time it gives the call's span in traces.  Usage numbers that cannot be right (a
+    provider's own negative, NaN or infinite counts) are counted offline instead, off the
+    event loop, and reported (warning event and log).
+    """
+    if completion.usage.impossible():
+        estimate = Usage(
+            input_tokens=(await count_message_tokens_async(request.messages, request.model)).tokens,
+            output_tokens=(await count_tokens_async(completion.content, request.model)).tokens,
+        )
+        completion = _repaired(completion, estimate)
     completion = finish_call_now(
         run,
         held,
@@ -193,8 +202,16 @@ def finish_call_now(
     started_at: float | None = None,
 ) -> Completion:
     """:func:`finish_call` without the awaits (the event is written with the next batch)."""
+    if completion.usage.impossible():
+        estimate = Usage(
+            input_tokens=count_message_tokens(request.messages, request.model).tokens,
+            output_tokens=count_tokens(completion.content, request.model).tokens,
+        )
+        completion = _repaired(completion, estimate)
     tracking = config.enable_cost_tracking
-    model = completion.model or request.model or getattr(llm, "name", "unknown")
+    model: str = completion.model or request.model or str(getattr(llm, "name", "unknown"))
+    if completion.rejected_usage:
+        _report_rejected(run, completion.provider or str(getattr(llm, "name", model)), model, completion)
     usage = completion.usage
     if tracking and usage.cost_usd == 0:
         cost = prices.cost(model, usage)
@@ -234,8 +251,39 @@ def finish_call_now(
         if guard_after and held is not None and held.guarded:
             guard.after_call(run, usage, (time.monotonic() - held.started) * 1000, agent_id)
     return Completion(
-        completion.content, usage, model, completion.finish_reason, completion.request_id, completion.provider
+        completion.content,
+        usage,
+        model,
+        completion.finish_reason,
+        completion.request_id,
+        completion.provider,
+        completion.rejected_usage,
     )
+
+
+def _repaired(completion: Completion, estimate: Usage) -> Completion:
+    """``completion`` with its impossible usage numbers replaced (see :meth:`Usage.repaired`)."""
+    return replace(
+        completion,
+        usage=completion.usage.repaired(estimate),
+        rejected_usage=completion.rejected_usage + completion.usage.impossible(),
+    )
+
+
+def _report_rejected(run: RunContext | None, provider: str, model: str, completion: Completion) -> None:
+    """Say, once per run and provider (a warning event and the log), which usage numbers
+    the provider reported that were not believed."""
+    message = (
+        f"{provider} reported usage for {model} that cannot be right ({', '.join(completion.rejected_usage)}); "
+        "those numbers were ignored: counts are estimated offline and costs come from the price table"
+    )
+    if run is None:
+        logger.warning("%s", message)
+        return
+    key = f"rejected-usage:{provider}"
+    if key not in run.warned:
+        logger.warning("run %s: %s", run.run_id, message)
+        run.warn_once(key, message)
 
 
 def _held(

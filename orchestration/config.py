@@ -97,8 +97,10 @@ class OrchestratorConfig:
             value = getattr(self, name)
             if value is None and optional:
                 return
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 errors.append(f"{name} must be a number, got {value!r}")
+            elif not math.isfinite(value):
+                errors.append(f"{name} must be a finite number, got {value!r}")
             elif positive and value <= 0:
                 errors.append(f"{name} must be > 0, got {value}")
             elif value < 0:

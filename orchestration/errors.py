@@ -13,6 +13,8 @@ import re
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
+from .text import valid_text
+
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
@@ -121,8 +123,9 @@ def redact(text: str, *secrets: str | None) -> str:
 
 
 def describe(error: BaseException) -> str:
-    """``"ErrorClass: message"`` with secrets redacted (just the class when it has no message)."""
-    text = redact(str(error))
+    """``"ErrorClass: message"`` with secrets redacted (just the class when it has no message),
+    as valid UTF-8 (a message may quote a vendor's or a model's text)."""
+    text = valid_text(redact(str(error)))
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -208,7 +211,7 @@ class ProviderError(OrchestrationError):
         request_id: str | None = None,
         model: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(valid_text(message))  # it may quote the vendor's error body
         self.provider = provider
         self.status_code = status_code
         self.retry_after = retry_after

@@ -40,8 +40,9 @@ from .errors import (
     redact,
 )
 from .retry import is_retryable
+from .text import valid_text
 from .tokens import count_message_tokens, count_tokens
-from .usage import Usage
+from .usage import Usage, UsageReader
 
 __all__ = [
     "Completion",
@@ -116,7 +117,14 @@ class CompletionRequest:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A model's answer: text, usage, and which model produced it."""
+    """A model's answer: text, usage, and which model produced it.
+
+    Every string in it is valid UTF-8 (:func:`~orchestration.text.valid_text`): this is
+    where a provider's text enters the system, so a lone surrogate in an answer never
+    reaches a report, a store or a stream.  ``rejected_usage`` lists the usage numbers the
+    provider reported that cannot be right (``"prompt_tokens=-5"``) and were counted
+    offline instead; the run reports them in a warning event.
+    """
 
     content: str
     usage: Usage = field(default_factory=Usage)
@@ -124,6 +132,10 @@ class Completion:
     finish_reason: str | None = None
     request_id: str | None = None
     provider: str | None = None
+    rejected_usage: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _make_valid(self, ("content", "model", "finish_reason", "request_id", "provider"))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -134,6 +146,7 @@ class Completion:
             "finish_reason": self.finish_reason,
             "request_id": self.request_id,
             "provider": self.provider,
+            "rejected_usage": list(self.rejected_usage),
         }
 
     @classmethod
@@ -146,17 +159,33 @@ class Completion:
             finish_reason=data.get("finish_reason"),
             request_id=data.get("request_id"),
             provider=data.get("provider"),
+            rejected_usage=tuple(data.get("rejected_usage") or ()),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class CompletionChunk:
-    """A piece of a streamed answer.  The last chunk carries ``usage`` and ``finish_reason``."""
+    """A piece of a streamed answer.  The last chunk carries ``usage`` and ``finish_reason``
+    (and ``rejected_usage``, as :class:`Completion` does).  Its strings are valid UTF-8."""
 
     delta: str = ""
     usage: Usage | None = None
     finish_reason: str | None = None
     model: str | None = None
+    rejected_usage: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _make_valid(self, ("delta", "finish_reason", "model"))
+
+
+def _make_valid(answer: Completion | CompletionChunk, names: tuple[str, ...]) -> None:
+    """Replace each of ``answer``'s string fields ``names`` by its valid UTF-8 form."""
+    for name in names:
+        value = getattr(answer, name)
+        if isinstance(value, str) and not value.isascii():  # ASCII is valid: the common case costs one check
+            valid = valid_text(value)
+            if valid is not value:
+                object.__setattr__(answer, name, valid)
 
 
 @runtime_checkable
@@ -243,34 +272,34 @@ def _text_of(response: Any) -> str:
     )
 
 
-def _int(data: Mapping[str, Any] | Any, *names: str) -> int | None:
-    for name in names:
-        value = data.get(name) if isinstance(data, Mapping) else getattr(data, name, None)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return int(value)
-    return None
-
-
-def _usage_of(response: Any, request: CompletionRequest, content: str) -> Usage:
+def _usage_of(response: Any, request: CompletionRequest, content: str) -> tuple[Usage, tuple[str, ...]]:
+    """The usage a foreign response reports (what it leaves out, or gets impossibly
+    wrong, counted offline and marked estimated), and the numbers it got wrong."""
     raw = response.get("usage") if isinstance(response, Mapping) else getattr(response, "usage", None)
+    if isinstance(raw, Usage):
+        return raw, ()  # the provider's own: checked where the call is billed
+    read = UsageReader()
+    prompt = completion = total = None
     if raw is not None:
-        if isinstance(raw, Usage):
-            return raw
-        prompt = _int(raw, "prompt_tokens", "input_tokens")
-        completion = _int(raw, "completion_tokens", "output_tokens")
-        total = _int(raw, "total_tokens")
-        if prompt is not None or completion is not None:
-            return Usage(input_tokens=prompt or 0, output_tokens=completion or 0, calls=1)
-        if total is not None:  # only a total: split it with the tokenizer's view of the prompt
-            counted = count_message_tokens(request.messages, request.model).tokens
-            prompt = min(total, counted)
-            return Usage(input_tokens=prompt, output_tokens=total - prompt, calls=1, estimated=True)
-    return Usage(
-        input_tokens=count_message_tokens(request.messages, request.model).tokens,
-        output_tokens=count_tokens(content, request.model).tokens,
-        calls=1,
-        estimated=True,
-    )
+        prompt = read.count(raw, "prompt_tokens")
+        if prompt is None:
+            prompt = read.count(raw, "input_tokens")
+        completion = read.count(raw, "completion_tokens")
+        if completion is None:
+            completion = read.count(raw, "output_tokens")
+        total = read.count(raw, "total_tokens")
+    estimated = prompt is None or completion is None
+    if prompt is None:
+        prompt = count_message_tokens(request.messages, request.model).tokens
+        if completion is None and total is not None:  # only a total: split it with the prompt's count
+            prompt = min(total, prompt)
+    if completion is None:
+        if total is not None and total >= prompt:
+            completion = total - prompt
+        else:
+            completion = count_tokens(content, request.model).tokens
+    usage = Usage(input_tokens=prompt, output_tokens=completion, calls=1, estimated=estimated)
+    return usage, tuple(read.rejected)
 
 
 def map_foreign_error(error: BaseException, provider: str) -> BaseException:
@@ -343,18 +372,17 @@ class _CompleteAdapter:
             response = await _call(method, messages=[dict(m) for m in request.messages], **kwargs)
         except Exception as error:
             self._raise_clean(error)
-        content = _text_of(response)
-        return Completion(
-            content=content,
-            usage=_usage_of(response, request, content),
-            model=getattr(response, "model", None) or request.model,
-            provider=self.name,
-        )
+        return _completion(response, request, self.name)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
         """Not streaming-capable: yields the whole answer as one chunk."""
         completion = await self.complete(request)
-        yield CompletionChunk(delta=completion.content, usage=completion.usage, model=completion.model)
+        yield CompletionChunk(
+            delta=completion.content,
+            usage=completion.usage,
+            model=completion.model,
+            rejected_usage=completion.rejected_usage,
+        )
 
 
 class _ChatAdapter(_CompleteAdapter):
@@ -381,10 +409,18 @@ class _ChatAdapter(_CompleteAdapter):
             response = await _call(method, **kwargs)
         except Exception as error:
             self._raise_clean(error)
-        content = _text_of(response)
-        return Completion(
-            content=content,
-            usage=_usage_of(response, request, content),
-            model=getattr(response, "model", None) or request.model,
-            provider=self.name,
-        )
+        return _completion(response, request, self.name)
+
+
+def _completion(response: Any, request: CompletionRequest, provider: str) -> Completion:
+    """A user's object's answer as a :class:`Completion`."""
+    content = _text_of(response)
+    usage, rejected = _usage_of(response, request, content)
+    model = getattr(response, "model", None)
+    return Completion(
+        content=content,
+        usage=usage,
+        model=model if isinstance(model, str) and model else request.model,
+        provider=provider,
+        rejected_usage=rejected,
+    )

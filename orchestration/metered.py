@@ -4,8 +4,8 @@ The seed README's custom orchestrator calls ``self.provider.complete(messages=..
 directly.  Those calls are budgeted and billed exactly like ``call_llm``: each one is
 admitted against the run's budget and guardrails before it is made, settled to its real
 usage after, and billed to the agent whose hook is running (a ``cost_update`` event).
-The view returns what the user's object returns, and every other attribute is the
-object's own.
+The view returns what the user's object returns (an answer that is a string made valid
+UTF-8, as every answer is where it enters), and every other attribute is the object's own.
 
 - ``await self.provider.complete(...)`` on an async provider waits for admission like
   ``call_llm`` does.
@@ -135,7 +135,7 @@ class MeteredProvider:
         await finish_call(
             run, held, request, completion, agent_id, config=orch.config, prices=orch.prices, llm=self._target
         )
-        return raw
+        return _answer(raw, completion)
 
     def _call_sync(self, name: str, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         scope = current_scope()
@@ -171,7 +171,7 @@ class MeteredProvider:
             llm=self._target,
             guard_after=True,
         )
-        return raw
+        return _answer(raw, completion)
 
     def _call_from_thread(self, run: RunContext, agent_id: str, request: CompletionRequest, call: Any) -> Any:
         if run.body is None:
@@ -199,7 +199,7 @@ class MeteredProvider:
             ),
             loop,
         )
-        return raw
+        return _answer(raw, completion)
 
     def _request(
         self, name: str, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any], scope_model: str | None
@@ -250,11 +250,19 @@ def _completion_of(raw: Any, request: CompletionRequest) -> Completion:
     except MalformedResponseError:
         content = ""  # the call was made and costs its prompt at least; the hook sees its own object
     model = getattr(raw, "model", None)
+    usage, rejected = _usage_of(raw, request, content)
     return Completion(
         content=content,
-        usage=_usage_of(raw, request, content),
+        usage=usage,
         model=model if isinstance(model, str) else request.model,
+        rejected_usage=rejected,
     )
+
+
+def _answer(raw: Any, completion: Completion) -> Any:
+    """What the hook gets back: the object's own answer, a string one as valid UTF-8 (as
+    every answer that enters through :class:`Completion` is)."""
+    return completion.content if isinstance(raw, str) else raw
 
 
 def _on_loop(coroutine: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> T:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from .admission import finish_call, hold_call, release_call
+from .admission import Held, finish_call, finish_call_now, hold_call, release_call
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext, current_scope
@@ -28,7 +28,7 @@ from .retry import RetryPolicy, retry_call
 from .tokens import count_message_tokens_async, count_tokens_async
 from .usage import Usage
 
-__all__ = ["EXHAUSTED", "call_model"]
+__all__ = ["EXHAUSTED", "INTERRUPTED", "call_model"]
 
 #: Attribute set on an error that already went through the call-level retries and
 #: fallbacks, so the subtask-level retry does not multiply them.
@@ -128,9 +128,13 @@ async def _call_one(
         completion = await retry_call(
             lambda: _attempt(llm, request, run, agent_id, config, stream), policy, on_retry=on_retry
         )
-    except BaseException:
-        if held is not None and run is not None:
-            release_call(run, held)
+    except BaseException as error:
+        if run is not None:
+            partial: Completion | None = getattr(error, _PARTIAL, None)
+            if partial is not None:
+                await _bill_partial(run, held, request, partial, agent_id, config, prices, llm, error)
+            elif held is not None:
+                release_call(run, held)
         raise
     return await finish_call(
         run,
@@ -174,6 +178,13 @@ async def _one_call(
 #: A streamed answer reports ``agent_progress`` on its first chunk and every this many after.
 _PROGRESS_EVERY = 10
 
+#: The finish reason of a partial answer billed after its stream failed.
+INTERRUPTED = "interrupted"
+
+#: Attribute set on the error of a stream that failed after content arrived: the partial
+#: answer (a :class:`Completion` without usage), which is billed.
+_PARTIAL = "orchestration_partial_answer"
+
 
 async def _streamed(
     llm: Provider, request: CompletionRequest, run: RunContext | None, agent_id: str | None
@@ -182,6 +193,7 @@ async def _streamed(
     usage: Usage | None = None
     model: str | None = None
     finish: str | None = None
+    rejected: tuple[str, ...] = ()
     stream = llm.stream(request)  # type: ignore[attr-defined]
     chars = 0
     try:
@@ -196,9 +208,18 @@ async def _streamed(
             usage = chunk.usage or usage
             model = chunk.model or model
             finish = chunk.finish_reason or finish
-    except Exception as error:
+            rejected = chunk.rejected_usage or rejected
+    except BaseException as error:
         if parts:  # content was already delivered: a retry would bill and show it twice
             _set(error, "no_retry", True)
+            # The vendor bills what it streamed, so the call is billed (an estimate of) it.
+            partial = Completion(
+                content="".join(parts),
+                model=model or request.model,
+                finish_reason=INTERRUPTED,
+                provider=getattr(llm, "name", None),
+            )
+            _set(error, _PARTIAL, partial)
         raise
     content = "".join(parts)
     if usage is None:
@@ -214,6 +235,43 @@ async def _streamed(
         model=model or request.model,
         finish_reason=finish,
         provider=getattr(llm, "name", None),
+        rejected_usage=rejected,
+    )
+
+
+async def _bill_partial(
+    run: RunContext,
+    held: Held | None,
+    request: CompletionRequest,
+    partial: Completion,
+    agent_id: str | None,
+    config: OrchestratorConfig,
+    prices: PriceTable,
+    llm: Provider,
+    error: BaseException,
+) -> None:
+    """Bill a stream that failed after ``partial`` arrived: the prompt and the text received,
+    counted offline and marked estimated, settle what the call held (not $0)."""
+    try:
+        prompt = held.prompt_tokens if held is not None else None
+        if prompt is None:
+            prompt = (await count_message_tokens_async(request.messages, request.model)).tokens
+        output = (await count_tokens_async(partial.content, partial.model or request.model)).tokens
+    except BaseException:  # cancelled again while counting: give back what the call held
+        if held is not None:
+            release_call(run, held)
+        raise
+    usage = Usage(input_tokens=prompt, output_tokens=output, calls=1, estimated=True)
+    finish_call_now(
+        run,
+        held,
+        request,
+        replace(partial, usage=usage),
+        agent_id,
+        config=config,
+        prices=prices,
+        llm=llm,
+        guard_after=isinstance(error, Exception),  # a cancelled call cannot be rejected as well
     )
 
 

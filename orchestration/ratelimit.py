@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._ratelimit_headers import ServerLimits, parse_duration, parse_rate_limit_headers
+from ._ratelimit_headers import ServerLimits, parse_duration, parse_number, parse_rate_limit_headers
 
 __all__ = [
     "RateLimit",
@@ -42,6 +42,7 @@ __all__ = [
     "Reservation",
     "ServerLimits",
     "parse_duration",
+    "parse_number",
     "parse_rate_limit_headers",
     "process_rate_limiters",
 ]
@@ -62,10 +63,10 @@ class RateLimit:
     def __post_init__(self) -> None:
         for name in ("requests", "tokens"):
             value = getattr(self, name)
-            if value is not None and value < 1:
+            if value is not None and not (value >= 1 and math.isfinite(value)):
                 raise ValueError(f"RateLimit.{name} must be at least 1 (or None for no limit), got {value}")
-        if not self.period > 0:
-            raise ValueError(f"RateLimit.period must be positive, got {self.period}")
+        if not (self.period > 0 and math.isfinite(self.period)):
+            raise ValueError(f"RateLimit.period must be positive and finite (seconds), got {self.period}")
 
 
 @dataclass(slots=True, eq=False)

@@ -3,7 +3,8 @@
 ``ScriptedProvider`` answers from a script: a list of replies (used in order), a mapping
 from a substring of the prompt to a reply, a callable ``(request) -> str``, or by default
 an echo that summarises the prompt.  Usage is realistic (tokens counted with the offline
-tokenizer) and priced like a small hosted model, so cost arithmetic is visible.  It can
+tokenizer, and marked estimated unless the model is OpenAI's, whose tokenizer that is) and
+priced like a small hosted model, so cost arithmetic is visible.  It can
 wait (``latency``) and fail on chosen calls (``failures``) to exercise retries,
 fallbacks and timeouts.
 """
@@ -88,13 +89,16 @@ class ScriptedProvider(Provider):
         return _echo(request)
 
     def _usage(self, request: CompletionRequest, content: str) -> Usage:
+        """Offline counts: exact only for a model the tokenizer is exact for (OpenAI's)."""
         if self._count_tokens:
-            prompt = count_message_tokens(request.messages, request.model).tokens
-            output = count_tokens(content, request.model).tokens
-        else:
-            prompt = sum(len(str(m.get("content", "")).split()) + 4 for m in request.messages)
-            output = len(content.split())
-        return Usage(input_tokens=prompt, output_tokens=output, calls=1)
+            prompt = count_message_tokens(request.messages, request.model)
+            output = count_tokens(content, request.model)
+            exact = prompt.exact and output.exact
+            return Usage(
+                input_tokens=prompt.tokens, output_tokens=output.tokens, calls=1, estimated=not exact
+            )
+        prompt_words = sum(len(str(m.get("content", "")).split()) + 4 for m in request.messages)
+        return Usage(input_tokens=prompt_words, output_tokens=len(content.split()), calls=1, estimated=True)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Answer from the script (after the configured latency and failures)."""

@@ -6,6 +6,10 @@ It builds the ``o200k_base`` and ``cl100k_base`` encodings from the copies the
 at the same time build it once), on first use.  If neither is available it falls back to
 a character-based estimate, and says so through :attr:`TokenCount.exact`.
 
+These are OpenAI's encodings, so they count OpenAI models' tokens exactly and every other
+model's (Claude, Llama, Gemma, Mistral...) only approximately: :func:`counts_exactly`
+says which, and usage counted here for any other model is marked estimated.
+
 Building an encoding takes 0.5-5 s and counting a large prompt takes a while too, so code
 on the event loop uses :func:`count_message_tokens_async`, which does both in a thread
 unless the encoding is built and the input is small.
@@ -14,6 +18,7 @@ unless the encoding is built and the input is small.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ __all__ = [
     "count_message_tokens_async",
     "count_tokens",
     "count_tokens_async",
+    "counts_exactly",
     "encoding_for_model",
 ]
 
@@ -60,6 +66,8 @@ _SPECIAL = {
     "o200k_base": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
 }
 _CL100K_MODELS = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
+# OpenAI's model families: the encodings above are their own tokenizers.
+_OPENAI_MODELS = re.compile(r"(?:gpt-|chatgpt-|text-embedding-|o[1-9](?:-|$))")
 _NOT_CL100K = ("gpt-4o", "gpt-4.1", "gpt-4.5")
 
 # Inputs up to this many characters are counted on the event loop once the encoding is
@@ -73,18 +81,30 @@ _REPLY_PRIMING = 3
 
 @dataclass(frozen=True, slots=True)
 class TokenCount:
-    """A token count and whether it came from a real tokenizer."""
+    """A token count, and whether it is exact: counted with the model's own tokenizer
+    (False for the offline fallback and for any model that is not OpenAI's)."""
 
     tokens: int
     exact: bool
 
 
+def _model_name(model: str | None) -> str:
+    return (model or "").split(":", 1)[-1].lower()  # without a ``provider:`` prefix
+
+
 def encoding_for_model(model: str | None) -> str:
     """The tiktoken encoding name used to count ``model``'s tokens."""
-    name = (model or "").split(":", 1)[-1].lower()
+    name = _model_name(model)
     if name.startswith(_CL100K_MODELS) and not name.startswith(_NOT_CL100K):
         return "cl100k_base"
     return "o200k_base"
+
+
+def counts_exactly(model: str | None) -> bool:
+    """True when this module counts ``model``'s tokens as its vendor does: OpenAI's models
+    (``gpt-*``, ``o1``/``o3``/``o4*``...), whose tokenizers these are.  Other models'
+    counts (and a call that names no model) are estimates."""
+    return _OPENAI_MODELS.match(_model_name(model)) is not None
 
 
 # The per-process tokenizer cache (filled at most once per encoding, under the lock).
@@ -129,7 +149,7 @@ def count_tokens(text: str, model: str | None = None) -> TokenCount:
     encoding = _encoding(encoding_for_model(model))
     if encoding is None:
         return TokenCount(max(1, len(text) // 4) if text else 0, exact=False)
-    return TokenCount(len(encoding.encode(text, disallowed_special=())), exact=True)
+    return TokenCount(len(encoding.encode(text, disallowed_special=())), exact=counts_exactly(model))
 
 
 def _content_text(content: Any) -> str:

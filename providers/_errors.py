@@ -27,7 +27,7 @@ from orchestration.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from orchestration.ratelimit import parse_rate_limit_headers
+from orchestration.ratelimit import parse_number, parse_rate_limit_headers
 
 from ._wire import str_or_none
 
@@ -153,17 +153,15 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
     value = headers.get("retry-after-ms")
     if value is not None:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
+        milliseconds = parse_number(value)
+        if milliseconds is not None:
+            return milliseconds / 1000.0
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = parse_number(value)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

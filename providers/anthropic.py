@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
-from orchestration.usage import Usage
+from orchestration.usage import Usage, UsageReader
 
 from ._errors import request_id_of
 from ._http import HttpProvider
@@ -27,25 +27,36 @@ ANTHROPIC_VERSION = "2023-06-01"
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
-def _count(value: Any) -> int:
-    return int(value) if is_number(value) else 0
-
-
 def parse_anthropic_usage(
     raw: Mapping[str, Any] | None, request: CompletionRequest, model: str, content: str
-) -> Usage:
-    """Usage from Anthropic's counters: input = input + cache writes + cache reads."""
-    if not raw or not any(isinstance(raw.get(f), (int, float)) for f in _USAGE_FIELDS):
-        return estimate_usage(request, model, content)
-    written = _count(raw.get("cache_creation_input_tokens"))
-    read = _count(raw.get("cache_read_input_tokens"))
-    return Usage(
-        input_tokens=_count(raw.get("input_tokens")) + written + read,
-        output_tokens=_count(raw.get("output_tokens")),
-        cached_input_tokens=read,
+) -> tuple[Usage, tuple[str, ...]]:
+    """Usage from Anthropic's counters: input = input + cache writes + cache reads.
+
+    A missing input or output count (or one that cannot be right: negative, NaN,
+    infinite) is counted offline and the usage marked estimated; the second value lists
+    the counts that could not be right."""
+    read = UsageReader()
+    source = raw if isinstance(raw, Mapping) else {}
+    fresh = read.count(source, "input_tokens")
+    output = read.count(source, "output_tokens")
+    written = read.count(source, "cache_creation_input_tokens") or 0
+    cached = read.count(source, "cache_read_input_tokens") or 0
+    estimated = fresh is None or output is None
+    if estimated:
+        guess = estimate_usage(request, model, content)
+        if fresh is None:  # the offline count is of the whole prompt, cache traffic included
+            fresh = max(0, guess.input_tokens - written - cached)
+        if output is None:
+            output = guess.output_tokens
+    usage = Usage(
+        input_tokens=(fresh or 0) + written + cached,
+        output_tokens=output or 0,
+        cached_input_tokens=cached,
         cache_write_tokens=written,
         calls=1,
+        estimated=estimated,
     )
+    return usage, tuple(read.rejected)
 
 
 class AnthropicProvider(HttpProvider):
@@ -128,15 +139,18 @@ class AnthropicProvider(HttpProvider):
                 if isinstance(block, Mapping) and block.get("type") == "text"
             )
             raw = data.get("usage")
-            usage = parse_anthropic_usage(raw if isinstance(raw, Mapping) else None, request, model, content)
+            usage, rejected = parse_anthropic_usage(
+                raw if isinstance(raw, Mapping) else None, request, model, content
+            )
             slot.settle(usage)
         return Completion(
             content=content,
             usage=usage,
-            model=data.get("model") or model,
-            finish_reason=data.get("stop_reason"),
+            model=str_or_none(data.get("model")) or model,
+            finish_reason=str_or_none(data.get("stop_reason")),
             request_id=request_id_of(headers) or str_or_none(data.get("id")),
             provider=self.name,
+            rejected_usage=rejected,
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
@@ -166,12 +180,12 @@ class AnthropicProvider(HttpProvider):
                     elif kind == "message_start":
                         message = event.get("message")
                         if isinstance(message, Mapping):
-                            answered_model = message.get("model") or answered_model
+                            answered_model = str_or_none(message.get("model")) or answered_model
                             _merge(counters, message.get("usage"))
                     elif kind == "message_delta":
                         delta = event.get("delta")
                         if isinstance(delta, Mapping):
-                            finish = delta.get("stop_reason") or finish
+                            finish = str_or_none(delta.get("stop_reason")) or finish
                         _merge(counters, event.get("usage"))  # cumulative: replace, never add
                     elif kind == "message_stop":
                         stopped = True
@@ -181,9 +195,11 @@ class AnthropicProvider(HttpProvider):
                     # ping, content_block_start/stop and unknown new events are ignored
                 if not stopped:
                     raise self._cut(model, response, "message_stop")
-            usage = parse_anthropic_usage(counters, request, model, "".join(parts))
+            usage, rejected = parse_anthropic_usage(counters, request, model, "".join(parts))
             slot.settle(usage)
-        yield CompletionChunk(usage=usage, finish_reason=finish, model=answered_model)
+        yield CompletionChunk(
+            usage=usage, finish_reason=finish, model=answered_model, rejected_usage=rejected
+        )
 
 
 def _merge(counters: dict[str, Any], usage: Any) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 from orchestration.errors import ProviderError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
 from orchestration.tokens import count_message_tokens, count_tokens
-from orchestration.usage import Usage
+from orchestration.usage import Usage, UsageReader
 
 from ._http import HttpProvider
-from ._wire import no_retry_once_delivered
+from ._wire import no_retry_once_delivered, str_or_none
 
 __all__ = ["OLLAMA_DEFAULT_HOST", "OllamaProvider", "normalize_ollama_host", "parse_ollama_usage"]
 
@@ -45,16 +45,21 @@ def normalize_ollama_host(host: str) -> str:
     return f"{scheme}://{hostname}{':' + port if port else ''}{slash}{path}"
 
 
-def parse_ollama_usage(raw: Mapping[str, Any], request: CompletionRequest, model: str, content: str) -> Usage:
-    """Usage from a final Ollama object; a missing count is estimated offline."""
-    prompt = raw.get("prompt_eval_count")
-    output = raw.get("eval_count")
-    estimated = False
-    if not isinstance(prompt, int) or isinstance(prompt, bool):
-        prompt, estimated = count_message_tokens(request.messages, model).tokens, True
-    if not isinstance(output, int) or isinstance(output, bool):
-        output, estimated = count_tokens(content, model).tokens, True
-    return Usage(input_tokens=prompt, output_tokens=output, calls=1, estimated=estimated)
+def parse_ollama_usage(
+    raw: Mapping[str, Any], request: CompletionRequest, model: str, content: str
+) -> tuple[Usage, tuple[str, ...]]:
+    """Usage from a final Ollama object; a missing count (or one that cannot be right:
+    negative, NaN, infinite) is estimated offline; the second value lists the latter."""
+    read = UsageReader()
+    prompt = read.count(raw, "prompt_eval_count")
+    output = read.count(raw, "eval_count")
+    estimated = prompt is None or output is None
+    if prompt is None:
+        prompt = count_message_tokens(request.messages, model).tokens
+    if output is None:
+        output = count_tokens(content, model).tokens
+    usage = Usage(input_tokens=prompt, output_tokens=output, calls=1, estimated=estimated)
+    return usage, tuple(read.rejected)
 
 
 class OllamaProvider(HttpProvider):
@@ -119,14 +124,15 @@ class OllamaProvider(HttpProvider):
             if not isinstance(message, Mapping):
                 raise self._malformed("no 'message' in the answer", model)
             content = str(message.get("content") or "")
-            usage = parse_ollama_usage(data, request, model, content)
+            usage, rejected = parse_ollama_usage(data, request, model, content)
             slot.settle(usage)
         return Completion(
             content=content,
             usage=usage,
-            model=data.get("model") or model,
-            finish_reason=data.get("done_reason") or ("stop" if data.get("done") else None),
+            model=str_or_none(data.get("model")) or model,
+            finish_reason=str_or_none(data.get("done_reason")) or ("stop" if data.get("done") else None),
             provider=self.name,
+            rejected_usage=rejected,
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
@@ -150,16 +156,17 @@ class OllamaProvider(HttpProvider):
                     text = str(message.get("content") or "") if isinstance(message, Mapping) else ""
                     if text:
                         parts.append(text)
-                        yield CompletionChunk(delta=text, model=obj.get("model") or model)
+                        yield CompletionChunk(delta=text, model=str_or_none(obj.get("model")) or model)
                     if obj.get("done"):
                         final = obj
                         break
                 if final is None:
                     raise self._cut(model, response, 'the final "done": true line')
-            usage = parse_ollama_usage(final, request, model, "".join(parts))
+            usage, rejected = parse_ollama_usage(final, request, model, "".join(parts))
             slot.settle(usage)
         yield CompletionChunk(
             usage=usage,
-            finish_reason=final.get("done_reason") or "stop",
-            model=final.get("model") or model,
+            finish_reason=str_or_none(final.get("done_reason")) or "stop",
+            model=str_or_none(final.get("model")) or model,
+            rejected_usage=rejected,
         )

@@ -15,52 +15,49 @@ import httpx
 
 from orchestration.errors import ProviderError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
-from orchestration.usage import Usage
+from orchestration.usage import Usage, UsageReader
 
 from ._errors import error_class, request_id_of, vendor_error
 from ._http import HttpProvider
-from ._wire import estimate_usage, is_number, no_retry_once_delivered, str_or_none
+from ._wire import estimate_usage, no_retry_once_delivered, str_or_none
 
 __all__ = ["OPENAI_BASE_URL", "OpenAIProvider", "parse_openai_usage"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
-def _count(value: Any) -> int | None:
-    return int(value) if is_number(value) else None
-
-
-def parse_openai_usage(raw: Any, request: CompletionRequest, model: str, content: str) -> Usage:
+def parse_openai_usage(
+    raw: Any, request: CompletionRequest, model: str, content: str
+) -> tuple[Usage, tuple[str, ...]]:
     """Usage from an OpenAI ``usage`` object; cached tokens are part of the prompt and
-    reasoning tokens part of the completion, as OpenAI reports them.  Missing counts
-    are estimated offline (and the usage marked so)."""
+    reasoning tokens part of the completion, as OpenAI reports them.  Missing counts,
+    and counts that cannot be right (negative, NaN, infinite), are estimated offline
+    (and the usage marked so); the second value lists the ones that could not be right."""
     if not isinstance(raw, Mapping):
-        return estimate_usage(request, model, content)
-    prompt = _count(raw.get("prompt_tokens"))
-    completion = _count(raw.get("completion_tokens"))
-    if prompt is None and completion is None:
-        return estimate_usage(request, model, content)
+        return estimate_usage(request, model, content), ()
+    read = UsageReader()
+    prompt = read.count(raw, "prompt_tokens")
+    completion = read.count(raw, "completion_tokens")
+    cached = read.count(raw.get("prompt_tokens_details"), "cached_tokens", "prompt_tokens_details.")
+    reasoning = read.count(
+        raw.get("completion_tokens_details"), "reasoning_tokens", "completion_tokens_details."
+    )
+    cost = read.cost(raw, "cost")  # OpenRouter and some gateways report what they charged
     estimated = prompt is None or completion is None
     if estimated:
         guess = estimate_usage(request, model, content)
         prompt = guess.input_tokens if prompt is None else prompt
         completion = guess.output_tokens if completion is None else completion
-    prompt_details = raw.get("prompt_tokens_details")
-    completion_details = raw.get("completion_tokens_details")
-    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, Mapping) else None
-    reasoning = None
-    if isinstance(completion_details, Mapping):
-        reasoning = _count(completion_details.get("reasoning_tokens"))
-    cost = raw.get("cost")  # OpenRouter and some gateways report what they charged
-    return Usage(
+    usage = Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
         cached_input_tokens=min(cached or 0, prompt or 0),
         reasoning_tokens=min(reasoning or 0, completion or 0),
-        cost_usd=float(cost) if is_number(cost) else 0.0,
+        cost_usd=cost or 0.0,
         calls=1,
         estimated=estimated,
     )
+    return usage, tuple(read.rejected)
 
 
 def _text(content: Any) -> str:
@@ -146,15 +143,16 @@ class OpenAIProvider(HttpProvider):
             choice = choices[0]
             message = choice.get("message")
             content = _text(message.get("content")) if isinstance(message, Mapping) else ""
-            usage = parse_openai_usage(data.get("usage"), request, model, content)
+            usage, rejected = parse_openai_usage(data.get("usage"), request, model, content)
             slot.settle(usage)
         return Completion(
             content=content,
             usage=usage,
-            model=data.get("model") or model,
-            finish_reason=choice.get("finish_reason"),
+            model=str_or_none(data.get("model")) or model,
+            finish_reason=str_or_none(choice.get("finish_reason")),
             request_id=request_id_of(headers) or str_or_none(data.get("id")),
             provider=self.name,
+            rejected_usage=rejected,
         )
 
     def _error_object(self, data: Mapping[str, Any], model: str, headers: httpx.Headers) -> ProviderError:
@@ -184,7 +182,7 @@ class OpenAIProvider(HttpProvider):
                     chunk = self._json_object(data, "stream event", model, response)
                     if event == "error" or chunk.get("error") is not None:
                         raise self._stream_error(chunk, model, response)
-                    answered_model = chunk.get("model") or answered_model
+                    answered_model = str_or_none(chunk.get("model")) or answered_model
                     if chunk.get("usage"):
                         usage_raw = chunk["usage"]
                     for choice in chunk.get("choices") or ():
@@ -195,9 +193,11 @@ class OpenAIProvider(HttpProvider):
                         if text:
                             parts.append(text)
                             yield CompletionChunk(delta=text, model=answered_model or model)
-                        finish = choice.get("finish_reason") or finish
+                        finish = str_or_none(choice.get("finish_reason")) or finish
                 if not done and finish is None:
                     raise self._cut(model, response, "data: [DONE]")
-            usage = parse_openai_usage(usage_raw, request, model, "".join(parts))
+            usage, rejected = parse_openai_usage(usage_raw, request, model, "".join(parts))
             slot.settle(usage)
-        yield CompletionChunk(usage=usage, finish_reason=finish, model=answered_model or model)
+        yield CompletionChunk(
+            usage=usage, finish_reason=finish, model=answered_model or model, rejected_usage=rejected
+        )

@@ -115,6 +115,7 @@ class ProviderRouter(Provider):
                 usage=completion.usage,
                 finish_reason=completion.finish_reason,
                 model=completion.model,
+                rejected_usage=completion.rejected_usage,
             )
             return
         async for chunk in stream(routed):

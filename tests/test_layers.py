@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # its events (it imports only models and events), so it sits with the other subscribers
 # below the engine, which writes a run's reports when it ends.
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("errors", "_version"),
+    0: ("errors", "text", "_version"),
     1: ("models", "events", "config", "usage", "utils", "_ratelimit_headers", "_guardrail_grammar"),
     2: (
         "llm",

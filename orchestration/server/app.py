@@ -42,6 +42,7 @@ from ..events import StreamEvent
 from ..models import TaskStatus
 from ..stores.base import RunStore
 from ..streaming import format_sse
+from ..text import valid_text
 from .auth import TokenAuthMiddleware, csrf_token
 from .broadcast import EventBroadcaster, follow_run_batches
 from .guard import (
@@ -67,7 +68,6 @@ _FRAME_CACHE = 20_000
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~-]{8,}$")
 _SEQ = re.compile(r"^[0-9]{1,15}$")  # an event seq; anything longer is not one of ours
 _MAX_JSON_DEPTH = 32
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _CSRF_SLOT = b'<meta name="csrf-token" content="">'
 _SECURITY_HEADERS = {
     "content-security-policy": (
@@ -109,11 +109,7 @@ def _valid_text(value: Any) -> Any:
     Recursion is bounded: bodies deeper than ``_MAX_JSON_DEPTH`` are refused first.
     """
     if isinstance(value, str):
-        return (
-            value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-            if _SURROGATE.search(value)
-            else value
-        )
+        return valid_text(value)
     if isinstance(value, dict):
         return {_valid_text(k): _valid_text(v) for k, v in value.items()}
     if isinstance(value, list):

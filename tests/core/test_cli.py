@@ -87,6 +87,15 @@ def test_bad_input_is_one_line_never_a_traceback() -> None:
         ("run", "tests.core.cli_fixture:TwoStep", "t", "--provider", "scripted", "-o", "colour=red"),
         ("run", "tests.core.cli_fixture:TwoStep", "  ", "--provider", "scripted"),
         ("run", "tests.core.cli_fixture:TwoStep", "t", "--provider", "scripted", "--report", "docx"),
+        (
+            "run",
+            "tests.core.cli_fixture:TwoStep",
+            "t",
+            "--provider",
+            "scripted",
+            "-o",
+            "temperature=Infinity",
+        ),
     ):
         done = orchestrate(*args)
         assert done.returncode == 2, (args, done.stderr)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import pytest
 
@@ -10,6 +12,7 @@ from orchestration import (
     AgentResult,
     AgentType,
     ConfigError,
+    DreamCascadeConfig,
     EventType,
     OrchestratorConfig,
     OrchestratorResult,
@@ -19,6 +22,7 @@ from orchestration import (
     TaskStatus,
     Usage,
 )
+from orchestration.ratelimit import RateLimit
 
 
 def test_seed_readme_models_construct_as_written() -> None:
@@ -154,6 +158,28 @@ def test_seed_readme_config_is_valid() -> None:
 def test_invalid_config_raises_naming_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         OrchestratorConfig(**kwargs)  # type: ignore[arg-type]
+
+
+FLOAT_FIELDS = [f.name for f in dataclasses.fields(OrchestratorConfig) if "float" in str(f.type)]
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_every_float_field_must_be_finite(name: str, value: float) -> None:
+    assert {"temperature", "max_total_cost", "timeout_seconds"} <= set(FLOAT_FIELDS)
+    with pytest.raises(ConfigError) as caught:
+        OrchestratorConfig(**{name: value})  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message.startswith(f"{name} must be a finite number") and "\n" not in message
+
+
+def test_pattern_configs_and_rate_limits_refuse_infinity_too() -> None:
+    with pytest.raises(ConfigError, match="belter_timeout must be a number of seconds > 0"):
+        DreamCascadeConfig(belter_timeout=math.inf)
+    with pytest.raises(ValueError, match="requests must be at least 1"):
+        RateLimit(requests=math.nan)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="period must be positive and finite"):
+        RateLimit(period=math.inf)
 
 
 def test_validate_reports_every_problem_after_changes_in_place() -> None:

@@ -73,6 +73,27 @@ async def test_async_complete_with_exact_usage() -> None:
     assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (12, 3, False)
 
 
+async def test_usage_missing_or_impossible_counts_are_estimated_and_kept() -> None:
+    class Response:
+        def __init__(self, usage: dict[str, float]) -> None:
+            self.content = "a four word answer"
+            self.usage = usage
+
+    class P:
+        def __init__(self, usage: dict[str, float]) -> None:
+            self.usage = usage
+
+        def complete(self, messages: Any, **kwargs: Any) -> Response:
+            return Response(self.usage)
+
+    only_prompt = await as_provider(P({"input_tokens": 12})).complete(REQUEST)
+    assert only_prompt.usage.estimated and only_prompt.usage.input_tokens == 12
+    assert only_prompt.usage.output_tokens > 0 and only_prompt.rejected_usage == ()
+    hostile = await as_provider(P({"prompt_tokens": -9, "completion_tokens": float("nan")})).complete(REQUEST)
+    assert hostile.usage.estimated and hostile.usage.input_tokens > 0 and hostile.usage.output_tokens > 0
+    assert hostile.rejected_usage == ("prompt_tokens=-9", "completion_tokens=nan")
+
+
 async def test_anthropic_style_content_blocks() -> None:
     class Block:
         def __init__(self, text: str) -> None:

@@ -7,12 +7,14 @@ import pytest
 from orchestration import (
     BadRequestError,
     BudgetExceededError,
+    CompletionRequest,
     CostTracker,
     ModelPrice,
     PriceTable,
     ProgressTracker,
     RateLimitError,
     RetryPolicy,
+    ScriptedProvider,
     Usage,
     calculate_progress,
     chunk_list,
@@ -24,7 +26,7 @@ from orchestration import (
     retry_async,
 )
 from orchestration.budget import Budget
-from orchestration.tokens import encoding_for_model
+from orchestration.tokens import counts_exactly, encoding_for_model
 
 
 def test_token_counts_are_exact_and_offline() -> None:
@@ -35,6 +37,39 @@ def test_token_counts_are_exact_and_offline() -> None:
     assert count_tokens("Ελληνικά 中文", "gpt-4").exact
     messages = count_message_tokens([{"role": "user", "content": "Hello world"}], "gpt-4o")
     assert messages.tokens == 2 + 3 + 1 + 3  # content + framing + role + reply priming
+
+
+@pytest.mark.parametrize(
+    ("model", "exact"),
+    [
+        ("gpt-4o-mini", True),
+        ("openai:gpt-4.1", True),
+        ("o3-mini", True),
+        ("o1", True),
+        ("text-embedding-3-small", True),
+        ("claude-sonnet-4-5", False),
+        ("anthropic:claude-haiku-4-5", False),
+        ("llama3.2", False),
+        ("gemma-3-270m-it", False),
+        ("ollama:mistral", False),
+        ("scripted", False),
+        (None, False),
+    ],
+)
+def test_only_openai_models_are_counted_exactly(model: str | None, exact: bool) -> None:
+    assert counts_exactly(model) is exact
+    assert count_tokens("Hello world", model).exact is exact
+    assert count_message_tokens([{"role": "user", "content": "Hello"}], model).exact is exact
+
+
+async def test_scripted_usage_is_estimated_unless_the_tokenizer_is_the_models_own() -> None:
+    provider = ScriptedProvider("an answer")
+    ask = [{"role": "user", "content": "hello"}]
+    assert not (await provider.complete(CompletionRequest(ask, model="gpt-4o-mini"))).usage.estimated
+    for model in ("claude-haiku-4-5", "llama3.2", None):
+        assert (await provider.complete(CompletionRequest(ask, model=model))).usage.estimated, model
+    words = ScriptedProvider("an answer", count_tokens=False)
+    assert (await words.complete(CompletionRequest(ask, model="gpt-4o-mini"))).usage.estimated
 
 
 def test_prices_match_dated_and_prefixed_ids_and_price_cached_tokens_apart() -> None:

@@ -10,8 +10,10 @@ thread or, with ``python fakevendor.py``, in its own process):
 Every request takes the next scripted :class:`Reply` (or the default one): a normal
 answer, an HTTP error in the vendor's own error format, a raw body (HTML page,
 malformed JSON), a slow answer, a huge body, or a stream fault (an error event after a
-few deltas, a stream that ends early, a connection dropped mid-stream).  Every request
-is recorded (path, headers, JSON body) for assertions.
+few deltas, a stream that ends early, a connection dropped mid-stream).  JSON is written
+as Python's ``json.dumps`` writes it by default, so a hostile reply can carry what a real
+vendor's JSON can: ``"\ud800"`` escapes (lone surrogates) and ``NaN``/``Infinity``
+counts.  Every request is recorded (path, headers, JSON body) for assertions.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 __all__ = ["FakeVendor", "Recorded", "Reply"]
@@ -46,8 +48,10 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     usage: bool = True
-    prompt_tokens: int = 12
-    completion_tokens: int | None = None  # None: one per word of content
+    prompt_tokens: int | float = 12  # any number, NaN and infinities included
+    completion_tokens: int | float | None = None  # None: one per word of content
+    omit_usage: tuple[str, ...] = ()  # usage fields left out of the report
+    cost: float | None = None  # OpenAI-compatible gateways' ``usage.cost``
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
@@ -64,9 +68,13 @@ class Reply:
     signal: str = ""  # die: the signal the server process kills itself with (own process only)
 
     @property
-    def output_tokens(self) -> int:
+    def output_tokens(self) -> int | float:
         """Completion tokens reported for this reply."""
         return self.completion_tokens if self.completion_tokens is not None else len(self.content.split())
+
+    def report(self, usage: dict[str, Any]) -> dict[str, Any]:
+        """``usage`` without the fields this reply leaves out."""
+        return {name: value for name, value in usage.items() if name not in self.omit_usage}
 
     # -- constructors ------------------------------------------------------------------
 
@@ -254,7 +262,7 @@ class FakeVendor:
                 await asyncio.sleep(0.02)
         if reply.kind == "error":
             headers = {**id_headers, **reply.headers}
-            return reply, body, JSONResponse(render_error(reply), status_code=reply.status, headers=headers)
+            return reply, body, _json(render_error(reply), status=reply.status, headers=headers)
         if reply.kind == "raw":
             return (
                 reply,
@@ -273,7 +281,7 @@ class FakeVendor:
         )
 
     async def _models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        return _json({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
     # -- OpenAI --------------------------------------------------------------------------
 
@@ -293,13 +301,17 @@ class FakeVendor:
             return early
         model = (body or {}).get("model", "fake")
         headers = {"x-request-id": "req_fake_openai", **reply.headers}
-        usage = {
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.output_tokens,
-            "total_tokens": reply.prompt_tokens + reply.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
-            "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
-        }
+        usage = reply.report(
+            {
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.output_tokens,
+                "total_tokens": reply.prompt_tokens + reply.output_tokens,
+                "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
+                "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+            }
+        )
+        if reply.cost is not None:
+            usage["cost"] = reply.cost
         if not (body or {}).get("stream"):
             data: dict[str, Any] = {
                 "id": "chatcmpl-fake",
@@ -316,7 +328,7 @@ class FakeVendor:
             }
             if reply.usage:
                 data["usage"] = usage
-            return JSONResponse(data, headers=headers)
+            return _json(data, headers=headers)
         include_usage = bool(((body or {}).get("stream_options") or {}).get("include_usage"))
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -364,12 +376,14 @@ class FakeVendor:
             return early
         model = (body or {}).get("model", "fake")
         headers = {"request-id": "req_fake_anthropic", **reply.headers}
-        usage: dict[str, Any] = {
-            "input_tokens": reply.prompt_tokens,
-            "cache_creation_input_tokens": reply.cache_write_tokens,
-            "cache_read_input_tokens": reply.cached_tokens,
-            "output_tokens": reply.output_tokens,
-        }
+        usage: dict[str, Any] = reply.report(
+            {
+                "input_tokens": reply.prompt_tokens,
+                "cache_creation_input_tokens": reply.cache_write_tokens,
+                "cache_read_input_tokens": reply.cached_tokens,
+                "output_tokens": reply.output_tokens,
+            }
+        )
         if not (body or {}).get("stream"):
             data: dict[str, Any] = {
                 "id": "msg_fake",
@@ -382,7 +396,7 @@ class FakeVendor:
             }
             if reply.usage:
                 data["usage"] = usage
-            return JSONResponse(data, headers=headers)
+            return _json(data, headers=headers)
 
         def event(name: str, data: dict[str, Any]) -> str:
             return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
@@ -397,7 +411,7 @@ class FakeVendor:
                 "stop_reason": None,
             }
             if reply.usage:
-                start["usage"] = {**usage, "output_tokens": 1}
+                start["usage"] = {**usage, "output_tokens": 1} if "output_tokens" in usage else usage
             yield event("message_start", {"message": start})
             yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
             yield event("ping", {})
@@ -416,7 +430,7 @@ class FakeVendor:
                 raise _Dropped
             yield event("content_block_stop", {"index": 0})
             delta: dict[str, Any] = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
-            if reply.usage:
+            if reply.usage and "output_tokens" in usage:
                 delta["usage"] = {"output_tokens": reply.output_tokens}
             yield event("message_delta", delta)
             yield event("message_stop", {})
@@ -438,9 +452,11 @@ class FakeVendor:
             "total_duration": 1000,
         }
         if reply.usage:
-            final.update(prompt_eval_count=reply.prompt_tokens, eval_count=reply.output_tokens)
+            final.update(
+                reply.report({"prompt_eval_count": reply.prompt_tokens, "eval_count": reply.output_tokens})
+            )
         if not (body or {}).get("stream", True):
-            return JSONResponse({**final, "message": {"role": "assistant", "content": reply.content}})
+            return _json({**final, "message": {"role": "assistant", "content": reply.content}})
 
         async def lines() -> AsyncIterator[str]:
             for i, word in enumerate(_words(reply.content)):
@@ -458,6 +474,13 @@ class FakeVendor:
             yield json.dumps({**final, "message": {"role": "assistant", "content": ""}}) + "\n"
 
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers=reply.headers)
+
+
+def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``data`` as JSON the way ``json.dumps`` writes it by default: ASCII with ``\\u``
+    escapes (lone surrogates included) and ``NaN``/``Infinity`` allowed, as a careless or
+    hostile vendor may send."""
+    return Response(json.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 def _huge(reply: Reply) -> Response:

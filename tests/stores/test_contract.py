@@ -339,7 +339,10 @@ async def test_writes_fenced_by_a_lease_are_refused_once_another_owner_holds_it(
     with pytest.raises(LeaseLostError, match="another process took it over"):
         await store.append("r1", [event("r1", 2, marker="alice")], fence="alice")
     await store.append("r1", [event("r1", 2, marker="bob")], fence="bob")
-    assert [e.data.get("marker") for e in await store.events("r1")] == [None, "bob"]  # nothing of alice's late write
+    assert [e.data.get("marker") for e in await store.events("r1")] == [
+        None,
+        "bob",
+    ]  # nothing of alice's late write
 
 
 async def test_lease_expires_by_the_clock(backend: Backend) -> None:

@@ -108,6 +108,8 @@ def test_precedence_is_evaluated_right() -> None:
         ("calls > and", "got 'and'", 9),
         ("calls > 1; import os", "unexpected character ';'", 10),
         ("calls > 1 0000", "unexpected '0000'", 11),
+        ("cost_usd > 1e999", "the number 1e999 is too large", 12),
+        ("calls < " + "9" * 400, "is too large", 9),
         ("calls.__class__ > 1", "unexpected character '.'", 6),
         ("(" * 60 + "calls > 1" + ")" * 60, "nests deeper", None),
         ("calls > 1 or " * 300 + "calls > 1", "longer than", 1),
