@@ -30,13 +30,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ._ratelimit_headers import ServerLimits, parse_duration, parse_number, parse_rate_limit_headers
 
 __all__ = [
     "RateLimit",
     "RateLimiter",
+    "RateLimiting",
     "RateLimiterPool",
     "RateWindow",
     "Reservation",
@@ -190,6 +191,25 @@ def _min(a: int | None, b: int | None) -> int | None:
     if b is None:
         return a
     return min(a, b)
+
+
+class RateLimiting(Protocol):
+    """What providers need of a rate limiter: :class:`RateLimiter` (this process) or
+    :class:`~orchestration.backends.redis_limits.SharedRateLimiter` (every process)."""
+
+    def counts_tokens(self, provider: str, model: str | None) -> bool: ...
+
+    async def acquire(self, provider: str, model: str | None, tokens: int = 0) -> Any: ...
+
+    def sent(self, reservation: Any) -> None: ...
+
+    def release(self, reservation: Any) -> None: ...
+
+    def settle(self, reservation: Any, tokens: int) -> None: ...
+
+    def observe_headers(self, provider: str, model: str | None, headers: Mapping[str, str]) -> None: ...
+
+    def pause(self, provider: str, model: str | None, seconds: float) -> None: ...
 
 
 @dataclass(slots=True, eq=False)

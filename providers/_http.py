@@ -32,7 +32,7 @@ from orchestration.errors import (
     redact,
 )
 from orchestration.llm import CompletionRequest, Provider
-from orchestration.ratelimit import RateLimiter, RateLimiterPool
+from orchestration.ratelimit import RateLimiter, RateLimiterPool, RateLimiting
 from orchestration.utils import install_redaction
 
 from ._errors import (
@@ -86,7 +86,7 @@ class HttpProvider(Provider):
         name: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        rate_limiter: RateLimiter | RateLimiterPool | None = None,
+        rate_limiter: RateLimiting | RateLimiterPool | None = None,
         headers: Mapping[str, str] | None = None,
         limits: httpx.Limits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -109,7 +109,7 @@ class HttpProvider(Provider):
         # one limiter with every provider of the same vendor, endpoint and key.
         if isinstance(rate_limiter, RateLimiterPool):
             rate_limiter = rate_limiter.limiter_for(self.name, self.base_url, self._api_key)
-        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter()
+        self.rate_limiter: RateLimiting = rate_limiter if rate_limiter is not None else RateLimiter()
         self._extra_headers = dict(headers or {})
         self._limits = limits or DEFAULT_LIMITS
         self._transport = transport

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestration.errors import RateLimitError
 from orchestration.llm import CompletionRequest
-from orchestration.ratelimit import RateLimiter, Reservation
+from orchestration.ratelimit import RateLimiting
 from orchestration.tokens import count_message_tokens
 from orchestration.usage import Usage
 
@@ -32,9 +32,7 @@ class Slot:
 
     __slots__ = ("_attempted", "_limiter", "_model", "_provider", "_reservation")
 
-    def __init__(
-        self, limiter: RateLimiter | None, provider: str, model: str, reservation: Reservation | None
-    ) -> None:
+    def __init__(self, limiter: RateLimiting | None, provider: str, model: str, reservation: Any) -> None:
         self._limiter = limiter
         self._provider = provider
         self._model = model
@@ -82,7 +80,7 @@ _NO_SLOT = Slot(None, "", "", None)
 
 @asynccontextmanager
 async def limited_call(
-    limiter: RateLimiter | None, provider: str, request: CompletionRequest, model: str
+    limiter: RateLimiting | None, provider: str, request: CompletionRequest, model: str
 ) -> AsyncIterator[Slot]:
     """Wait for a place for one call of ``provider``/``model`` (no wait without a limiter)."""
     if limiter is None:
