@@ -209,12 +209,18 @@ def _register(path: Path) -> tuple[str, frozenset[int]] | None:
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont
 
-    name = f"Report-{path.stem[:40]}-{zlib.crc32(str(path).encode()):08x}"  # one name per file
+    crc = f"{zlib.crc32(str(path).encode()):08x}"
+    name = f"Report-{path.stem[:40]}-{crc}"  # one name per file
     try:
         font = TTFont(name, str(path))
     except Exception as error:  # e.g. PostScript (CFF) outlines: not worth failing the report
         logger.debug("report font %s could not be loaded: %s", path, error)
         return None
+    registered = (pdfmetrics.getFont(n) for n in pdfmetrics.getRegisteredFontNames())
+    if font.face.name in {getattr(getattr(f, "face", None), "name", None) for f in registered}:
+        # reportlab shares one font per face name: two files named alike (Debian's Droid
+        # Sans Fallback and Fallback Full) would draw from the first one's glyphs.
+        font.face.name += f"-{crc}".encode()
     pdfmetrics.registerFont(font)
     return name, _glyphs(font)
 
