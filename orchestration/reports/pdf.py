@@ -3,8 +3,9 @@
 A title block with the run's metadata, a table of contents with page numbers and PDF
 bookmarks, every section's Markdown as headings/paragraphs/lists/tables/code, a bar
 chart of cost per agent in the cost section, and page numbers in the footer.  Text in
-table rows (the title block, the contents) is cut to :data:`_MAX_ROW_CHARS`, since a row
-cannot be taller than a page; headings and paragraphs wrap at any length.
+table rows (the title block, the contents) and section headings is cut to
+:data:`_MAX_ROW_CHARS` (a row cannot be taller than a page, and a heading split across
+pages would lose its bookmark); paragraphs wrap at any length.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def _story(
         for level, markup, _, key in entries:
             story.append(Paragraph(f'<a href="#{key}">{markup}</a>', styles["toc1" if level else "toc0"]))
     for section, (level, markup, _, key) in zip(sections, entries, strict=True):
-        heading = Paragraph(text_markup(section.title, fonts), styles[f"h{section.level}"])
+        heading = Paragraph(markup, styles[f"h{section.level}"])  # cut: a heading must not split
         heading._report_toc = (level, markup, key, section.title)
         story.append(heading)
         story.extend(markdown_to_flowables(section.body, styles, width))

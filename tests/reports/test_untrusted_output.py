@@ -29,7 +29,10 @@ def test_a_5000_character_token_in_ids_and_names_lays_out(tmp_path: Path) -> Non
     documents = write_reports(hostile, ["markdown", "pdf"], tmp_path)
     assert [d.format for d in documents] == ["markdown", "pdf"]
     assert token in Path(documents[0].path).read_text(encoding="utf-8")
-    assert "TOKEN-END" in _pdf_text(documents[1].path)  # wrapped in the heading, not lost
+    assert "TOKEN-END" in _pdf_text(documents[1].path)  # wrapped in the summary, not lost
+    agents = next(item for item in PdfReader(documents[1].path).outline if isinstance(item, list)
+                  and any("agent-t2" in entry.title for entry in item))  # fmt: skip
+    assert agents[0].title.startswith("agent-xxx")  # every section keeps its bookmark
 
 
 def test_5000_stars_are_flattened_not_a_recursion_error(tmp_path: Path) -> None:
