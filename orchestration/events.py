@@ -50,6 +50,7 @@ class EventType(StrEnum):
     BRANCH_SELECTED = "branch_selected"
     DOCUMENT_GENERATION_START = "document_generation_start"
     DOCUMENT_GENERATION_COMPLETE = "document_generation_complete"
+    DOCUMENT_ERROR = "document_error"  # a report that could not be written, and why
     GUARDRAIL = "guardrail"
     CALLBACK_ERROR = "callback_error"
     WARNING = "warning"
@@ -102,8 +103,18 @@ class StreamEvent(NamedTuple):
 
     @property
     def is_terminal(self) -> bool:
-        """True for the event that ends a run."""
+        """True for the event that ends a run (its outcome: nothing runs after it)."""
         return self.event_type in TERMINAL_EVENTS
+
+    @property
+    def is_last(self) -> bool:
+        """True for a run's last event: its terminal event, unless reports are written after
+        it (``"reports_pending"`` in its data), then the ``document_generation_complete``
+        that lists them (``"ends_run"`` in its data).  Streams end here."""
+        data = self.data if isinstance(self.data, Mapping) else _NO_DATA  # graph events: structs
+        if self.event_type in TERMINAL_EVENTS:
+            return not data.get("reports_pending")
+        return self.event_type is EventType.DOCUMENT_GENERATION_COMPLETE and bool(data.get("ends_run"))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -23,6 +23,7 @@ _LOGGED = {
     EventType.WARNING: "warning",
     EventType.BUDGET_EXCEEDED: "budget",
     EventType.CALLBACK_ERROR: "callback error",
+    EventType.DOCUMENT_ERROR: "report error",
 }
 _DONE = {EventType.AGENT_COMPLETE: "✓", EventType.AGENT_ERROR: "✗", EventType.AGENT_SKIPPED: "-"}
 

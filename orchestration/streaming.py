@@ -111,7 +111,7 @@ def create_sse_callback(
 
         async def to_async_queue(event: StreamEvent) -> None:
             await target.put(format_sse(event, retry_ms=retry_ms))
-            if end_marker and event.is_terminal:
+            if end_marker and event.is_last:
                 await target.put(None)
 
         return to_async_queue
@@ -119,7 +119,7 @@ def create_sse_callback(
 
         def to_queue(event: StreamEvent) -> None:
             target.put(format_sse(event, retry_ms=retry_ms))
-            if end_marker and event.is_terminal:
+            if end_marker and event.is_last:
                 target.put(None)
 
         return to_queue
@@ -210,7 +210,9 @@ def iter_sse(events: Iterable[StreamEvent | None]) -> Iterator[str]:
 async def stream_workflow(orchestrator: Any, task: str, **kwargs: Any) -> AsyncGenerator[StreamEvent, None]:
     """Run ``orchestrator.execute_workflow(task, **kwargs)`` and yield its events as they happen.
 
-    The run ends with its terminal event; closing the generator early cancels the run.
+    The stream ends with the run's last event (``StreamEvent.is_last``: the terminal event,
+    or the report listing written after it); closing the generator before the terminal
+    event cancels the run, closing it after waits for the reports being written.
     Errors from ``execute_workflow`` itself (e.g. an invalid task) are raised here.
     """
     run_id = kwargs.pop("run_id", None) or uuid.uuid4().hex[:16]
@@ -225,6 +227,7 @@ async def stream_workflow(orchestrator: Any, task: str, **kwargs: Any) -> AsyncG
     runner = asyncio.ensure_future(
         orchestrator.execute_workflow(task, stream_callback=collect, run_id=run_id, **kwargs)
     )
+    ended = False
     try:
         while True:
             getter = asyncio.ensure_future(events.get())
@@ -236,12 +239,15 @@ async def stream_workflow(orchestrator: Any, task: str, **kwargs: Any) -> AsyncG
                 runner.result()  # raises what the run raised
                 return
             event = getter.result()
+            ended = ended or event.is_terminal
             yield event
-            if event.is_terminal:
+            if event.is_last:
                 await runner
                 return
     finally:
-        if not runner.done():
+        if not runner.done() and ended:
+            await runner  # the run is over; its reports are being written
+        elif not runner.done():
             orchestrator.cancel(run_id)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(runner), 10)

@@ -199,6 +199,8 @@ def print_result(
     )
     for document in result.generated_documents:
         console.print(f"report: {escape(document.path)} ({document.size_bytes} bytes)")
+    for failure in result.metadata.get("document_errors", ()):
+        console.print(f"[yellow]report not written: {escape(str(failure))}[/yellow]")
     if result.error:
         console.print(f"[yellow]{escape(result.error)}[/yellow]")
     if result.status == "paused":

@@ -29,6 +29,7 @@ from .run import RunContext, attributed
 from .runner import run_plan
 
 if TYPE_CHECKING:
+    from ..reports import Reports
     from ..stores import RunStore
 
 __all__ = ["WorkflowDriver", "WorkflowHooks", "agent_id_for", "title_from"]
@@ -94,6 +95,7 @@ class WorkflowDriver:
             if run.replay_of:
                 start["replay_of"] = dict(run.replay_of)
             run.emit(EventType.WORKFLOW_START, start)
+        reports = False
         try:
             plan = self._restored_plan(run) if resumed else None
             if plan is None:
@@ -106,7 +108,7 @@ class WorkflowDriver:
                 raise
             except Exception as error:  # the agents' results are kept; the run is partial
                 synthesis_error = f"synthesis failed: {describe(error)}"
-            await self._finish(run, synthesis_error)
+            reports = self._finish(run, synthesis_error)
         except asyncio.CancelledError:
             if run.abort_reason is not None:
                 self._end(run, TaskStatus.FAILED, f"aborted: {run.abort_reason}")
@@ -128,6 +130,8 @@ class WorkflowDriver:
         except Exception as error:
             reason = f"aborted: {run.abort_reason}" if run.abort_reason else describe(error)
             self._end(run, TaskStatus.FAILED, reason)
+        if reports:
+            await self._write_documents(run)
 
     async def _decompose(self, run: RunContext) -> Plan:
         run.emit(EventType.DECOMPOSITION_START, {"task": run.task})
@@ -366,7 +370,8 @@ class WorkflowDriver:
             )
             self.orch.record_synthesis(synthesis, final=True, started=started)
 
-    async def _finish(self, run: RunContext, synthesis_error: str | None = None) -> None:
+    def _finish(self, run: RunContext, synthesis_error: str | None = None) -> bool:
+        """End the run with its verdict; True when its reports are to be written next."""
         results = list(run.results.values())
         done = [r for r in results if r.status is TaskStatus.COMPLETED]
         status, error = TaskStatus.COMPLETED, None
@@ -396,29 +401,49 @@ class WorkflowDriver:
             status = run.outcome_status  # a pattern may make the verdict worse, never better
         if run.outcome_error:
             error = f"{error}; {run.outcome_error}" if error else run.outcome_error
-        if self.config.generate_documents:
-            error = await self._write_documents(run, status, error)
-        self._end(run, status, error)
+        reports = self.config.generate_documents
+        self._end(run, status, error, reports_pending=reports)
+        return reports
 
-    async def _write_documents(self, run: RunContext, status: TaskStatus, error: str | None) -> str | None:
-        from ..reports import write_reports
+    async def _write_documents(self, run: RunContext) -> None:
+        """Write the run's reports after its final event, so they show the whole run (its
+        outcome, its duration, its log to the end), then list them in a last
+        ``document_generation_complete`` event.  A report that cannot be written is a
+        ``document_error`` event with the reason; the others are still written and listed,
+        and the run's outcome stays what its work made it."""
+        from ..reports import Reports, generate_reports
 
         formats = list(self.config.document_formats)
         run.emit(EventType.DOCUMENT_GENERATION_START, {"formats": formats})
-        preview = replace(run.state.to_result(), status=status, error=error)
         try:
+            await run.log.flush(always=True)  # the reports read the log back, to its end
             events = await self.orch.store.events(run.run_id) if run.log.store_error is None else None
-            documents = await asyncio.to_thread(
-                write_reports, preview, formats, self.config.output_directory, events=events
+            reports = await asyncio.to_thread(
+                generate_reports, run.state.to_result(), formats, self.config.output_directory, events=events
             )
-        except Exception as failure:
-            message = f"report generation failed: {describe(failure)}"
-            run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": [], "error": message})
-            return f"{error}; {message}" if error else message
-        run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": [d.to_dict() for d in documents]})
-        return error
+        except asyncio.CancelledError as cancelled:
+            self._list_documents(run, Reports.failed(formats, "report writing was cancelled", cancelled))
+            if not run.cancel_requested:
+                raise
+            return
+        except Exception as failure:  # e.g. a package reports need is missing, or the store failed
+            reports = Reports.failed(formats, describe(failure), failure)
+        self._list_documents(run, reports)
 
-    def _end(self, run: RunContext, status: TaskStatus, error: str | None) -> None:
+    def _list_documents(self, run: RunContext, reports: Reports) -> None:
+        for warning in reports.warnings:
+            run.emit(EventType.WARNING, {"message": warning})
+        for failure in reports.failures:
+            run.emit(
+                EventType.DOCUMENT_ERROR,
+                {"format": failure.format, "path": failure.path, "error": failure.error},
+            )
+        documents = [d.to_dict() for d in reports.documents]
+        run.emit(EventType.DOCUMENT_GENERATION_COMPLETE, {"documents": documents, "ends_run": True})
+
+    def _end(
+        self, run: RunContext, status: TaskStatus, error: str | None, *, reports_pending: bool = False
+    ) -> None:
         if run.log.store_error is not None:
             note = f"event store failed: {describe(run.log.store_error)}"
             error = f"{error}; {note}" if error else note
@@ -445,6 +470,8 @@ class WorkflowDriver:
             data["metadata"] = dict(run.outcome_metadata)
         if error:
             data["error"] = error
+        if reports_pending:
+            data["reports_pending"] = True  # the stream ends after the report listing instead
         run.emit(kind, data)
 
 

@@ -83,12 +83,13 @@ class EventLog:
         self._write_wakeup.set()
         return event
 
-    async def flush(self) -> None:
-        """Wait until every event emitted so far is in the store (no-op for a memory store).
+    async def flush(self, *, always: bool = False) -> None:
+        """Wait until every event emitted so far is in the store (no-op for a memory store,
+        unless ``always``: for a caller that reads the log back, as reports do).
 
         Only the store write is waited for, never the stream callbacks.
         """
-        if not self.durable:
+        if not self.durable and not always:
             return
         target = self.seq
         if self._written >= target or self.store_error is not None:

@@ -159,6 +159,9 @@ class RunState:
                 self._advance(100.0 * done / total * 0.95)
         elif kind is EventType.DOCUMENT_GENERATION_COMPLETE:
             self.documents.extend(data.get("documents", ()))
+        elif kind is EventType.DOCUMENT_ERROR:  # the result says which reports are missing, and why
+            failure = f"{data.get('format', 'report')}: {data.get('error', 'not written')}"
+            self.metadata["document_errors"] = [*self.metadata.get("document_errors", ()), failure]
         elif kind is EventType.WORKFLOW_RESUMED:
             self.status = TaskStatus(status_after(kind, data) or self.status)
             self.error = None

@@ -1,8 +1,11 @@
 """Reports for a run: Markdown and PDF, from a live or a saved :class:`OrchestratorResult`.
 
 ``write_reports(result, ["markdown", "pdf"], "reports/")`` writes one file per format and
-returns a :class:`GeneratedDocument` for each (the core calls it when
-``config.generate_documents`` is True).  A saved result works too::
+returns a :class:`GeneratedDocument` for each.  The core (``config.generate_documents``)
+calls :func:`generate_reports`, which never raises for one report: it writes every
+report it can and says why each other one could not be written (and which characters no
+installed font could draw), so a run's record is never lost to its reports.  A saved
+result works too::
 
     python -m orchestration.reports result.json --format md,pdf --out reports/
 
@@ -14,15 +17,26 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, OrchestrationError
+from ..errors import ConfigError, OrchestrationError, describe
 from ..events import StreamEvent
 from ..models import GeneratedDocument, OrchestratorResult
 from .markdown import render_markdown
 
-__all__ = ["REPORT_FORMATS", "ReportDependencyError", "render_markdown", "render_pdf", "write_reports"]
+__all__ = [
+    "REPORT_FORMATS",
+    "ReportDependencyError",
+    "ReportFailure",
+    "Reports",
+    "generate_reports",
+    "render_markdown",
+    "render_pdf",
+    "write_reports",
+]
 
 #: Accepted format names and the canonical name each maps to.
 REPORT_FORMATS = {"markdown": "markdown", "md": "markdown", "pdf": "pdf"}
@@ -31,6 +45,30 @@ _SUFFIX = {"markdown": ".md", "pdf": ".pdf"}
 
 class ReportDependencyError(OrchestrationError, ImportError):
     """A package a report format needs is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class ReportFailure:
+    """A report that could not be written: its format, the file it was meant to be, why."""
+
+    format: str
+    path: str
+    error: str
+    exception: BaseException = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Reports:
+    """What :func:`generate_reports` did: the files written, the ones that failed, warnings."""
+
+    documents: list[GeneratedDocument]
+    failures: list[ReportFailure]
+    warnings: list[str]
+
+    @classmethod
+    def failed(cls, formats: Sequence[str], reason: str, error: BaseException) -> Reports:
+        """Nothing written: every format failed for ``reason``."""
+        return cls([], [ReportFailure(name, "", reason, error) for name in formats], [])
 
 
 def render_pdf(
@@ -43,10 +81,7 @@ def render_pdf(
     try:
         from .pdf import render_pdf as _render_pdf
     except ImportError as error:
-        raise ReportDependencyError(
-            f"PDF reports need reportlab, markdown-it-py and nh3 ({error.name or error}): "
-            "pip install reportlab markdown-it-py nh3"
-        ) from error
+        raise ReportDependencyError(_missing_message([error.name or str(error)])) from error
     return _render_pdf(result, path, events=events)
 
 
@@ -96,28 +131,84 @@ def write_reports(
     ``formats`` holds ``"markdown"`` (or ``"md"``) and/or ``"pdf"``.  ``events`` (the
     run's event log, optional) adds a run-log section.  Raises :class:`ConfigError` for
     an unknown format and :class:`ReportDependencyError` when a needed package is
-    missing; never returns an empty list for a requested format.
+    missing (before anything is written), and the error of the first report that could
+    not be written; never returns an empty list for a requested format.
+    """
+    reports = generate_reports(result, formats, output_directory, events=events)
+    if reports.failures:
+        raise reports.failures[0].exception
+    return reports.documents
+
+
+def generate_reports(
+    result: OrchestratorResult,
+    formats: Sequence[str],
+    output_directory: str | os.PathLike[str],
+    *,
+    events: Sequence[StreamEvent] | None = None,
+) -> Reports:
+    """Write every report of ``formats`` that can be written; never raises for one report.
+
+    A report that fails (an unwritable folder, a full disk, a layout reportlab cannot
+    do) is a :class:`ReportFailure` with the reason, and the others are still written.
+    Raises :class:`ConfigError` for an unknown format and :class:`ReportDependencyError`
+    when a needed package is missing, as :func:`write_reports` does.
     """
     wanted = normalise_formats(formats)
     if "pdf" in wanted:
         _check_pdf_dependencies()
     directory = Path(output_directory)
-    directory.mkdir(parents=True, exist_ok=True)
     stem = report_basename(result)
-    documents: list[GeneratedDocument] = []
+    reports = Reports([], [], [])
     for name in wanted:
         path = directory / f"{stem}{_SUFFIX[name]}"
-        if name == "markdown":
-            _write_text(path, render_markdown(result, events=events))
-        else:
-            render_pdf(result, path, events=events)
-        documents.append(GeneratedDocument(format=name, path=str(path), size_bytes=path.stat().st_size))
-    return documents
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if name == "markdown":
+                _write_text(path, render_markdown(result, events=events))
+            else:
+                from .pdf import write_pdf
+
+                missing = write_pdf(result, path, events=events)
+                if missing:
+                    reports.warnings.append(_missing_glyphs_message(missing))
+            reports.documents.append(
+                GeneratedDocument(format=name, path=str(path), size_bytes=path.stat().st_size)
+            )
+        except Exception as error:  # one report's failure never costs the others
+            reports.failures.append(ReportFailure(name, str(path), describe(error), error))
+    return reports
+
+
+def _missing_glyphs_message(missing: set[str]) -> str:
+    shown = sorted(missing)[:10]
+    listed = ", ".join(f"{char} (U+{ord(char):04X} {unicodedata.name(char, 'unnamed')})" for char in shown)
+    more = f" and {len(missing) - len(shown)} more" if len(missing) > len(shown) else ""
+    return (
+        f"the PDF report shows {len(missing)} character(s) as boxes, since no installed font has them: "
+        f"{listed}{more}; install a font that covers them (e.g. Debian's fonts-noto-core or fonts-noto-cjk)"
+    )
+
+
+# Import names of the packages PDF reports need, and the distribution that provides each.
+_PDF_PACKAGES = {
+    "reportlab": "reportlab",
+    "markdown": "markdown",
+    "mdx_truly_sane_lists": "mdx-truly-sane-lists",
+    "nh3": "nh3",
+    "bidi": "python-bidi",
+    "arabic_reshaper": "arabic-reshaper",
+}
+
+
+def _missing_message(names: list[str]) -> str:
+    distributions = [_PDF_PACKAGES.get(name, name) for name in names]
+    return f"PDF reports need {', '.join(distributions)}: pip install {' '.join(distributions)}"
 
 
 def _check_pdf_dependencies() -> None:
     import importlib.util
 
-    missing = [name for name in ("reportlab", "markdown_it", "nh3") if importlib.util.find_spec(name) is None]
+    missing = [name for name in _PDF_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
-        raise ReportDependencyError(f"PDF reports need {', '.join(missing)}: pip install {' '.join(missing)}")
+        raise ReportDependencyError(_missing_message(missing))

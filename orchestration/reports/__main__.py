@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import OrchestrationError
 from ..events import StreamEvent
 from ..models import OrchestratorResult
-from . import write_reports
+from . import generate_reports
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,13 +32,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.events is not None:
             lines = args.events.read_text(encoding="utf-8").splitlines()
             events = [StreamEvent.from_dict(json.loads(line)) for line in lines if line.strip()]
-        documents = write_reports(result, args.format.split(","), args.out, events=events)
+        reports = generate_reports(result, args.format.split(","), args.out, events=events)
     except (OSError, ValueError, KeyError, TypeError, OrchestrationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    for document in documents:
+    for document in reports.documents:
         print(f"{document.format}\t{document.size_bytes}\t{document.path}")
-    return 0
+    for warning in reports.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for failure in reports.failures:
+        print(f"error: the {failure.format} report was not written: {failure.error}", file=sys.stderr)
+    return 1 if reports.failures else 0
 
 
 if __name__ == "__main__":

