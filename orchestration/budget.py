@@ -179,7 +179,10 @@ class Budget:
 
 
 def format_usd(amount: float, *, up: bool = False) -> str:
-    """Dollars with at least 4 decimals and 2 significant digits (``up`` rounds up)."""
+    """Dollars with at least 4 decimals and 2 significant digits (``up`` rounds up); zero
+    is ``$0``, as in the CLI's and reports' cost cells."""
+    if amount == 0:
+        return "$0"
     decimals = 4
     if 0 < abs(amount) < 0.001:
         decimals = 1 - math.floor(math.log10(abs(amount)))
