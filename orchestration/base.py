@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 from .admission import carry_in_flight, check_prices
 from .budget import Budget
 from .config import OrchestratorConfig
+from .engine import leases
 from .engine.driver import WorkflowDriver, title_from
 from .engine.eventlog import EventLog
-from .engine.leases import is_dead_here, new_owner
+from .engine.leases import new_owner
 from .engine.run import RunContext, attributed, current_scope
 from .engine.state import RunState
 from .errors import ConfigError, RunLeasedError, RunNotFoundError, describe
@@ -344,23 +345,7 @@ class BaseOrchestrator(abc.ABC):
         return owner
 
     async def _acquire_lease(self, run_id: str, owner: str, *, wait: bool) -> None:
-        lease = self.config.lease_seconds
-        deadline = time.monotonic() + (lease + 1 if wait else 0)
-        while not await self.store.acquire_lease(run_id, owner, lease):
-            holder = await self.store.lease_holder(run_id)
-            if holder is not None and is_dead_here(holder):
-                # The process that held it is gone (e.g. kill -9): take over now.
-                if await self.store.take_over_lease(run_id, holder, owner, lease):
-                    return
-                continue  # someone else took it over first: ask again
-            if time.monotonic() >= deadline:
-                raise RunLeasedError(
-                    f"run {run_id!r} is being driven by another process (it holds the run's lease); "
-                    f"if that process died on another machine, the lease expires within {lease:g}s: "
-                    "retry then, or wait for it with wait=True",
-                    lease_seconds=lease,
-                )
-            await asyncio.sleep(min(0.2, lease / 5))
+        await leases.acquire(self.store, run_id, owner, self.config.lease_seconds, wait=wait)
 
     async def _watch(self, run: RunContext, owner: str) -> None:
         """Honour cancellation requested through the store, and renew ``owner``'s lease."""

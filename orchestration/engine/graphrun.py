@@ -28,6 +28,7 @@ snapshots are the existing store API and are not taken here yet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 import uuid
@@ -44,6 +45,7 @@ from ..llm import Completion
 from ..pricing import PriceTable
 from ..stores.base import RunStore
 from ..usage import Usage
+from . import leases
 from .core import (
     AttributedContext,
     Edge,
@@ -75,6 +77,7 @@ from .core import (
 )
 from .core.context import ArtifactRef
 from .core.events import InterruptAnswered, NodeInterrupted, RunResumed
+from .leases import new_owner
 
 if TYPE_CHECKING:
     from .graphcalls import ModelAccess
@@ -462,6 +465,7 @@ class GraphRun:
         provider: Any = None,
         config: OrchestratorConfig | None = None,
         prices: PriceTable | None = None,
+        lease_seconds: float = 30.0,
     ) -> None:
         if concurrency < 1:
             raise GraphError(f"concurrency must be at least 1, not {concurrency!r}")
@@ -490,6 +494,11 @@ class GraphRun:
         self._eager = True
         self._written = 0
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        if not lease_seconds > 0:
+            raise GraphError(f"lease_seconds must be > 0, not {lease_seconds!r}")
+        self.lease_seconds = float(lease_seconds)
+        self._owner = new_owner()  # the run's lease holder while this process drives it
+        self._fenced = False
         self.title = title
         #: Model calls for handlers (``ctx.call_llm``), when the run was given a provider.
         self.models: ModelAccess | None = None
@@ -572,7 +581,10 @@ class GraphRun:
                 await wake.wait()
                 continue
             batch, self._buffer = self._buffer, []
-            await store.append(self.run_id, batch)
+            if self._fenced:  # refused once another process took the run over
+                await store.append(self.run_id, batch, fence=self._owner)
+            else:
+                await store.append(self.run_id, batch)
             self._written = batch[-1].seq
             if self._flush_waiters:
                 self._release_flushed()
@@ -619,6 +631,15 @@ class GraphRun:
 
             self.store = default_store()
         store = self.store
+        await leases.acquire(store, self.run_id, self._owner, self.lease_seconds)  # before reading
+        self._fenced = "fence" in inspect.signature(store.append).parameters
+        try:
+            return await self._drive(store)
+        finally:
+            with contextlib.suppress(Exception):
+                await store.release_lease(self.run_id, self._owner)
+
+    async def _drive(self, store: RunStore) -> GraphResult:
         stored = await store.events(self.run_id)
         graph_events = [decode(e) for e in stored if is_graph_event(e)]
         self._seq = self._written = stored[-1].seq if stored else 0
@@ -678,12 +699,19 @@ class GraphRun:
         return "completed", ""
 
     async def _watch_cancel(self, store: RunStore) -> None:
-        """Cancellation from other processes arrives through the store's cancel flag."""
+        """Cancellation from other processes arrives through the store's cancel flag; the
+        run's lease is renewed every third of its length (losing it stops the run)."""
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(_CANCEL_POLL_SECONDS)
+            await asyncio.sleep(min(_CANCEL_POLL_SECONDS, self.lease_seconds / 3))
             if await store.cancel_requested(self.run_id):
                 self.cancel("cancellation requested through the store")
                 return
+            if time.monotonic() - renewed >= self.lease_seconds / 3:
+                if not await store.acquire_lease(self.run_id, self._owner, self.lease_seconds):
+                    self.abort("lost the run's lease to another process, which drives the run now")
+                    return
+                renewed = time.monotonic()
 
     def _check_handlers(self) -> None:
         missing = [

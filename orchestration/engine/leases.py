@@ -10,12 +10,20 @@ never judged dead here; their leases expire by the clock.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
 import uuid
 from functools import cache
+from typing import TYPE_CHECKING
 
-__all__ = ["is_dead_here", "new_owner"]
+from ..errors import RunLeasedError
+
+if TYPE_CHECKING:
+    from ..stores.base import RunStore
+
+__all__ = ["acquire", "is_dead_here", "new_owner"]
 
 
 def _stat(pid: int) -> list[str]:
@@ -73,3 +81,26 @@ def is_dead_here(owner: str) -> bool:
     recorded = parts[2] if len(parts) >= 4 else "-"
     now = fields[19] if len(fields) > 19 else "-"
     return recorded != "-" and now not in ("-", recorded)
+
+
+async def acquire(
+    store: RunStore, run_id: str, owner: str, lease_seconds: float, *, wait: bool = False
+) -> None:
+    """Take ``run_id``'s lease for ``owner``: at once if free or its holder is dead here,
+    else (``wait``) once it expires; raises :class:`RunLeasedError` if a live process keeps it."""
+    deadline = time.monotonic() + (lease_seconds + 1 if wait else 0)
+    while not await store.acquire_lease(run_id, owner, lease_seconds):
+        holder = await store.lease_holder(run_id)
+        if holder is not None and is_dead_here(holder):
+            # The process that held it is gone (e.g. kill -9): take over now.
+            if await store.take_over_lease(run_id, holder, owner, lease_seconds):
+                return
+            continue  # someone else took it over first: ask again
+        if time.monotonic() >= deadline:
+            raise RunLeasedError(
+                f"run {run_id!r} is being driven by another process (it holds the run's lease); "
+                f"if that process died on another machine, the lease expires within {lease_seconds:g}s: "
+                "retry then, or wait for it with wait=True",
+                lease_seconds=lease_seconds,
+            )
+        await asyncio.sleep(min(0.2, lease_seconds / 5))
