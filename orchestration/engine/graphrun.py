@@ -299,6 +299,18 @@ class _Interrupt(BaseException):
         self.schema = schema
 
 
+def _interrupt_in(caught: BaseException) -> _Interrupt | None:
+    """The question a handler asked, also from inside its own TaskGroup (an exception group)."""
+    if isinstance(caught, _Interrupt):
+        return caught
+    if isinstance(caught, BaseExceptionGroup):
+        group = caught.subgroup(_Interrupt)
+        if group is not None:
+            first = group.exceptions[0]
+            return _interrupt_in(first)
+    return None
+
+
 def _json_schema(schema: Any) -> dict[str, Any] | None:
     if schema is None or isinstance(schema, dict):
         return schema
@@ -811,8 +823,24 @@ class GraphRun:
     def _data(self, rec: NodeRecord) -> Any:
         """What a completed node passes on: its output, or for a switch, its own input."""
         if rec.spec.kind is NodeKind.SWITCH:
-            return self._input(rec)
+            return self._passed_on(rec)
         return rec.completions[-1].output if rec.completions else None
+
+    def _passed_on(self, switch: NodeRecord) -> Any:
+        """A switch's input as it ran: its sources' latest outputs (a loop may have reset a
+        source to PENDING since, e.g. the node a back-edge re-enters: its last output stays)."""
+        if switch.trigger is not None and switch.trigger in self.state.nodes:
+            return self._data(self.state.nodes[switch.trigger])
+        if not switch.inn:
+            return self.state.payload
+        nodes = self.state.nodes
+        sources = [nodes[e.source] for e in switch.inn]
+        done = [s for s in sources if s.completions and (s.routes is None or switch.spec.id in s.routes)]
+        if len(switch.inn) == 1:
+            return self._data(done[0]) if done else {}
+        if len(done) == 1:
+            return self._data(done[0])
+        return {s.spec.id: self._data(s) for s in done}
 
     async def _execute(self, node: Node, visit: int, context: NodeContext) -> None:
         """Run a node, then (in the same task) the next one it made ready, while there is one.
@@ -843,10 +871,15 @@ class GraphRun:
                 self.record(NodeCancelled(node.id, visit, self._stopping or "cancelled"))
                 self._check_idle()
                 raise
-            except _Interrupt as asked:
-                self._tasks.pop(node.id, None)
-                index = len(self.state.nodes[node.id].asked)
-                self.record(NodeInterrupted(node.id, visit, index, asked.question, asked.schema))
+            except (_Interrupt, BaseExceptionGroup) as caught:
+                asked = _interrupt_in(caught)
+                if asked is None:  # a handler's own task group failed: a failure, not a question
+                    self._tasks.pop(node.id, None)
+                    self.record(NodeFailed(node.id, visit, redact(str(caught)), type(caught).__name__))
+                else:
+                    self._tasks.pop(node.id, None)
+                    index = len(self.state.nodes[node.id].asked)
+                    self.record(NodeInterrupted(node.id, visit, index, asked.question, asked.schema))
             except TimeoutError:
                 self._tasks.pop(node.id, None)
                 self.record(NodeFailed(node.id, visit, f"timed out after {node.timeout}s", "TimeoutError"))
