@@ -32,7 +32,7 @@ from .budget import Budget
 from .config import OrchestratorConfig
 from .engine.driver import WorkflowDriver, title_from
 from .engine.eventlog import EventLog
-from .engine.leases import is_dead_here, new_owner
+from .engine.leases import is_dead_here, leased_message, new_owner
 from .engine.run import RunContext, attributed, current_scope
 from .engine.state import RunState
 from .errors import ConfigError, RunLeasedError, RunNotFoundError, describe
@@ -354,12 +354,8 @@ class BaseOrchestrator(abc.ABC):
                     return
                 continue  # someone else took it over first: ask again
             if time.monotonic() >= deadline:
-                raise RunLeasedError(
-                    f"run {run_id!r} is being driven by another process (it holds the run's lease); "
-                    f"if that process died on another machine, the lease expires within {lease:g}s: "
-                    "retry then, or wait for it with wait=True",
-                    lease_seconds=lease,
-                )
+                message = leased_message(run_id, holder, lease, waited=wait, wait_hint="pass wait=True")
+                raise RunLeasedError(message, run_id=run_id, holder=holder, lease_seconds=lease, waited=wait)
             await asyncio.sleep(min(0.2, lease / 5))
 
     async def _watch(self, run: RunContext, owner: str) -> None:
