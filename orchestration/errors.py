@@ -280,11 +280,24 @@ class GraphMutationError(GraphError):
 class RunLeasedError(ConfigError):
     """Another live process is driving this run (it holds the run's lease in the store).
 
-    ``lease_seconds`` says how long that lease lasts unless renewed."""
+    ``holder`` is that process's lease owner id (``host:pid:start:nonce``), ``lease_seconds``
+    how long its lease lasts unless renewed, ``waited`` whether this waited for it to expire
+    (``wait=True``); an interface words its own advice from them."""
 
-    def __init__(self, message: str, *, lease_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        holder: str | None = None,
+        lease_seconds: float | None = None,
+        waited: bool = False,
+    ) -> None:
         super().__init__(message)
+        self.run_id = run_id
+        self.holder = holder
         self.lease_seconds = lease_seconds
+        self.waited = waited
 
 
 class WorkflowError(GraphError):

@@ -23,6 +23,8 @@ __all__ = [
     "SubTask",
     "SynthesisResult",
     "TaskStatus",
+    "resume_hint",
+    "without_resume_hint",
 ]
 
 
@@ -50,6 +52,17 @@ class TaskStatus(StrEnum):
         """True for statuses of a finished run or subtask (``resume`` re-runs what a
         FAILED or PARTIAL run did not complete)."""
         return self not in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.PAUSED)
+
+
+def resume_hint(run_id: str) -> str:
+    """How Python code continues a paused run: what its error ends with."""
+    return f"continue it with await orchestrator.resume({run_id!r})"
+
+
+def without_resume_hint(error: str, run_id: str) -> str:
+    """``error`` without :func:`resume_hint` (an interface that words its own, the CLI)."""
+    hint = resume_hint(run_id)
+    return error.removesuffix(hint).removesuffix("; ")
 
 
 class AgentType(StrEnum):

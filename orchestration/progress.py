@@ -9,10 +9,12 @@ agent output, error messages) is passed to rich as ``Text``, never as markup.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .events import EventType, StreamEvent
+from .models import without_resume_hint
 
 __all__ = ["ProgressDisplay", "format_usd_cell"]
 
@@ -41,13 +43,23 @@ class _Agent:
 class ProgressDisplay:
     """A stream callback that draws a run's progress with rich (see module docs)."""
 
-    def __init__(self, console: Any = None, *, max_rows: int = 12, show_text: bool = True) -> None:
+    def __init__(
+        self,
+        console: Any = None,
+        *,
+        max_rows: int = 12,
+        show_text: bool = True,
+        resume_command: Callable[[str], str] | None = None,
+    ) -> None:
+        """``resume_command(run_id)``: how this interface continues a paused run (the CLI's
+        ``orchestrate resume ...``), printed instead of the Python hint its error carries."""
         from rich.console import Console
 
         self.console = console if console is not None else Console(stderr=True)
         self.live = bool(self.console.is_terminal) and not self.console.is_dumb_terminal
         self.max_rows = max_rows
         self.show_text = show_text
+        self.resume_command = resume_command
         self._progress: Any = None
         self._overall: Any = None
         self._agents: dict[str, _Agent] = {}  # by subtask id (stable across an agent's events)
@@ -55,6 +67,7 @@ class ProgressDisplay:
         self._finished: list[str] = []
         self._title = ""
         self._started: float | None = None
+        self._resumed = False
         self._tokens = 0
         self._cost = 0.0
         self._recorded = 0.0  # a replay's answers from its recording: counted, not spent
@@ -63,7 +76,8 @@ class ProgressDisplay:
         """Update the display for one event."""
         kind = event.event_type
         data = event.data
-        if kind is EventType.WORKFLOW_START:
+        if kind is EventType.WORKFLOW_START or kind is EventType.WORKFLOW_RESUMED:
+            self._resumed = kind is EventType.WORKFLOW_RESUMED
             self._start(str(data.get("title") or event.run_id), event.timestamp)
         elif kind is EventType.DECOMPOSITION_COMPLETE:
             self._log("plan", f"{data.get('count', len(data.get('subtasks', ())))} subtasks")
@@ -181,16 +195,21 @@ class ProgressDisplay:
         bill = format_usd_cell(cost)
         if self._recorded:
             bill = f"{format_usd_cell(max(cost - self._recorded, 0.0))} spent, {format_usd_cell(self._recorded)} recorded"
+        since = " since resuming" if self._resumed else ""
         summary = (
-            f"{self._title} — {status} in {elapsed:.1f}s: {agents} agents "
+            f"{self._title or event.run_id} — {status} in {elapsed:.1f}s{since}: {agents} agents "
             f"({done} completed, {failed} not), {tokens:,} tokens, {bill}"
         )
         style = "green" if status == "completed" else "red"
         self.console.print(Text(summary, style=style if self.live else ""), soft_wrap=True)
-        if event.data.get("error"):
-            self.console.print(Text(f"error: {event.data['error']}"), soft_wrap=True)
-        if status == "paused":
-            self.console.print(Text(f"continue with: orchestrate resume {event.run_id}"), soft_wrap=True)
+        error = str(event.data.get("error") or "")
+        command = self.resume_command(event.run_id) if self.resume_command and status == "paused" else None
+        if command is not None:
+            error = without_resume_hint(error, event.run_id)
+        if error:
+            self.console.print(Text(f"error: {error}"), soft_wrap=True)
+        if command is not None:
+            self.console.print(Text(f"continue with: {command}"), soft_wrap=True)
 
     def close(self) -> None:
         """Stop the live display (called automatically at the run's end)."""

@@ -17,7 +17,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from .llm import Completion, CompletionChunk, CompletionRequest, Provider
-from .tokens import count_message_tokens, count_tokens
+from .tokens import count_message_tokens_async, count_tokens_async
 from .usage import Usage
 
 __all__ = ["ScriptedProvider", "demo_provider", "demo_responder"]
@@ -88,11 +88,14 @@ class ScriptedProvider(Provider):
             return reply(request) if callable(reply) else reply
         return _echo(request)
 
-    def _usage(self, request: CompletionRequest, content: str) -> Usage:
-        """Offline counts: exact only for a model the tokenizer is exact for (OpenAI's)."""
+    async def _usage(self, request: CompletionRequest, content: str) -> Usage:
+        """Offline counts: exact only for a model the tokenizer is exact for (OpenAI's).
+
+        Counted off the event loop when that is slow (the tokenizer's first use in the
+        process takes a quarter of a second), as a real provider's network wait would be."""
         if self._count_tokens:
-            prompt = count_message_tokens(request.messages, request.model)
-            output = count_tokens(content, request.model)
+            prompt = await count_message_tokens_async(request.messages, request.model)
+            output = await count_tokens_async(content, request.model)
             exact = prompt.exact and output.exact
             return Usage(
                 input_tokens=prompt.tokens, output_tokens=output.tokens, calls=1, estimated=not exact
@@ -116,7 +119,7 @@ class ScriptedProvider(Provider):
             content = _truncate_words(content, request.max_tokens)
         return Completion(
             content=content,
-            usage=self._usage(request, content),
+            usage=await self._usage(request, content),
             model=request.model or self.model,
             finish_reason="stop",
             provider=self.name,

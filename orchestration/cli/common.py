@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..errors import redact_urls
 from ..events import EventType, StreamEvent
-from ..models import AgentResult, OrchestratorResult
+from ..models import AgentResult, OrchestratorResult, without_resume_hint
 from ..progress import format_usd_cell
 from ..replay import RecordedProvider
 from ..stores.base import RunStore
@@ -33,6 +35,7 @@ __all__ = [
     "print_result",
     "recorded_of",
     "result_to_json",
+    "resume_command",
     "run_with_display",
 ]
 
@@ -72,6 +75,16 @@ def open_cli_store(args: argparse.Namespace) -> RunStore:
     return store
 
 
+def resume_command(run_id: str, args: argparse.Namespace) -> str:
+    """The command that continues the paused run ``run_id`` in the store this command used
+    (``--store`` repeated, its credentials masked)."""
+    words = ["orchestrate", "resume", run_id]
+    store = getattr(args, "store", None)
+    if store:
+        words += ["--store", redact_urls(store)]
+    return shlex.join(words)
+
+
 async def run_with_display(
     start: Callable[[Callable[[StreamEvent], Any]], Awaitable[OrchestratorResult]],
     cancel: Callable[[], Any],
@@ -93,9 +106,11 @@ async def run_with_display(
     if not args.quiet:
         from rich.console import Console
 
-        from ..streaming import create_progress_bar_callback
+        from ..progress import ProgressDisplay
 
-        callbacks.append(create_progress_bar_callback(Console(file=err)))
+        callbacks.append(
+            ProgressDisplay(Console(file=err), resume_command=lambda run_id: resume_command(run_id, args))
+        )
 
     async def fan_out(event: StreamEvent) -> None:
         for callback in callbacks:
@@ -201,10 +216,12 @@ def print_result(
         console.print(f"report: {escape(document.path)} ({document.size_bytes} bytes)")
     for failure in result.metadata.get("document_errors", ()):
         console.print(f"[yellow]report not written: {escape(str(failure))}[/yellow]")
-    if result.error:
-        console.print(f"[yellow]{escape(result.error)}[/yellow]")
-    if result.status == "paused":
-        console.print(f"continue with: orchestrate resume {escape(result.run_id)}")
+    paused = result.status == "paused"
+    error = without_resume_hint(result.error, result.run_id) if paused and result.error else result.error
+    if error:
+        console.print(f"[yellow]{escape(error)}[/yellow]")
+    if paused:
+        console.print(f"continue with: {escape(resume_command(result.run_id, args))}", soft_wrap=True)
 
 
 def _bill_line(result: OrchestratorResult, recorded: Recorded | None) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ..base import BaseOrchestrator
+from ..engine.leases import leased_message
 from ..errors import ConfigError, RunLeasedError, RunNotFoundError
 from ..events import EventType
 from ..models import OrchestratorResult, TaskStatus
@@ -53,7 +54,13 @@ def add_commands(commands: Any) -> None:
     resume = commands.add_parser("resume", help="continue an interrupted or paused run")
     resume.add_argument("run_id")
     resume.add_argument("--provider", help="provider to continue with (default: the one the run used)")
-    resume.add_argument("--wait", action="store_true", help="wait for a crashed process's lease to expire")
+    resume.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait (up to one lease period) for the lease of the process driving the run to expire: "
+        "one that died on another machine, or is stuck (a dead process on this machine is taken over "
+        "without waiting)",
+    )
     resume.add_argument(
         "--policies", metavar="FILE", help="guardrail policies (YAML) to enforce from here on"
     )
@@ -130,9 +137,13 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 if error.lease_seconds is None:
                     raise
                 raise RunLeasedError(
-                    f"run {args.run_id!r} is being driven by another live process; if it died on "
-                    f"another machine its lease expires within {error.lease_seconds:g}s: retry then, "
-                    "or add --wait to wait for it"
+                    leased_message(
+                        args.run_id,
+                        error.holder,
+                        error.lease_seconds,
+                        waited=error.waited,
+                        wait_hint="add --wait",
+                    )
                 ) from None
             recorded = None
         else:

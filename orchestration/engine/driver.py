@@ -19,7 +19,7 @@ from ..config import OrchestratorConfig
 from ..errors import BudgetExceededError, PlanError, describe
 from ..events import EventType
 from ..llm import Completion
-from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus
+from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus, resume_hint
 from ..retry import retry_call
 from ..usage import Usage
 from .blocking import timed
@@ -78,7 +78,11 @@ class WorkflowDriver:
         if resumed:
             run.emit(
                 EventType.WORKFLOW_RESUMED,
-                {"from_seq": run.state.last_seq, "completed": len(self._completed_results(run))},
+                {
+                    "from_seq": run.state.last_seq,
+                    "completed": len(self._completed_results(run)),
+                    "title": run.title,
+                },
             )
         else:
             start: dict[str, Any] = {
@@ -456,7 +460,7 @@ class WorkflowDriver:
             TaskStatus.PAUSED: EventType.WORKFLOW_PAUSED,
         }.get(status, EventType.WORKFLOW_ERROR)
         if status is TaskStatus.PAUSED:
-            hint = f"resume(run_id={run.run_id!r}) continues it"
+            hint = resume_hint(run.run_id)
             error = f"{error}; {hint}" if error else hint
         results = run.state.results  # the whole run's, a resumed run's earlier work included
         data: dict[str, Any] = {

@@ -50,13 +50,14 @@ class RunSummary:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def apply(self, event: StreamEvent) -> RunSummary:
-        """The summary after ``event``."""
+        """The summary after ``event``.  Its status follows :func:`~orchestration.events.status_after`,
+        the rule the engine's run state follows too, so a listing says what the run says
+        (``in_progress`` again once a paused or crashed run is resumed)."""
         kind = event.event_type
         data = event.data
         changes: dict[str, Any] = {"updated_at": event.timestamp, "last_seq": event.seq}
         if kind is EventType.WORKFLOW_START:
             changes.update(
-                status=TaskStatus.IN_PROGRESS,
                 title=str(data.get("title", "")),
                 task=str(data.get("task", "")),
                 orchestrator=str(data.get("orchestrator", "")),

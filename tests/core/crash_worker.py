@@ -1,6 +1,7 @@
-"""A process the crash tests kill: a 200-subtask run on SQLite, counting provider calls.
+"""A process the crash tests kill: a 200-subtask run, counting provider calls.
 
-``python -m tests.core.crash_worker DB CALLS RUN_ID start|resume`` prints the final
+``python -m tests.core.crash_worker STORE CALLS RUN_ID start|resume`` (STORE: a SQLite
+path or a ``postgresql://`` URL, as ``--store`` takes) prints the final
 result as JSON when it gets to the end.  Every provider call appends a line to CALLS
 before it answers, so calls are counted even when the process dies right after.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from orchestration import AgentResult, BaseOrchestrator, CompletionRequest, OrchestratorConfig, SubTask
 from orchestration.llm import Completion
 from orchestration.scripted import ScriptedProvider
-from orchestration.stores import SQLiteStore
+from orchestration.stores import open_store
 
 SUBTASKS = 200
 CONCURRENCY = 8
@@ -61,13 +62,13 @@ class Wide(BaseOrchestrator):
         return (await self.call_llm(f"combine {len(agent_results)} results")).content
 
 
-async def main(db: str, calls: str, run_id: str, mode: str) -> None:
+async def main(store: str, calls: str, run_id: str, mode: str) -> None:
     lease = float(os.environ.get("CRASH_WORKER_LEASE", "1.0"))
     config = OrchestratorConfig(max_concurrent_agents=CONCURRENCY, lease_seconds=lease, max_retries=0)
     # The class as ``tests.core.crash_worker:Wide`` (not ``__main__``), so the CLI can resume it.
     from tests.core.crash_worker import Wide as Importable
 
-    orchestrator = Importable(config, CountingProvider(calls), store=SQLiteStore(db))
+    orchestrator = Importable(config, CountingProvider(calls), store=open_store(store))
     if mode == "start":
         result = await orchestrator.execute_workflow("crash test", run_id=run_id)
     else:

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
 
 
-def worker(db: Path, calls: Path, run_id: str, mode: str, latency: float = 0.004) -> subprocess.Popen[str]:
+def worker(
+    db: Path | str, calls: Path, run_id: str, mode: str, latency: float = 0.004
+) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), CRASH_WORKER_LATENCY=str(latency))
     return subprocess.Popen(
         [sys.executable, "-m", "tests.core.crash_worker", str(db), str(calls), run_id, mode],

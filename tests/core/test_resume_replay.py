@@ -165,7 +165,7 @@ async def test_two_processes_resuming_one_run_one_wins_the_other_gets_a_clear_er
     outcomes = await asyncio.gather(first.resume("shared"), second.resume("shared"), return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     assert len(errors) == 1 and isinstance(errors[0], RunLeasedError)
-    assert "being driven by another process" in str(errors[0])
+    assert "being driven by another orchestrator in this process; let it finish" in str(errors[0])
     winner = next(o for o in outcomes if not isinstance(o, BaseException))
     assert winner.status is TaskStatus.COMPLETED
 

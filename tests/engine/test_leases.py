@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestration.engine.leases import is_dead_here, new_owner
+from orchestration.engine.leases import describe_owner, is_dead_here, leased_message, new_owner
 
 
 def _owner_of(pid: int, start: str) -> str:
@@ -57,3 +57,21 @@ def test_other_hosts_and_odd_ids_are_never_judged_dead() -> None:
     assert not is_dead_here("some-other-host:1:-:abcd")
     assert not is_dead_here("not an owner id")
     assert not is_dead_here(_owner_of(0, "-"))
+
+
+def test_a_refusal_names_the_holder_and_the_way_to_wait_of_each_interface() -> None:
+    host = new_owner().split(":")[0]
+    here = f"{host}:{os.getppid()}:-:abcd1234"  # a live process on this machine
+    assert describe_owner(here) == f"process {os.getppid()} on this machine"
+    assert describe_owner(new_owner()) == "another orchestrator in this process"
+    assert describe_owner("web-2:4242:-:abcd1234") == "process 4242 on host 'web-2'"
+    assert describe_owner(None) == describe_owner("garbage") == "another process"
+
+    alive = leased_message("r", here, 30, waited=False, wait_hint="add --wait")
+    assert (
+        "which is still running" in alive and "add --wait to take over when its 30s lease runs out" in alive
+    )
+    remote = leased_message("r", "web-2:4242:-:abcd1234", 30, waited=False, wait_hint="pass wait=True")
+    assert "if that process died, the lease expires within 30s" in remote and "pass wait=True" in remote
+    waited = leased_message("r", here, 30, waited=True, wait_hint="add --wait")
+    assert "waited 31s, so it is alive" in waited and "--wait" not in waited
