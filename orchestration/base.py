@@ -209,7 +209,8 @@ class BaseOrchestrator(abc.ABC):
         owner = await self._take_lease(run_id, wait=wait)  # before reading: the run is ours now
         try:
             state = await self.load_state(run_id)
-            if state.status.is_terminal and state.status not in _RERUNNABLE:
+            aborted = (state.error or "").startswith("aborted:")  # a guardrail's or a lost lease's verdict
+            if state.status.is_terminal and (state.status not in _RERUNNABLE or aborted):
                 await self.store.release_lease(run_id, owner)
                 return state.to_result()
             events = await self.store.events(run_id)

@@ -66,6 +66,7 @@ from .engine.core import Edge, Node, NodeKind, NodeState
 from .engine.graphrun import GraphResult, NodeContext
 from .errors import StepFailedError, WorkflowError
 from .graph import Graph
+from .usage import Usage
 
 __all__ = ["Chain", "Flow", "StepSpec", "Workflow", "WorkflowResult", "step"]
 
@@ -321,6 +322,8 @@ class WorkflowResult:
     outputs: Mapping[str, Any]
     skipped: tuple[str, ...] = ()
     graph: GraphResult | None = field(default=None, repr=False)
+    #: Tokens and cost of the steps' model calls.
+    usage: Usage = field(default_factory=Usage)
     #: A paused run's open questions by step (answer them, then run again with run_id).
     questions: Mapping[str, str] = field(default_factory=dict)
 
@@ -377,8 +380,16 @@ class Workflow:
         stream_callback: Any = None,
         concurrency: int = 100,
         title: str = "",
+        provider: Any = None,
+        config: Any = None,
+        prices: Any = None,
     ) -> WorkflowResult:
-        """Run the workflow (or resume the stored run ``run_id``) to its end."""
+        """Run the workflow (or resume the stored run ``run_id``) to its end.
+
+        With a ``provider`` (and optionally ``config``, ``prices``) steps that take ``ctx``
+        call models through the framework (``await ctx.call_llm(...)``): the run's budget,
+        retries and fallbacks apply and the bill is per step.
+        """
         graph = self.graph()
         outcome = await graph.run(
             self.handlers(),
@@ -388,6 +399,9 @@ class Workflow:
             run_id=run_id,
             concurrency=concurrency,
             title=title or type(self).__name__,
+            provider=provider,
+            config=config,
+            prices=prices,
         )
         result = _result(self.flow(), outcome)
         if outcome.status == "failed":
@@ -440,7 +454,12 @@ def _step_handler(workflow: Workflow, flow: Flow, spec: StepSpec) -> Callable[[N
             return lambda ctx: function(workflow)
         # One upstream step (directly or through its branch's switch): the node has one
         # input edge, so ``ctx.input`` is that step's output.
-        return lambda ctx: function(workflow, ctx.input)
+        if spec.takes_input:
+            return lambda ctx: function(workflow, ctx.input)
+        if ups[0] in spec.keywords:
+            keyword = ups[0]
+            return lambda ctx: function(workflow, **{keyword: ctx.input})
+        return lambda ctx: function(workflow)  # a step that takes nothing: it only follows
     owners = {sid: sw.source for sid, sw in flow.switches.items()}
 
     def handler(ctx: NodeContext) -> Any:
@@ -458,8 +477,10 @@ def _step_handler(workflow: Workflow, flow: Flow, spec: StepSpec) -> Callable[[N
                     f"step {name!r} needs {missing}, which did not run (a branch not taken or an "
                     "OR join); give those parameters a default"
                 )
-        else:
+        elif spec.takes_input:
             args.append(arrived[ups[0]])
+        elif ups[0] in spec.keywords:
+            kwargs[ups[0]] = arrived[ups[0]]
         if spec.wants_ctx:
             kwargs["ctx"] = ctx
         return function(workflow, *args, **kwargs)
@@ -495,5 +516,12 @@ def _result(flow: Flow, outcome: GraphResult) -> WorkflowResult:
     output = outputs[done[0]] if len(done) == 1 else ({n: outputs[n] for n in done} if done else None)
     skipped = tuple(n for n in flow.placed if outcome.states.get(n) == NodeState.SKIPPED)
     return WorkflowResult(
-        outcome.run_id, outcome.status, output, outputs, skipped, outcome, outcome.questions
+        outcome.run_id,
+        outcome.status,
+        output,
+        outputs,
+        skipped,
+        outcome,
+        usage=outcome.usage,
+        questions=outcome.questions,
     )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..admission import carry_in_flight
 from ..budget import Budget
 from ..config import OrchestratorConfig
 from ..errors import StoreError, describe
@@ -22,6 +23,7 @@ from ..events import EventType, StreamEvent
 from ..llm import Completion, CompletionRequest, as_provider
 from ..modelcall import call_model
 from ..pricing import PriceTable
+from ..replay import Recording
 from ..retry import RetryPolicy, is_retryable
 from ..usage import Usage
 from .run import RunContext, attributed
@@ -128,9 +130,14 @@ class ModelAccess:
         self.context.body = _Body(run)  # type: ignore[assignment]
 
     def resume(self, events: Sequence[StreamEvent]) -> None:
-        """Count what a resumed run already spent (its cap covers the whole run)."""
+        """Pick a stored run up: count what it spent (its cap covers the whole run), hold
+        calls that were in flight at their worst case, and answer the calls it already paid
+        for from its recording (a node that runs again after a crash or an answer asks the
+        same things: they are not paid twice, and an approval applies to what was shown)."""
         self.log.replay(events)
         self.context.budget.charge(self.log.state.total_cost)
+        self.context.recording = Recording(events)
+        carry_in_flight(self.context, events)
 
     @property
     def usage(self) -> Usage:

@@ -19,10 +19,11 @@ Resume: ``GraphRun(..., run_id=...)`` on a store that holds that run folds its e
 and carries on; visits that were running when the process stopped are requeued
 (``NodeRequeued``) and run again, finished runs are returned as they ended.
 
-Seams for the next step (BaseOrchestrator on the graph): ``capacity`` and ``headroom``
-callables feed the scheduler's rate-limit lanes and budget; a handler's model calls
-would go through ``orchestration.modelcall`` with the node as the agent; leases and
-snapshots are the existing store API and are not taken here yet.
+One process drives a run at a time: it holds the run's lease (taken over at once from a
+dead holder on this machine), renews it, and fences every append with it.  Handlers call
+models through :mod:`orchestration.engine.graphcalls` (the run's budget, retries and
+fallbacks, billed to the node) when the run has a provider; ``capacity`` and ``headroom``
+callables feed the scheduler's rate-limit lanes and budget.
 """
 
 from __future__ import annotations
@@ -946,9 +947,10 @@ def _passthrough(context: NodeContext) -> Any:
 async def answer(store: RunStore, run_id: str, node_id: str, value: Any, *, by: str = "") -> None:
     """Record the answer to the question ``node_id`` of stored run ``run_id`` waits on.
 
-    The run continues when it is next run (``graph.run(..., run_id=run_id)``, or
-    ``Workflow.run(run_id=...)``); a run live in another process sees it when it reads
-    the log.  Raises GraphError naming what is wrong when the node is not waiting.
+    Only a paused run takes answers this way (a running one takes them in the process that
+    drives it, with :meth:`GraphRun.answer`); it continues when it is next run
+    (``graph.run(..., run_id=run_id)``, or ``Workflow.run(run_id=...)``).  Raises
+    GraphError naming what is wrong when the run is not paused or the node is not waiting.
     """
     for _ in range(20):
         stored = await store.events(run_id)
@@ -962,6 +964,12 @@ async def answer(store: RunStore, run_id: str, node_id: str, value: Any, *, by: 
         rec = state.nodes.get(node_id)
         if rec is None:
             raise GraphError(f"run {run_id} has no node {node_id!r}")
+        if state.status != "paused":
+            where = f"it {state.status}" if state.status else "it is still running"
+            raise GraphError(
+                f"run {run_id} is not paused ({where}); answer a running run in the process that "
+                "drives it (GraphRun.answer), or once it has paused"
+            )
         if not rec.waiting:
             waiting = ", ".join(sorted(state.waiting())) or "none"
             raise GraphError(

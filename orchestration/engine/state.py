@@ -162,7 +162,7 @@ class RunState:
         elif kind is EventType.DOCUMENT_ERROR:  # the result says which reports are missing, and why
             failure = f"{data.get('format', 'report')}: {data.get('error', 'not written')}"
             self.metadata["document_errors"] = [*self.metadata.get("document_errors", ()), failure]
-        elif kind is EventType.WORKFLOW_RESUMED:
+        elif kind is EventType.WORKFLOW_RESUMED or kind is EventType.GRAPH_RUN_RESUMED:
             self.status = TaskStatus(status_after(kind, data) or self.status)
             self.error = None
             self.ended_at = None

@@ -62,6 +62,7 @@ def _escape(text: str, limit: int = 80) -> str:
         text = text[: limit - 1] + "…"
     return (
         text.replace("&", "#amp;")
+        .replace("%", "#37;")
         .replace('"', "#quot;")
         .replace("<", "#lt;")
         .replace(">", "#gt;")

@@ -6,6 +6,8 @@
 ``GET /runs``                             list runs (``?status=``, ``?limit=``)
 ``GET /runs/{id}``                        ``{"run": summary, "result": ..., "documents"}``
 ``POST /runs/{id}/cancel``                cancel a run -> ``{"cancelled": bool}``
+``POST /runs/{id}/answers``               answer a paused node's question: ``{"node",
+                                          "answer", "by"}`` -> ``{"recorded": true}``
 ``GET /runs/{id}/events``                 Server-Sent Events: every event after
                                           ``Last-Event-ID`` (header, or ``?last_event_id=``),
                                           then live; 204 when the run is over and nothing

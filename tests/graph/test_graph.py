@@ -400,3 +400,35 @@ async def test_node_timeout_fails_the_node() -> None:
 
     result = await Graph(nodes=[Node(id="slow", timeout=0.01)]).run({"slow": slow})
     assert result.states["slow"] is NodeState.FAILED and "timed out" in result.errors["slow"]
+
+
+async def test_a_loop_visit_gets_what_the_previous_visit_produced() -> None:
+    from orchestration import MemoryStore
+
+    seen: list[object] = []
+    graph = Graph(
+        nodes=[
+            Node(id="draft"),
+            Node(id="review", kind=NodeKind.SWITCH, max_visits=5),
+            Node(id="end", kind=NodeKind.TERMINAL),
+        ],
+        edges=[
+            Edge(source="draft", target="review"),
+            Edge(source="review", target="draft"),
+            Edge(source="review", target="end"),
+        ],
+        entry="draft",
+    )
+
+    def draft(ctx: object) -> dict[str, int]:
+        value = ctx.input  # type: ignore[attr-defined]
+        seen.append(value)
+        return {"n": value["n"] + 1}
+
+    result = await graph.run(
+        {"draft": draft, "review": lambda ctx: "end" if ctx.input["n"] >= 3 else "draft"},
+        payload={"n": 0},
+        store=MemoryStore(),
+    )
+    assert seen == [{"n": 0}, {"n": 1}, {"n": 2}]  # seed 003's loop: each visit builds on the last
+    assert result.output("end") == {"n": 3}

@@ -172,5 +172,36 @@ async def test_a_live_run_takes_an_answer_without_pausing() -> None:
     result = await task
     assert result.status == "completed"
     assert result.output("join") == {"left": "Ada", "right": "slow done"}
-    with pytest.raises(GraphError, match="is not waiting for an answer"):
+    with pytest.raises(GraphError, match=r"is not paused \(it completed\)"):
         await answer(run.store, run.run_id, "left", "again")  # type: ignore[arg-type]
+
+
+async def test_an_answer_from_outside_waits_for_the_run_to_pause() -> None:
+    asked, finish = asyncio.Event(), asyncio.Event()
+
+    def watch(event: StreamEvent) -> None:
+        if event.event_type is EventType.GRAPH_NODE_INTERRUPTED:
+            asked.set()
+
+    async def busy(ctx: NodeContext) -> str:
+        await finish.wait()
+        return "busy done"
+
+    async def ask(ctx: NodeContext) -> Any:
+        return await ctx.interrupt("name?")
+
+    store = MemoryStore()
+    run = fan_graph().start(
+        {"start": lambda ctx: 0, "left": ask, "right": busy}, store=store, stream_callback=watch
+    )
+    task = asyncio.create_task(run.run())
+    await asked.wait()
+    with pytest.raises(GraphError, match="is not paused \\(it is still running\\)"):
+        await answer(store, run.run_id, "left", "Ada")  # would race the live driver's writes
+    finish.set()
+    assert (await task).status == "paused"  # nothing else to do: now it pauses
+    await answer(store, run.run_id, "left", "Ada")
+    done = await fan_graph().run(
+        {"start": lambda ctx: 0, "left": ask, "right": busy}, store=store, run_id=run.run_id
+    )
+    assert done.output("join") == {"left": "Ada", "right": "busy done"}

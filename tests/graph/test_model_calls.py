@@ -99,7 +99,7 @@ async def test_calling_a_model_without_a_provider_is_one_clear_error() -> None:
     assert ConfigError.__name__ in result.errors["only"]
 
 
-async def test_a_resumed_run_counts_what_it_spent_before(tmp_path: Path) -> None:
+async def test_a_resumed_run_counts_what_it_spent_and_pays_nothing_twice(tmp_path: Path) -> None:
     reached = asyncio.Event()
     gate = asyncio.Event()
 
@@ -133,6 +133,8 @@ async def test_a_resumed_run_counts_what_it_spent_before(tmp_path: Path) -> None
         provider=provider,
     )
     assert again.status == "completed"
-    # facts' call from before, angles' paid-for call from before, then angles again and write
-    assert again.usage.calls == 4
+    # facts' and angles' calls were paid before the crash: angles, run again, is answered
+    # from the recording (not paid twice); only write's call is new
+    assert provider.call_count == 3
+    assert again.usage.calls == 3
     assert again.total_cost > spent_before

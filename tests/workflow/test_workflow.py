@@ -350,3 +350,31 @@ async def test_a_stopped_run_resumes_from_sqlite_without_redoing_finished_steps(
     assert result.output == "NOTES ON TIDES"
     assert again.runs == ["summarise"]  # gather's output came from the store
     assert result.graph is not None and result.graph.states["gather"] is NodeState.COMPLETED
+
+
+class Priced(Workflow):
+    @step
+    async def ask(self, topic: str, ctx: NodeContext) -> str:
+        return (await ctx.call_llm(f"facts about {topic}", max_tokens=50)).content
+
+    @step
+    async def then_nothing(self) -> str:  # follows ask, takes nothing
+        return "done"
+
+    @step
+    async def by_keyword(self, *, then_nothing: str) -> str:
+        return f"after {then_nothing}"
+
+    def build(self, flow: Flow) -> None:
+        flow.start(self.ask).then(self.then_nothing).then(self.by_keyword)
+
+
+async def test_steps_call_models_under_the_runs_bill_and_take_inputs_as_they_declare() -> None:
+    from orchestration import OrchestratorConfig, ScriptedProvider
+
+    result = await Priced().run(
+        "tides", store=MemoryStore(), provider=ScriptedProvider("tides rise"), config=OrchestratorConfig()
+    )
+    assert result.outputs["ask"] == "tides rise"
+    assert result.output == "after done"
+    assert result.usage.calls == 1 and result.usage.cost_usd > 0

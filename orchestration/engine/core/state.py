@@ -335,7 +335,11 @@ class GraphState:
 
     def waiting(self) -> dict[str, NodeInterrupted]:
         """Nodes waiting for an answer, with the question each waits on."""
-        return {node_id: rec.asked[-1] for node_id, rec in self.nodes.items() if rec.asked and rec.waiting}
+        return {
+            node_id: rec.asked[-1]
+            for node_id, rec in self.nodes.items()
+            if rec.asked and rec.waiting and rec.state == _PENDING
+        }
 
     def _run_finished(self, event: RunFinished) -> None:
         self.status = event.status
