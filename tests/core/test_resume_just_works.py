@@ -381,3 +381,18 @@ def test_a_stopped_worker_taken_over_can_never_write_again(tmp_path: Path) -> No
         e.data["result"]["subtask_id"] for e in events if e.event_type is EventType.AGENT_COMPLETE
     )
     assert len(completions) == 200 and set(completions.values()) == {1}  # every subtask completed once
+
+
+async def test_resume_does_not_undo_a_guardrails_abort(tmp_path: Path) -> None:
+    from orchestration.guardrails import Guardrails
+
+    policy = "policies:\n  - name: two calls\n    when: calls >= 2\n    action: abort_run\n"
+    store = SQLiteStore(tmp_path / "a.db")
+    config = OrchestratorConfig(parallel_execution=False)
+    aborted = await TwoStep(
+        config, demo_provider(), store=store, guardrails=Guardrails.load(policy)
+    ).execute_workflow("t", run_id="stopped")
+    assert aborted.status is TaskStatus.FAILED and (aborted.error or "").startswith("aborted:")
+    provider = demo_provider()
+    again = await TwoStep(config, provider, store=SQLiteStore(tmp_path / "a.db")).resume("stopped")
+    assert again.status is TaskStatus.FAILED and provider.call_count == 0  # the verdict stands
