@@ -111,7 +111,12 @@ class CallbackFailure:
 
     def to_data(self) -> dict[str, Any]:
         """The ``callback_error`` event's data."""
-        return {"callback": self.callback, "cause": self.cause, "error": self.reason, "event_seq": self.event_seq}
+        return {
+            "callback": self.callback,
+            "cause": self.cause,
+            "error": self.reason,
+            "event_seq": self.event_seq,
+        }
 
 
 class CallbackDelivery:
@@ -293,7 +298,10 @@ class CallbackDelivery:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         logger.warning(
-            "run %s: stream callback %s dropped: %s; it gets no more events", self.run_id, channel.name, reason
+            "run %s: stream callback %s dropped: %s; it gets no more events",
+            self.run_id,
+            channel.name,
+            reason,
         )
         self._on_failure(CallbackFailure(channel.name, cause, reason, event_seq))
 

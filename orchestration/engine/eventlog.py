@@ -71,6 +71,8 @@ class EventLog:
         self._snapshot_seq = self.seq
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
+        self._unwritten: list[StreamEvent] | None = None  # taken from the queue, not yet stored
+        self._in_flight: asyncio.Future[None] | None = None  # its write to a durable store
         self.store_error: BaseException | None = None
         #: False for stores that keep nothing across processes: ``flush`` is then free.
         self.durable = durable
@@ -164,20 +166,36 @@ class EventLog:
                 return
 
     async def _write_pending(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            if self.store_error is None:
-                try:
-                    await self._store.append(self.run_id, batch)
-                except Exception as error:  # the run goes on in memory; the result says so
-                    self.store_error = error
-                    logger.error("run %s: event store failed: %s", self.run_id, describe(error))
+        while self._unwritten is not None or self._queue:
+            if self._unwritten is None:
+                self._unwritten, self._queue = self._queue, []
+            batch = self._unwritten
+            await self._append(batch)  # cancelled: the batch stays unwritten, its write goes on
+            self._unwritten = None
             self._written = batch[-1].seq
             if self._delivery:  # first, so the callbacks hear of the batch before waiters go on
                 self._delivery.offer(batch)
             self._release_waiters()
         if self.durable and self.store_error is None and self._snapshot_due():
             await self._snapshot()
+
+    async def _append(self, batch: list[StreamEvent]) -> None:
+        if self.store_error is not None:
+            return
+        try:
+            if not self.durable:  # a memory store: its append never waits, nothing to interrupt
+                await self._store.append(self.run_id, batch)
+                return
+            # Shielded: a cancellation mid-write (the caller's task cancelled) lets the write
+            # finish and the next _write_pending wait for it, so no batch is lost or doubled.
+            if self._in_flight is None:
+                self._in_flight = asyncio.ensure_future(self._store.append(self.run_id, batch))
+            await asyncio.shield(self._in_flight)
+            self._in_flight = None
+        except Exception as error:  # the run goes on in memory; the result says so
+            self._in_flight = None
+            self.store_error = error
+            logger.error("run %s: event store failed: %s", self.run_id, describe(error))
 
     def _snapshot_due(self) -> bool:
         # The state must be exactly the stored log (nothing emitted since), and snapshots

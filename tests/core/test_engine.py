@@ -417,7 +417,7 @@ async def test_cancel_from_another_task_keeps_results_and_ends_cancelled() -> No
     two_done = asyncio.Event()
     recorder = Recorder()
 
-    def callback(event: Any) -> None:
+    async def callback(event: Any) -> None:
         recorder(event)
         if len(recorder.of(EventType.AGENT_COMPLETE)) >= 2:
             two_done.set()
@@ -576,7 +576,7 @@ async def test_a_cancelled_run_accounts_for_every_subtask() -> None:
     )
     started = asyncio.Event()
 
-    def callback(event: Any) -> None:
+    async def callback(event: Any) -> None:
         if event.event_type is EventType.AGENT_COMPLETE:
             started.set()
 
@@ -598,7 +598,7 @@ async def test_cancelling_through_the_store_works_for_a_memory_store_too() -> No
     )
     first_done = asyncio.Event()
 
-    def callback(event: Any) -> None:
+    async def callback(event: Any) -> None:
         if event.event_type is EventType.AGENT_COMPLETE:
             first_done.set()
 
