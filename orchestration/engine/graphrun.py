@@ -11,7 +11,8 @@ Per node the work is deliberately small: a ``NodeStarted`` event, one task, a
 ``NodeCompleted`` event (plus the derived ``NodeReady``).  Completion is handled at the
 end of the node's own task (no central loop to wake), and events reach the store in
 batches: a flusher task appends whatever accumulated since its last write, then hands
-the batch to the subscribers, in order, once it is stored.  Events are
+the batch to the subscribers' own queues (:mod:`orchestration.engine.callbacks`: a time
+limit per event, so no subscriber can hold up the run).  Events are
 ``gc=False`` structs carried as the ``data`` of a ``StreamEvent``, so the memory store
 keeps them without a copy and the collector never scans them.
 
@@ -602,7 +603,7 @@ class GraphRun:
     async def _settle_callbacks(self, store: RunStore) -> None:
         """Give the callbacks at most their time limit to take what is queued; a callback
         dropped meanwhile adds its ``callback_error``, which is stored and delivered too."""
-        while self._delivery:
+        while True:
             await self._delivery.drain()
             if not self._buffer:
                 return

@@ -225,25 +225,36 @@ async def test_stream_workflow_yields_every_event_past_a_stuck_callback() -> Non
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
+def two_steps() -> Graph:
+    return Graph(nodes=[Node(id="a"), Node(id="b")], edges=[Edge(source="a", target="b")])
+
+
+HANDLERS = {"a": lambda ctx: 1, "b": lambda ctx: ctx.input + 1}
+
+
 async def test_a_graph_run_returns_past_a_stuck_callback() -> None:
-    graph = Graph(nodes=[Node(id="a"), Node(id="b")], edges=[Edge(source="a", target="b")])
     store = MemoryStore()
     _, stuck = stuck_on_first_event()
-    saw: list[int] = []
-    run = graph.start(
-        {"a": lambda ctx: 1, "b": lambda ctx: ctx.input + 1},
-        store=store,
-        stream_callback=stuck,
-        config=config(),
-    )
-    run.subscribe(EventType.GRAPH_NODE_COMPLETED, lambda e: saw.append(e.seq))
+    run = two_steps().start(HANDLERS, store=store, stream_callback=stuck, config=config())
     async with asyncio.timeout(30):
         result = await run.run()
     assert result.status == "completed" and result.output("b") == 2
-    stored = await store.events(run.run_id)
-    [error] = callback_errors(stored)
+    [error] = callback_errors(await store.events(run.run_id))
     assert error["cause"] == "timeout" and error["event_seq"] == 1
-    assert saw == [e.seq for e in stored if e.event_type is EventType.GRAPH_NODE_COMPLETED] and saw
+
+
+async def test_a_graph_subscriber_gets_its_events_while_another_callback_is_stuck() -> None:
+    store = MemoryStore()
+    _, stuck = stuck_on_first_event()
+    saw: list[int] = []
+    run = two_steps().start(HANDLERS, store=store, stream_callback=stuck, config=config())
+    run.subscribe(EventType.GRAPH_NODE_COMPLETED, lambda e: saw.append(e.seq))
+    async with asyncio.timeout(30):
+        result = await run.run()
+    assert result.status == "completed"
+    stored = await store.events(run.run_id)
+    assert len(callback_errors(stored)) == 1
+    assert saw == [e.seq for e in stored if e.event_type is EventType.GRAPH_NODE_COMPLETED] and len(saw) == 2
 
 
 @pytest.mark.parametrize(
