@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -31,13 +31,14 @@ from .admission import carry_in_flight, check_prices
 from .budget import Budget
 from .config import OrchestratorConfig
 from .engine import leases
+from .engine.callbacks import StreamCallback, StreamCallbacks, as_callbacks
 from .engine.driver import WorkflowDriver, title_from
 from .engine.eventlog import EventLog
 from .engine.leases import new_owner
 from .engine.run import RunContext, attributed, current_scope
 from .engine.state import RunState
 from .errors import ConfigError, RunLeasedError, RunNotFoundError, describe
-from .events import EventType, StreamEvent
+from .events import EventType
 from .llm import Completion, CompletionRequest, Provider, as_provider
 from .metered import MeteredProvider, MissingProvider
 from .modelcall import EXHAUSTED, call_model
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BaseOrchestrator", "RunContext", "RunLeasedError"]
 
-StreamCallback = Callable[[StreamEvent], Any]
 
 _POLL_SECONDS = 0.5
 
@@ -164,19 +164,24 @@ class BaseOrchestrator(abc.ABC):
         task: str,
         title: str | None = None,
         context: dict[str, Any] | None = None,
-        stream_callback: StreamCallback | None = None,
+        stream_callback: StreamCallbacks | None = None,
         *,
         run_id: str | None = None,
     ) -> OrchestratorResult:
         """Run the whole workflow and return its result (never raises for agent failures).
 
-        ``stream_callback`` (sync or async) receives every event in ``seq`` order; if it
-        raises, the error is reported as a ``callback_error`` event and the run goes on.
+        ``stream_callback`` (sync or async, or a list of them) receives every event in
+        ``seq`` order, through its own queue: one that raises, takes longer than
+        ``config.callback_timeout_seconds`` on an event or falls too far behind is reported
+        as a ``callback_error`` event and gets no more events; the run goes on and returns
+        on time.  Sync callbacks run in a thread of their own (see
+        :mod:`orchestration.engine.callbacks`).
         """
         if not isinstance(task, str) or not task.strip():
             raise ConfigError("task must be a non-empty string describing what to do")
         if context is not None and not isinstance(context, Mapping):
             raise ConfigError(f"context must be a dict, got {type(context).__name__}")
+        callbacks = as_callbacks(stream_callback)
         run_id = run_id or uuid.uuid4().hex[:16]
         if run_id in self._runs:
             raise ConfigError(f"run {run_id!r} is already in progress")
@@ -187,11 +192,11 @@ class BaseOrchestrator(abc.ABC):
             )
         check_prices(self.config, self.prices, self.llm)
         owner = await self._take_lease(run_id, wait=False)
-        run = self._new_run(run_id, task, title or title_from(task), dict(context or {}), stream_callback)
+        run = self._new_run(run_id, task, title or title_from(task), dict(context or {}), callbacks)
         return await self._execute(run, owner, resumed=False)
 
     async def resume(
-        self, run_id: str, stream_callback: StreamCallback | None = None, *, wait: bool = False
+        self, run_id: str, stream_callback: StreamCallbacks | None = None, *, wait: bool = False
     ) -> OrchestratorResult:
         """Continue an interrupted (or paused) run from its stored events.
 
@@ -202,6 +207,7 @@ class BaseOrchestrator(abc.ABC):
         run's lease, raises :class:`RunLeasedError` (with ``wait=True``, waits up to one
         lease period for it to expire, e.g. after that process crashed).
         """
+        callbacks = as_callbacks(stream_callback)
         if await self.store.get_run(run_id) is None:
             raise RunNotFoundError(f"no run {run_id!r} in the store")
         if run_id in self._runs:
@@ -216,7 +222,7 @@ class BaseOrchestrator(abc.ABC):
             events = await self.store.events(run_id)
             start = next((e for e in events if e.event_type is EventType.WORKFLOW_START), None)
             context = dict(start.data.get("context") or {}) if start is not None else {}
-            run = self._new_run(run_id, state.task, state.title, context, stream_callback, state=state)
+            run = self._new_run(run_id, state.task, state.title, context, callbacks, state=state)
             run.recording = Recording(events)
             carry_in_flight(run, events)
             await self.store.clear_cancel(run_id)  # resuming is a decision to go on
@@ -232,7 +238,7 @@ class BaseOrchestrator(abc.ABC):
         live: bool = False,
         task: str | None = None,
         context: dict[str, Any] | None = None,
-        stream_callback: StreamCallback | None = None,
+        stream_callback: StreamCallbacks | None = None,
     ) -> OrchestratorResult:
         """Run a recorded run again with zero provider calls (a new run id).
 
@@ -243,6 +249,7 @@ class BaseOrchestrator(abc.ABC):
         changed ``task`` or ``context`` forks the run: what is unchanged is replayed,
         what changed goes live (``live`` is implied).
         """
+        callbacks = as_callbacks(stream_callback)
         events = await self.store.events(run_id)
         start = next((e for e in events if e.event_type is EventType.WORKFLOW_START), None)
         if start is None:
@@ -258,7 +265,7 @@ class BaseOrchestrator(abc.ABC):
             task if task is not None else str(start.data.get("task", "")),
             str(start.data.get("title", "")),
             dict(context if context is not None else start.data.get("context") or {}),
-            stream_callback,
+            callbacks,
         )
         run.llm = provider
         run.replay_of = {"run_id": run_id, "live": live or forked, "forked": forked}
@@ -290,13 +297,20 @@ class BaseOrchestrator(abc.ABC):
         task: str,
         title: str,
         context: dict[str, Any],
-        stream_callback: StreamCallback | None,
+        callbacks: Sequence[StreamCallback],
         *,
         state: RunState | None = None,
     ) -> RunContext:
-        callbacks = [stream_callback] if stream_callback is not None else []
         durable = getattr(self.store, "durable", True)
-        log = EventLog(run_id, self.store, callbacks, state=state, durable=durable)
+        log = EventLog(
+            run_id,
+            self.store,
+            callbacks,
+            state=state,
+            durable=durable,
+            callback_timeout_seconds=self.config.callback_timeout_seconds,
+            callback_queue_size=self.config.callback_queue_size,
+        )
         budget = Budget(self.config.max_total_cost)
         if state is not None:
             budget.charge(state.total_cost)  # a resumed run's cap counts what was spent before
@@ -330,8 +344,8 @@ class BaseOrchestrator(abc.ABC):
                 finally:
                     watcher.cancel()
                     run.log.close()
-        except asyncio.CancelledError:
-            await run.log.deliver_pending()  # keep what happened, then honour the cancellation
+        except BaseException:  # cancelled (or broken): keep what happened, then honour it
+            await run.log.deliver_pending()
             raise
         finally:
             self._runs.pop(run.run_id, None)

@@ -43,6 +43,11 @@ class OrchestratorConfig:
     - ``lease_seconds``: with a durable store, how long a run's lease lasts without
       renewal (the driving process renews it); a crashed process's runs can be resumed
       by another process once it expires.
+    - ``callback_timeout_seconds`` / ``callback_queue_size``: each stream callback gets
+      its own queue of events; one that takes longer than the timeout on an event, raises,
+      or stays more than ``callback_queue_size`` events behind for longer than the timeout
+      is dropped from the run (a ``callback_error`` event says why), and at the end of a
+      run the callbacks get at most the timeout to take what is left.
     """
 
     num_agents: int = 3
@@ -62,6 +67,8 @@ class OrchestratorConfig:
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
     lease_seconds: float = 30.0
+    callback_timeout_seconds: float = 10.0
+    callback_queue_size: int = 10_000
 
     def __post_init__(self) -> None:
         errors = self.validate()
@@ -116,6 +123,13 @@ class OrchestratorConfig:
         check_number("retry_base_delay", positive=False)
         check_number("retry_max_delay", positive=False)
         check_number("lease_seconds", positive=True)
+        check_number("callback_timeout_seconds", positive=True)
+        if isinstance(self.callback_timeout_seconds, float) and math.isinf(self.callback_timeout_seconds):
+            errors.append(
+                "callback_timeout_seconds must be a finite number of seconds (a stuck callback "
+                f"would hold the run forever), got {self.callback_timeout_seconds}"
+            )
+        check_int("callback_queue_size", 1)
         for name in ("parallel_execution", "enable_cost_tracking", "generate_documents"):
             if not isinstance(getattr(self, name), bool):
                 errors.append(f"{name} must be True or False, got {getattr(self, name)!r}")

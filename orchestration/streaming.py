@@ -214,18 +214,19 @@ async def stream_workflow(orchestrator: Any, task: str, **kwargs: Any) -> AsyncG
     or the report listing written after it); closing the generator before the terminal
     event cancels the run, closing it after waits for the reports being written.
     Errors from ``execute_workflow`` itself (e.g. an invalid task) are raised here.
+    A ``stream_callback`` given too gets the events through its own queue, so a stuck one
+    never holds up this generator.
     """
     run_id = kwargs.pop("run_id", None) or uuid.uuid4().hex[:16]
-    user_callback = kwargs.pop("stream_callback", None)
+    extra = kwargs.pop("stream_callback", None)
     events: asyncio.Queue[StreamEvent] = asyncio.Queue()
 
     async def collect(event: StreamEvent) -> None:
         events.put_nowait(event)
-        if user_callback is not None:
-            await _maybe_await(user_callback(event))
 
+    callbacks: Any = collect if extra is None else [collect, *([extra] if callable(extra) else extra)]
     runner = asyncio.ensure_future(
-        orchestrator.execute_workflow(task, stream_callback=collect, run_id=run_id, **kwargs)
+        orchestrator.execute_workflow(task, stream_callback=callbacks, run_id=run_id, **kwargs)
     )
     ended = False
     try:

@@ -2,10 +2,12 @@
 
 ``emit`` is synchronous and cheap: it folds the event into the run state, stamps it with
 the next ``seq`` and the resulting progress, and queues it.  Per run, one loop appends
-queued events to the store in batches and another hands stored events to the stream
-callbacks one by one, so callbacks always see events in ``seq`` order, only events that
-are stored, and a slow or failing callback never blocks or kills the run.  ``flush`` waits until everything
-emitted so far is in the store (a durability point).
+queued events to the store in batches and hands each stored batch to the stream
+callbacks' own queues (:mod:`orchestration.engine.callbacks`), so callbacks always see
+events in ``seq`` order, only events that are stored, and a slow, stuck or failing
+callback never blocks the writes or the end of the run: it is dropped and reported as a
+``callback_error`` event.  ``flush`` waits until everything emitted so far is in the
+store (a durability point).
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import asyncio
 import inspect
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from ..config import OrchestratorConfig
 from ..errors import StoreError, describe
 from ..events import EventType, StreamEvent
 from ..stores.base import RunStore
+from .callbacks import CallbackDelivery, CallbackFailure, StreamCallback
 from .state import RunState
 
 __all__ = ["EventLog"]
@@ -39,28 +42,38 @@ class EventLog:
         self,
         run_id: str,
         store: RunStore,
-        callbacks: Sequence[Callable[[StreamEvent], Any]] = (),
+        callbacks: Sequence[StreamCallback] = (),
         *,
         state: RunState | None = None,
         clock: Callable[[], float] = time.time,
         durable: bool = True,
+        callback_timeout_seconds: float = OrchestratorConfig.callback_timeout_seconds,
+        callback_queue_size: int = OrchestratorConfig.callback_queue_size,
     ) -> None:
         self.run_id = run_id
         self.state = state or RunState(run_id)
         self.seq = self.state.last_seq
         self._store = store
-        self._callbacks = list(callbacks)
         self._clock = clock
         self._queue: list[StreamEvent] = []  # emitted, not yet stored
-        self._outbox: deque[StreamEvent] = deque()  # stored, not yet given to every callback
+        self._delivery = (
+            CallbackDelivery(
+                callbacks,
+                timeout_seconds=callback_timeout_seconds,
+                queue_size=callback_queue_size,
+                on_failure=self._callback_failed,
+                run_id=run_id,
+            )
+            if callbacks
+            else None
+        )
         self._write_wakeup = asyncio.Event()
-        self._deliver_wakeup = asyncio.Event()
         self._written = self.seq
         self._snapshot_seq = self.seq
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
-        self._writes_done = False
-        self._reported: set[int] = set()
+        self._unwritten: list[StreamEvent] | None = None  # taken from the queue, not yet stored
+        self._in_flight: asyncio.Future[None] | None = None  # its write to a durable store
         self.store_error: BaseException | None = None
         #: False for stores that keep nothing across processes: ``flush`` is then free.
         self.durable = durable
@@ -113,17 +126,30 @@ class EventLog:
             )
 
     def close(self) -> None:
-        """Ask the dispatcher to write and deliver what is queued, then stop."""
+        """Ask the dispatcher to write what is queued, let the callbacks take it, then stop."""
         self._closed = True
         self._write_wakeup.set()
 
     async def dispatch(self) -> None:
-        """Run until :meth:`close`: one loop writes batches to the store, another hands
-        stored events to the callbacks, so a slow callback never delays a write."""
-        async with asyncio.TaskGroup() as group:
+        """Run until :meth:`close`: write batches to the store (each handed to the callbacks'
+        queues once stored), then let the callbacks take what is left (bounded) and stop them.
+        Cancelled meanwhile, it leaves the callbacks to :meth:`deliver_pending`."""
+        async with asyncio.TaskGroup() as group:  # tasks: they start after the run's first step
             group.create_task(self._write_loop())
-            if self._callbacks:
-                group.create_task(self._deliver_loop())
+            if self._delivery:
+                self._delivery.start()
+        await self._settle()
+        if self._delivery is not None:
+            await self._delivery.close()
+
+    async def deliver_pending(self) -> None:
+        """Write whatever is left, let the callbacks take it (bounded), then stop them; for
+        after the run's task was cancelled."""
+        try:
+            await self._settle()
+        finally:
+            if self._delivery is not None:
+                await self._delivery.close()
 
     async def _write_loop(self) -> None:
         while True:
@@ -131,49 +157,58 @@ class EventLog:
             self._write_wakeup.clear()
             await self._write_pending()
             if self._closed and not self._queue:
-                self._writes_done = True
-                self._deliver_wakeup.set()
                 return
 
-    async def _deliver_loop(self) -> None:
+    async def _settle(self) -> None:
+        """Write what is queued and give the callbacks at most their time limit to take it;
+        a callback dropped meanwhile adds its ``callback_error``, which goes the same way."""
+        delivery = self._delivery
         while True:
-            await self._deliver_wakeup.wait()
-            self._deliver_wakeup.clear()
-            await self._deliver_outbox()
-            if self._writes_done and not self._outbox and not self._queue:
-                return
-
-    async def deliver_pending(self) -> None:
-        """Write and deliver whatever is left (used after the run's task was cancelled)."""
-        while self._queue or self._outbox:
             await self._write_pending()
-            await self._deliver_outbox()
+            if not delivery:
+                return
+            await delivery.drain()
+            if not self._queue:
+                return
 
     async def _write_pending(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            if self.store_error is None:
-                try:
-                    if self.fence is None or not self._fences:
-                        await self._store.append(self.run_id, batch)
-                    else:
-                        await self._store.append(self.run_id, batch, fence=self.fence)
-                except Exception as error:  # the run goes on in memory; the result says so
-                    self.store_error = error
-                    logger.error("run %s: event store failed: %s", self.run_id, describe(error))
+        while self._unwritten is not None or self._queue:
+            if self._unwritten is None:
+                self._unwritten, self._queue = self._queue, []
+            batch = self._unwritten
+            await self._append(batch)  # cancelled: the batch stays unwritten, its write goes on
+            self._unwritten = None
             self._written = batch[-1].seq
+            if self._delivery:  # first, so the callbacks hear of the batch before waiters go on
+                self._delivery.offer(batch)
             self._release_waiters()
-            if self._callbacks:
-                self._outbox.extend(batch)
-                self._deliver_wakeup.set()
         if self.durable and self.store_error is None and self._snapshot_due():
             await self._snapshot()
 
-    async def _deliver_outbox(self) -> None:
-        while self._outbox:
-            # Removed only once every callback had it: an interrupted delivery is retried.
-            await self._deliver(self._outbox[0])
-            self._outbox.popleft()
+    async def _store_append(self, batch: list[StreamEvent]) -> None:
+        """One append, fenced by the run's lease where the store takes a fence."""
+        if self.fence is None or not self._fences:
+            await self._store.append(self.run_id, batch)
+        else:
+            await self._store.append(self.run_id, batch, fence=self.fence)
+
+    async def _append(self, batch: list[StreamEvent]) -> None:
+        if self.store_error is not None:
+            return
+        try:
+            if not self.durable:  # a memory store: its append never waits, nothing to interrupt
+                await self._store_append(batch)
+                return
+            # Shielded: a cancellation mid-write (the caller's task cancelled) lets the write
+            # finish and the next _write_pending wait for it, so no batch is lost or doubled.
+            if self._in_flight is None:
+                self._in_flight = asyncio.ensure_future(self._store_append(batch))
+            await asyncio.shield(self._in_flight)
+            self._in_flight = None
+        except Exception as error:  # the run goes on in memory; the result says so
+            self._in_flight = None
+            self.store_error = error
+            logger.error("run %s: event store failed: %s", self.run_id, describe(error))
 
     def _snapshot_due(self) -> bool:
         # The state must be exactly the stored log (nothing emitted since), and snapshots
@@ -205,31 +240,5 @@ class EventLog:
                 keep.append((target, future))
         self._waiters = keep
 
-    async def _deliver(self, event: StreamEvent) -> None:
-        for callback in self._callbacks:
-            try:
-                outcome = callback(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except asyncio.CancelledError as error:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # we are being cancelled, not the callback
-                self._callback_failed(callback, event, error)  # e.g. a closed websocket's send
-            except Exception as error:
-                self._callback_failed(callback, event, error)
-
-    def _callback_failed(
-        self, callback: Callable[..., Any], event: StreamEvent, error: BaseException
-    ) -> None:
-        name = getattr(callback, "__qualname__", None) or type(callback).__name__
-        logger.warning(
-            "run %s: stream callback %s raised on event %d: %s", self.run_id, name, event.seq, describe(error)
-        )
-        if id(callback) in self._reported:
-            return  # reported once as an event; later failures are only logged
-        self._reported.add(id(callback))
-        self.emit(
-            EventType.CALLBACK_ERROR,
-            {"callback": name, "error": describe(error), "event_seq": event.seq},
-        )
+    def _callback_failed(self, failure: CallbackFailure) -> None:
+        self.emit(EventType.CALLBACK_ERROR, failure.to_data())

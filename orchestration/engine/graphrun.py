@@ -11,7 +11,8 @@ Per node the work is deliberately small: a ``NodeStarted`` event, one task, a
 ``NodeCompleted`` event (plus the derived ``NodeReady``).  Completion is handled at the
 end of the node's own task (no central loop to wake), and events reach the store in
 batches: a flusher task appends whatever accumulated since its last write, then hands
-the batch to the subscribers, in order, once it is stored.  Events are
+the batch to the subscribers' own queues (:mod:`orchestration.engine.callbacks`: a time
+limit per event, so no subscriber can hold up the run).  Events are
 ``gc=False`` structs carried as the ``data`` of a ``StreamEvent``, so the memory store
 keeps them without a copy and the collector never scans them.
 
@@ -40,13 +41,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..config import OrchestratorConfig
-from ..errors import ConfigError, GraphError, SequenceConflictError, describe, redact
+from ..errors import ConfigError, GraphError, SequenceConflictError, redact
 from ..events import EventType, StreamEvent
 from ..llm import Completion
 from ..pricing import PriceTable
 from ..stores.base import RunStore
 from ..usage import Usage
 from . import leases
+from .callbacks import CallbackDelivery, CallbackFailure, StreamCallback, StreamCallbacks, as_callbacks
 from .core import (
     AttributedContext,
     Edge,
@@ -89,7 +91,6 @@ from .core.state import NodeRecord
 __all__ = ["CancellationToken", "GraphHandle", "GraphResult", "GraphRun", "NodeContext", "NodeOutput"]
 
 Handler = Callable[..., Any]
-StreamCallback = Callable[[StreamEvent], Any]
 
 _CANCEL_POLL_SECONDS = 0.5
 #: A store that is not durable (the memory store) gets events in batches of this many
@@ -456,7 +457,9 @@ class GraphRun:
         concurrency: at most this many handlers at once.
         capacity, headroom: optional callables the scheduler asks for per-model capacity
             and budget left (seams for rate limits and budgets).
-        stream_callback: called with every StreamEvent once it is stored.
+        stream_callback: called with every StreamEvent once it is stored (one callable or
+            a list; each through its own bounded queue with a time limit per event, see
+            :mod:`orchestration.engine.callbacks`; ``config`` sets the limits).
     """
 
     def __init__(
@@ -470,7 +473,7 @@ class GraphRun:
         store: RunStore | None = None,
         run_id: str | None = None,
         concurrency: int = 100,
-        stream_callback: StreamCallback | None = None,
+        stream_callback: StreamCallbacks | None = None,
         capacity: Callable[[], Mapping[str, int]] | None = None,
         headroom: Callable[[], float | None] | None = None,
         title: str = "",
@@ -493,9 +496,14 @@ class GraphRun:
         self._capacity = capacity
         self._headroom = headroom
         self._clock = clock
-        self._callbacks: list[tuple[EventType | None, StreamCallback]] = []
-        if stream_callback is not None:
-            self._callbacks.append((None, stream_callback))
+        limits = config or OrchestratorConfig  # the class holds the defaults
+        self._delivery = CallbackDelivery(
+            as_callbacks(stream_callback),
+            timeout_seconds=limits.callback_timeout_seconds,
+            queue_size=limits.callback_queue_size,
+            on_failure=self._callback_failed,
+            run_id=self.run_id,
+        )
         self._buffer: list[StreamEvent] = []
         self._seq = 0
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -522,7 +530,7 @@ class GraphRun:
 
     def subscribe(self, event_type: EventType, callback: StreamCallback) -> None:
         """Call ``callback`` with each stored event of ``event_type`` (besides the stream callback)."""
-        self._callbacks.append((event_type, callback))
+        self._delivery.add(callback, only=event_type)
         self._eager = True
 
     def answer(self, node_id: str, value: Any, *, by: str = "") -> None:
@@ -599,10 +607,10 @@ class GraphRun:
             else:
                 await store.append(self.run_id, batch)
             self._written = batch[-1].seq
+            if self._delivery:
+                self._delivery.offer(batch)
             if self._flush_waiters:
                 self._release_flushed()
-            if self._callbacks:
-                await self._notify(batch)
 
     def _release_flushed(self) -> None:
         keep = []
@@ -614,26 +622,20 @@ class GraphRun:
                 keep.append((target, future))
         self._flush_waiters = keep
 
-    async def _notify(self, batch: Sequence[StreamEvent]) -> None:
-        for event in batch:
-            for wanted, callback in self._callbacks:
-                if wanted is not None and wanted is not event.event_type:
-                    continue
-                try:
-                    outcome = callback(event)
-                    if inspect.isawaitable(outcome):
-                        await outcome
-                except Exception as error:  # a subscriber never breaks the run
-                    self._seq += 1
-                    self._buffer.append(
-                        StreamEvent(
-                            EventType.CALLBACK_ERROR,
-                            self.run_id,
-                            self._seq,
-                            self._clock(),
-                            {"error": describe(error), "event_seq": event.seq},
-                        )
-                    )
+    def _callback_failed(self, failure: CallbackFailure) -> None:
+        self.emit_stream(EventType.CALLBACK_ERROR, failure.to_data())
+
+    async def _settle_callbacks(self, store: RunStore) -> None:
+        """Give the callbacks at most their time limit to take what is queued; a callback
+        dropped meanwhile adds its ``callback_error``, which is stored and delivered too."""
+        while True:
+            await self._delivery.drain()
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, []
+            await store.append(self.run_id, batch)
+            self._written = batch[-1].seq
+            self._delivery.offer(batch)
 
     # -- running ---------------------------------------------------------------------
 
@@ -672,24 +674,27 @@ class GraphRun:
         for rec in list(self.state.nodes.values()):
             if rec.state == NodeState.ACTIVE:  # running when the last process stopped
                 self.record(NodeRequeued(rec.spec.id, rec.visits, "resumed"))
-        self._eager = bool(getattr(store, "durable", True)) or bool(self._callbacks)
+        self._eager = bool(getattr(store, "durable", True)) or bool(self._delivery)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 group.create_task(self._flusher(store))
+                self._delivery.start()
                 watcher = group.create_task(self._watch_cancel(store))
                 self.dispatch()
                 await self._idle.wait()
                 self.record(RunFinished(*self._outcome()))
                 watcher.cancel()
+            await self._settle_callbacks(store)
         except BaseExceptionGroup as errors:
             if len(errors.exceptions) == 1:  # the one failure (a store error), not a group
                 raise errors.exceptions[0] from None
             raise
         finally:
             self._group = None
+            await self._delivery.close()
         return _result(self.run_id, self.state, self._usage())
 
     def _usage(self) -> Usage | None:

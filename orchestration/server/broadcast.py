@@ -69,12 +69,16 @@ class EventBroadcaster:
         self._subscribers: dict[str, set[Subscription]] = {}
         self._live: set[str] = set()
 
-    def __call__(self, event: StreamEvent) -> None:
+    def publish(self, event: StreamEvent) -> None:
         """Deliver ``event`` to the run's subscribers (never blocks)."""
         for subscription in self._subscribers.get(event.run_id, ()):
             subscription.offer(event)
 
-    publish = __call__
+    async def __call__(self, event: StreamEvent) -> None:
+        """:meth:`publish`, as a stream callback.  Async although it never awaits: the
+        subscribers' queues are asyncio queues, so it must run on the event loop, where the
+        engine runs async callbacks (sync ones run in a thread)."""
+        self.publish(event)
 
     def mark_live(self, run_id: str) -> None:
         """Note that ``run_id`` runs in this process (it is known before its first event)."""

@@ -151,7 +151,7 @@ async def test_a_live_run_takes_an_answer_without_pausing() -> None:
     asked = asyncio.Event()
     other_may_finish = asyncio.Event()
 
-    def watch(event: StreamEvent) -> None:
+    async def watch(event: StreamEvent) -> None:
         if event.event_type is EventType.GRAPH_NODE_INTERRUPTED:
             asked.set()
 

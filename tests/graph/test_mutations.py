@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from orchestration import EventType
+from orchestration import EventType, StreamEvent
 from orchestration.errors import GraphError, GraphMutationError
 from orchestration.graph import Edge, Graph, Node, NodeContext, NodeKind, NodeState
 
@@ -129,9 +129,12 @@ async def test_rework_inserts_a_fix_and_the_consumer_runs_again() -> None:
             "supervisor": supervisor,
         }
     )
-    run.subscribe(
-        EventType.GRAPH_NODE_COMPLETED, lambda e: reviewed.set() if e.agent_id == "review" else None
-    )
+
+    async def review_done(event: StreamEvent) -> None:  # async: it sets an asyncio.Event
+        if event.agent_id == "review":
+            reviewed.set()
+
+    run.subscribe(EventType.GRAPH_NODE_COMPLETED, review_done)
     result = await asyncio.wait_for(run.run(), timeout=10)
     assert refused and "no handler for node 'nobody-handles-me'" in refused[0]
     assert result.outputs["review"] == {1: "review of v1", 2: "review of v1+fixed"}

@@ -54,7 +54,7 @@ class Recorder:
         self.when = when
         self.seen = asyncio.Event()
 
-    def __call__(self, event: StreamEvent) -> None:
+    async def __call__(self, event: StreamEvent) -> None:  # async: it sets an asyncio.Event
         self.events.append(event)
         if self.when is not None and self.when(event):
             self.seen.set()

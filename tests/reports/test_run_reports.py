@@ -105,7 +105,7 @@ async def test_streams_end_after_the_report_listing(tmp_path: Path) -> None:
     sse = create_sse_callback(frames)
 
     async def both(event: StreamEvent) -> None:
-        broadcaster(event)
+        broadcaster.publish(event)
         await sse(event)
 
     orchestrator = DemoOrchestrator(_config(tmp_path, ["markdown"]), store=store)

@@ -56,7 +56,7 @@ def test_agent_progress_is_emitted_as_streamed_chunks_arrive() -> None:
     provider = HeldStream()
     seen: list[StreamEvent] = []
 
-    def callback(event: StreamEvent) -> None:
+    async def callback(event: StreamEvent) -> None:
         seen.append(event)
         if event.event_type is EventType.AGENT_PROGRESS:
             provider.go.set()

@@ -26,7 +26,7 @@ async def _write(
     for event in events:
         await store.append(event.run_id, [event])
         if hub is not None:
-            hub(event)
+            hub.publish(event)
         if pause and event.seq % pause == 0:
             await asyncio.sleep(0)
 
@@ -80,7 +80,7 @@ async def test_live_flags() -> None:
     assert hub.is_live("x")
     hub.mark_done("x")
     assert not hub.is_live("x")
-    hub(_events("nobody-listens", 2)[0])  # publishing without subscribers is fine
+    hub.publish(_events("nobody-listens", 2)[0])  # publishing without subscribers is fine
 
 
 async def _collect(stream: object) -> list[StreamEvent]:

@@ -332,7 +332,7 @@ async def test_a_stopped_run_resumes_from_sqlite_without_redoing_finished_steps(
     store = SQLiteStore(tmp_path / "runs.db")
     gather_stored = asyncio.Event()
 
-    def watch(event: StreamEvent) -> None:  # events reach callbacks once they are stored
+    async def watch(event: StreamEvent) -> None:  # events reach callbacks once they are stored
         if event.event_type is EventType.GRAPH_NODE_COMPLETED and event.data["node"] == "gather":
             gather_stored.set()
 
