@@ -261,7 +261,11 @@ async def test_a_graph_subscriber_gets_its_events_while_another_callback_is_stuc
     ("field", "value", "message"),
     [
         ("callback_timeout_seconds", float("inf"), "callback_timeout_seconds must be a finite number"),
-        ("callback_timeout_seconds", float("nan"), "callback_timeout_seconds must be a finite number, got nan"),
+        (
+            "callback_timeout_seconds",
+            float("nan"),
+            "callback_timeout_seconds must be a finite number, got nan",
+        ),
         ("callback_timeout_seconds", 0, "callback_timeout_seconds must be > 0"),
         ("callback_queue_size", 0, "callback_queue_size must be >= 1"),
         ("callback_queue_size", 1.5, "callback_queue_size must be an integer"),
