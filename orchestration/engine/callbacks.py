@@ -172,13 +172,13 @@ class CallbackDelivery:
         """Queue stored ``events`` for every callback (never waits)."""
         for channel in self._channels:
             only = channel.only
-            added = False
-            for event in events:
-                if only is None or event.event_type is only:
-                    channel.pending.append(event)
-                    added = True
-            if not added:
-                continue
+            if only is None:
+                channel.pending.extend(events)
+            else:
+                wanted = [event for event in events if event.event_type is only]
+                if not wanted:
+                    continue
+                channel.pending.extend(wanted)
             channel.idle.clear()
             channel.wakeup.set()
             if channel.task is None:
