@@ -99,6 +99,10 @@ class NodeRecord(msgspec.Struct, gc=False):
     #: node with more questions than answers is waiting (PENDING, never made READY).
     asked: tuple[NodeInterrupted, ...] = ()
     answers: tuple[Any, ...] = ()
+    #: Changes to the graph the current visit's handler made (events with ``by`` = this
+    #: node).  Kept while the visit runs again (requeued after a crash, or answered), so
+    #: the shell skips them the second time instead of making them twice.
+    made: tuple[GraphEvent, ...] = ()
 
     @property
     def waiting(self) -> bool:
@@ -257,6 +261,8 @@ class GraphState:
             raise GraphError(f"switch {event.node!r} completed without a RouteChosen event")
         rec.completions = (*rec.completions, event)
         rec.asked = rec.answers = ()
+        if rec.made:
+            rec.made = ()
         if event.duration is not None:
             rec.duration = event.duration
             self._duration_sum += event.duration
@@ -279,7 +285,7 @@ class GraphState:
         self.active -= 1
         rec.state = _FAILED
         rec.rerun = False
-        rec.asked = rec.answers = ()
+        rec.asked = rec.answers = rec.made = ()
         rec.error = f"{event.error_type}: {event.error}" if event.error_type else event.error
         self.propagate(rec)
 
