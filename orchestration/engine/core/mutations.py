@@ -293,6 +293,13 @@ def _detach(state: GraphState, node_ids: Sequence[str], what: str, *, keep_route
     for node_id in node_ids:
         _known(state, node_id, what)
     _refuse_active(state, node_ids, what)
+    for node_id in node_ids:  # nor may a running node lose an input it is working from
+        for edge in state.nodes[node_id].out:
+            if edge.target not in doomed and state.nodes[edge.target].state == _ACTIVE:
+                raise GraphMutationError(
+                    f"cannot {what}: node {_describe(state, edge.target)} and takes input from "
+                    f"{node_id!r}; ACTIVE nodes are protected"
+                )
     touched: list[NodeRecord] = []
     for node_id in node_ids:
         rec = state.nodes[node_id]
