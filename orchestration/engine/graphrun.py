@@ -18,7 +18,11 @@ keeps them without a copy and the collector never scans them.
 
 Resume: ``GraphRun(..., run_id=...)`` on a store that holds that run folds its events
 and carries on; visits that were running when the process stopped are requeued
-(``NodeRequeued``) and run again, finished runs are returned as they ended.
+(``NodeRequeued``) and run again, finished runs are returned as they ended.  A run whose
+task is cancelled from outside (not :meth:`GraphRun.cancel`: a shutdown, a timeout
+around it) is interrupted, not ended: its running visits are requeued, what it recorded
+is stored, and it resumes like a crashed one.  A visit that runs again does not repeat
+the graph changes it made the first time (see :attr:`NodeContext.graph`).
 
 One process drives a run at a time: it holds the run's lease (taken over at once from a
 dead holder on this machine), renews it, and fences every append with it.  Handlers call
@@ -41,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..config import OrchestratorConfig
-from ..errors import ConfigError, GraphError, SequenceConflictError, redact
+from ..errors import ConfigError, GraphError, GraphMutationError, SequenceConflictError, redact
 from ..events import EventType, StreamEvent
 from ..llm import Completion
 from ..pricing import PriceTable
@@ -97,6 +101,7 @@ _CANCEL_POLL_SECONDS = 0.5
 #: when nobody subscribes: it dies with the process, so waiting loses nothing.
 _LAZY_BATCH = 1024
 _DONE_STATE = NodeState.COMPLETED
+_INTERRUPTED = "interrupted: the task running the graph was cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +165,13 @@ class NodeContext(Mapping[str, Any]):
     to change the running graph), ``run_id``.
     """
 
-    __slots__ = ("_asks", "_context", "_run", "input", "node", "visit")
+    __slots__ = ("_asks", "_context", "_graph", "_run", "input", "node", "visit")
 
     def __init__(self, run: GraphRun, node: Node, visit: int, value: Any) -> None:
         self._run = run
         self._asks = 0
         self._context: AttributedContext | None = None
+        self._graph: GraphHandle | None = None
         self.node = node
         self.visit = visit
         self.input = value
@@ -272,8 +278,15 @@ class NodeContext(Mapping[str, Any]):
 
     @property
     def graph(self) -> GraphHandle:
-        """A handle to change the run's graph."""
-        return self._run.graph
+        """A handle to change the run's graph; the changes are recorded as this node's.
+
+        When this visit runs again (after a crash, or once a question is answered), the
+        changes it made the first time are already in the graph: each is skipped instead of
+        being made twice, so a handler need not check what it did before.
+        """
+        if self._graph is None:
+            self._graph = GraphHandle(self._run, self.node.id)
+        return self._graph
 
     def _mapping(self) -> Mapping[str, Any]:
         return self.input if isinstance(self.input, Mapping) else {}
@@ -326,16 +339,27 @@ class GraphHandle:
     """Change a running graph.  Each change is validated, then recorded as one event.
 
     Refused changes raise :class:`~orchestration.errors.GraphMutationError` (or
-    GraphError) and change nothing.  Usable from handlers (``ctx.graph``) and from
-    outside the run (``GraphRun.graph``).
+    GraphError) and change nothing.  Usable from handlers (``ctx.graph``, whose changes
+    are recorded ``by`` their node) and from outside the run (``GraphRun.graph``).
     """
 
-    __slots__ = ("_run",)
+    __slots__ = ("_calls", "_made", "_origin", "_run")
 
-    def __init__(self, run: GraphRun) -> None:
+    def __init__(self, run: GraphRun, origin: str | None = None) -> None:
         self._run = run
+        self._origin = origin
+        self._calls = 0
+        #: What the origin's visit changed before it ran again (see NodeContext.graph).
+        self._made = run.state.nodes[origin].made if origin is not None else ()
 
     def _change(self, event: GraphEvent) -> None:
+        if self._origin is not None:
+            event = msgspec.structs.replace(event, by=self._origin)
+            index = self._calls
+            self._calls += 1
+            if index < len(self._made):
+                _check_replayed(self._origin, self._made[index], event)
+                return  # made before this visit ran again: already in the graph
         new: list[Node] = []
         if isinstance(event, NodeAdded | ReworkInserted):
             new.append(event.node)
@@ -395,6 +419,37 @@ class GraphHandle:
     def rework(self, source: str, consumer: str, node: Node, *, reason: str = "") -> None:
         """Insert ``node`` between completed ``source`` and ``consumer``; the consumer runs again."""
         self._change(ReworkInserted(source, consumer, node, reason))
+
+
+def _subject(event: GraphEvent) -> tuple[Any, ...]:
+    """What a change is about: a re-run visit's change must match the one it replays."""
+    if isinstance(event, NodeAdded | NodeEdited):
+        return (type(event), event.node.id)
+    if isinstance(event, NodeRemoved):
+        return (type(event), event.nodes[0])  # a cascade's descendants are found anew
+    if isinstance(event, EdgeAdded):
+        return (type(event), event.edge.source, event.edge.target)
+    if isinstance(event, EdgeRemoved):
+        return (type(event), event.source, event.target)
+    if isinstance(event, NodeSplit):
+        return (type(event), event.node)
+    if isinstance(event, ReworkInserted):
+        return (type(event), event.source, event.consumer, event.node.id)
+    return (type(event),)
+
+
+def _check_replayed(node_id: str, before: GraphEvent, now: GraphEvent) -> None:
+    if _subject(before) != _subject(now):
+        raise GraphMutationError(
+            f"node {node_id!r} ran its visit again and changed the graph differently: "
+            f"{_describe_change(now)} where it first made {_describe_change(before)}; "
+            "a handler must make the same changes each time it runs"
+        )
+
+
+def _describe_change(event: GraphEvent) -> str:
+    subject = _subject(event)
+    return f"{type(event).__name__}({', '.join(repr(part) for part in subject[1:])})"
 
 
 @dataclass(frozen=True)
@@ -512,6 +567,7 @@ class GraphRun:
         self._idle: asyncio.Event | None = None
         self._stopping: str | None = None
         self._aborted: str | None = None
+        self._interrupted = False
         self._eager = True
         self._written = 0
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -602,10 +658,11 @@ class GraphRun:
                 await wake.wait()
                 continue
             batch, self._buffer = self._buffer, []
-            if self._fenced:  # refused once another process took the run over
-                await store.append(self.run_id, batch, fence=self._owner)
-            else:
-                await store.append(self.run_id, batch)
+            try:
+                await self._append(store, batch)
+            except asyncio.CancelledError:
+                self._buffer[:0] = batch  # perhaps not stored: _save_tail finds out
+                raise
             self._written = batch[-1].seq
             if self._delivery:
                 self._delivery.offer(batch)
@@ -684,7 +741,13 @@ class GraphRun:
                 self._delivery.start()
                 watcher = group.create_task(self._watch_cancel(store))
                 self.dispatch()
-                await self._idle.wait()
+                try:
+                    await self._idle.wait()
+                except asyncio.CancelledError:
+                    if self._stopping is None:  # not run.cancel(): the task running us was
+                        self._interrupted = True
+                        self._stopping = _INTERRUPTED
+                    raise
                 self.record(RunFinished(*self._outcome()))
                 watcher.cancel()
             await self._settle_callbacks(store)
@@ -692,10 +755,32 @@ class GraphRun:
             if len(errors.exceptions) == 1:  # the one failure (a store error), not a group
                 raise errors.exceptions[0] from None
             raise
+        except asyncio.CancelledError:
+            await self._save_tail(store)  # what happened so far, so that a resume goes on from it
+            raise
         finally:
             self._group = None
             await self._delivery.close()
         return _result(self.run_id, self.state, self._usage())
+
+    async def _save_tail(self, store: RunStore) -> None:
+        """Store the events an interruption kept from the flusher (those not stored yet)."""
+        if not self._buffer:
+            return
+        stored = await store.events(self.run_id, after_seq=self._written)
+        last = stored[-1].seq if stored else self._written
+        tail = [event for event in self._buffer if event.seq > last]
+        self._buffer = []
+        if tail:
+            await self._append(store, tail)
+        self._written = tail[-1].seq if tail else last
+
+    async def _append(self, store: RunStore, batch: list[StreamEvent]) -> None:
+        """One append, fenced by this driver's lease (refused once another took the run over)."""
+        if self._fenced:
+            await store.append(self.run_id, batch, fence=self._owner)
+        else:
+            await store.append(self.run_id, batch)
 
     def _usage(self) -> Usage | None:
         return self.models.usage if self.models is not None else None
@@ -874,7 +959,10 @@ class GraphRun:
                             value = await value
             except asyncio.CancelledError:
                 self._tasks.pop(node.id, None)
-                self.record(NodeCancelled(node.id, visit, self._stopping or "cancelled"))
+                if self._interrupted:  # not a decision about the node: it runs again on resume
+                    self.record(NodeRequeued(node.id, visit, _INTERRUPTED))
+                else:
+                    self.record(NodeCancelled(node.id, visit, self._stopping or "cancelled"))
                 self._check_idle()
                 raise
             except (_Interrupt, BaseExceptionGroup) as caught:

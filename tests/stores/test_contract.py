@@ -8,7 +8,9 @@ fail in CI.
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +18,39 @@ from typing import Any
 
 import pytest
 
+from orchestration.engine.core import (
+    Contract,
+    Edge,
+    EdgeAdded,
+    EdgeRemoved,
+    GraphEvent,
+    Node,
+    NodeAdded,
+    NodeCancelled,
+    NodeCompleted,
+    NodeEdited,
+    NodeFailed,
+    NodeKind,
+    NodeReady,
+    NodeRemoved,
+    NodeRequeued,
+    NodeSkipped,
+    NodeSplit,
+    NodeStarted,
+    NodeState,
+    ReworkInserted,
+    RouteChosen,
+    RunFinished,
+    RunStarted,
+    decode,
+    wrap,
+)
+from orchestration.engine.core.events import EVENT_TYPES, InterruptAnswered, NodeInterrupted, RunResumed
 from orchestration.errors import LeaseLostError, OrchestrationError, SequenceConflictError
 from orchestration.events import EventType, StreamEvent
 from orchestration.models import TaskStatus
 from orchestration.stores import MemoryStore, RunStore, SQLiteStore
+from tests.graph import scenario
 
 from . import _workers
 
@@ -395,6 +426,139 @@ async def test_prune_keep_last_counts_finished_runs_only(store: RunStore) -> Non
     assert await store.prune(keep_last=2) == 3
     assert [s.run_id for s in await store.list_runs()] == ["done-4", "done-3", "running"]
     assert await store.prune() == 0
+
+
+# -- graph runs: every typed graph event, and runs stored by an earlier version ------------------
+
+
+def every_graph_event() -> list[GraphEvent]:
+    """One of each graph event type, with the values a store must keep exactly."""
+    full = Node(
+        id="n\u00e9\u4e2d",
+        kind=NodeKind.AGGREGATE,
+        max_visits=3,
+        on_exhausted="fail",
+        priority=-2,
+        quorum=2,
+        model="gpt-x",
+        cost=0.125,
+        timeout=1.5,
+        handler="h",
+        description='quotes " and \\ and nul \x00',
+        approve_before="Go on?",
+    )
+    edge = Edge(source="a", target=full.id, contract=Contract(expectation="needs \u2713", promise="gives"))
+    output = {"text": "nul \x00 and \u4e2d\u6587", "nested": {"list": [1, 2.5, None, True]}, "big": 2**60}
+    return [
+        RunStarted((Node(id="a"), full), (edge,), "a", {"payload": ["x"]}, title="T\u00eftle", task="t"),
+        NodeReady("a", 1),
+        NodeStarted("a", 1, agent="agent-1", lease_until=T0 + 60),
+        RouteChosen("a", 1, ("b", "c")),
+        NodeCompleted("a", 1, output, "sum", {"k": "v"}, {"doc": "x" * 100}, 0.25),
+        NodeFailed("a", 2, "it broke: \u2717", "ValueError"),
+        NodeCancelled("a", 3, "stop"),
+        NodeRequeued("a", 3, "resumed"),
+        NodeInterrupted("a", 4, 0, "Which colour?", {"type": "string"}),
+        InterruptAnswered("a", 0, {"colour": "blue"}, by="tester"),
+        RunResumed("answers arrived"),
+        NodeAdded(full, (edge,), "more", by="a"),
+        NodeEdited(Node(id="b", priority=3), "prio"),
+        NodeRemoved(("b", "c"), "gone", by="a"),
+        EdgeAdded(edge, "dep"),
+        EdgeRemoved("a", "b", "cut"),
+        NodeSplit("b", (Node(id="b.1"), Node(id="b.2")), Node(id="b.join", kind=NodeKind.AGGREGATE), "split"),
+        ReworkInserted("a", "b", Node(id="a.fix"), "fix", by="a"),
+        NodeSkipped("c", "no route reached it"),
+        RunFinished("failed", "node(s) ['a'] failed"),
+    ]
+
+
+async def test_every_graph_event_is_stored_and_loaded_back_equal(store: RunStore) -> None:
+    events = every_graph_event()
+    assert {type(e) for e in events} == set(EVENT_TYPES) | {RunFinished}  # one of each kind
+    wrapped = [wrap(e, "g1", seq, T0 + seq) for seq, e in enumerate(events, 1)]
+    await store.append("g1", wrapped[:5])
+    await store.append("g1", wrapped[5:])
+    loaded = await store.events("g1")
+    assert [decode(e) for e in loaded] == events
+    assert json.loads(json.dumps(dicts(loaded))) == json.loads(json.dumps(dicts(wrapped)))  # tuples: lists
+    assert [e.agent_id for e in loaded] == [e.agent_id for e in wrapped]
+    summary = await store.get_run("g1")
+    assert summary is not None and (summary.title, summary.status) == ("T\u00eftle", TaskStatus.FAILED)
+
+
+OLD_RUNS = Path(__file__).parent / "data" / "graph_runs_0_1_0.sql"
+
+
+def _structure(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A folded run without its nodes' outputs."""
+    nodes = {
+        node: {k: v for k, v in fields.items() if k != "outputs"}
+        for node, fields in snapshot["nodes"].items()
+    }
+    return {**snapshot, "nodes": nodes}
+
+
+def restore_old_runs(path: Path) -> None:
+    """The SQLite file version 0.1.0 wrote (tests/stores/data/make_graph_runs.py)."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_RUNS.read_text())
+    conn.close()
+
+
+async def test_graph_runs_stored_by_0_1_0_still_load_and_resume(backend: Backend, tmp_path: Path) -> None:
+    if backend.name == "sqlite":
+        restore_old_runs(tmp_path / "runs.db")  # the very file the store opens
+        store = backend.open()
+    else:  # the same events, as that version encoded them, written through this store
+        restore_old_runs(tmp_path / "old.db")
+        old = SQLiteStore(tmp_path / "old.db")
+        store = backend.open()
+        for run_id in ("finished", "crashed", "asked", "failed", "cancelled"):
+            await store.append(run_id, await old.events(run_id))
+        await old.close()
+    statuses = {s.run_id: s.status for s in await store.list_runs()}
+    assert statuses == {
+        "finished": TaskStatus.COMPLETED,
+        "crashed": TaskStatus.IN_PROGRESS,
+        "asked": TaskStatus.COMPLETED,
+        "failed": TaskStatus.FAILED,
+        "cancelled": TaskStatus.CANCELLED,
+    }
+
+    fresh = MemoryStore()
+    await scenario.graph().run(
+        scenario.handlers(lambda node, visit: None), payload={"topic": "tides"}, store=fresh, run_id="new"
+    )
+    expected = _structure(scenario.snapshot(scenario.folded(await fresh.events("new"))))
+    # 0.1.0 passed {} to a node a loop re-entered (fixed since), so outputs that hashed
+    # their input differ; the graph, states and visits must not.
+    assert _structure(scenario.snapshot(scenario.folded(await store.events("finished")))) == expected
+    ran: list[tuple[str, int]] = []
+    resumed = await scenario.graph().run(
+        scenario.handlers(lambda node, visit: ran.append((node, visit))), store=store, run_id="crashed"
+    )
+    assert resumed.status == "completed"
+    assert _structure(scenario.snapshot(scenario.folded(await store.events("crashed")))) == expected
+    assert ("plan", 1) not in ran  # it completed, with its changes, before the crash
+
+    asked = scenario.folded(await store.events("asked"))
+    assert asked.outputs("use") == {1: {"colour": "blue"}}
+    answered = [
+        e for e in scenario.graph_events(await store.events("asked")) if isinstance(e, InterruptAnswered)
+    ]
+    assert [(e.node, e.answer, e.by) for e in answered] == [("ask", "blue", "tester")]
+    failed = scenario.folded(await store.events("failed"))
+    assert {n: str(s) for n, s in failed.states().items()} == {
+        "p0": "completed",
+        "p1": "failed",
+        "p2": "completed",
+        "join": "completed",
+        "after": "skipped",
+    }
+    assert failed.outputs("join") == {1: {"p0": 0, "p2": 2}}
+    cancelled = scenario.folded(await store.events("cancelled"))
+    assert cancelled.status == "cancelled" and cancelled.state_of("next") is NodeState.CANCELLED
 
 
 # -- persistence --------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ but their fold (:mod:`.state`).  Two families:
   :class:`NodeFailed`, :class:`RouteChosen`, :class:`NodeCancelled`,
   :class:`RunFinished`, and the mutations (:class:`NodeAdded`, :class:`NodeEdited`,
   :class:`NodeRemoved`, :class:`EdgeAdded`, :class:`EdgeRemoved`, :class:`NodeSplit`,
-  :class:`ReworkInserted`), each with an optional ``reason``.
+  :class:`ReworkInserted`), each with an optional ``reason`` and, when a handler made
+  it, ``by`` (its node: a visit that runs again after a crash or a question does not
+  make its changes twice, see :class:`~orchestration.engine.core.state.NodeRecord`).
 - **Consequences** the fold derives (:class:`NodeReady`, :class:`NodeSkipped`): the fold
   emits them itself, the shell stores them so the log reads completely, and folding them
   again is a no-op (they are confirmations, never inputs).
@@ -233,6 +235,7 @@ class NodeAdded(GraphEvent, tag="node_added", frozen=True, gc=False):
     node: Node
     edges: tuple[Edge, ...] = ()
     reason: str = ""
+    by: str = ""
 
 
 class NodeEdited(GraphEvent, tag="node_edited", frozen=True, gc=False):
@@ -240,6 +243,7 @@ class NodeEdited(GraphEvent, tag="node_edited", frozen=True, gc=False):
 
     node: Node
     reason: str = ""
+    by: str = ""
 
 
 class NodeRemoved(GraphEvent, tag="node_removed", frozen=True, gc=False):
@@ -247,6 +251,7 @@ class NodeRemoved(GraphEvent, tag="node_removed", frozen=True, gc=False):
 
     nodes: tuple[str, ...]
     reason: str = ""
+    by: str = ""
 
 
 class EdgeAdded(GraphEvent, tag="edge_added", frozen=True, gc=False):
@@ -254,6 +259,7 @@ class EdgeAdded(GraphEvent, tag="edge_added", frozen=True, gc=False):
 
     edge: Edge
     reason: str = ""
+    by: str = ""
 
 
 class EdgeRemoved(GraphEvent, tag="edge_removed", frozen=True, gc=False):
@@ -262,6 +268,7 @@ class EdgeRemoved(GraphEvent, tag="edge_removed", frozen=True, gc=False):
     source: str
     target: str
     reason: str = ""
+    by: str = ""
 
 
 class NodeSplit(GraphEvent, tag="node_split", frozen=True, gc=False):
@@ -274,6 +281,7 @@ class NodeSplit(GraphEvent, tag="node_split", frozen=True, gc=False):
     parts: tuple[Node, ...]
     join: Node
     reason: str = ""
+    by: str = ""
 
 
 class ReworkInserted(GraphEvent, tag="rework_inserted", frozen=True, gc=False):
@@ -283,6 +291,7 @@ class ReworkInserted(GraphEvent, tag="rework_inserted", frozen=True, gc=False):
     consumer: str
     node: Node
     reason: str = ""
+    by: str = ""
 
 
 # -- consequences (derived by the fold, stored for readers) --------------------------------

@@ -279,14 +279,29 @@ def _remove_edge(state: GraphState, event: EdgeRemoved) -> None:
         _relink(state, [target])
 
 
-def _remove_nodes(state: GraphState, event: NodeRemoved, *, keep_routes: bool = True) -> None:
-    doomed = set(event.nodes)
-    what = f"remove {sorted(doomed)}"
-    for node_id in event.nodes:
+def _remove_nodes(state: GraphState, event: NodeRemoved) -> None:
+    _relink(state, _detach(state, event.nodes, f"remove {sorted(set(event.nodes))}", keep_routes=True))
+
+
+def _detach(state: GraphState, node_ids: Sequence[str], what: str, *, keep_routes: bool) -> list[NodeRecord]:
+    """Take ``node_ids`` and their edges out of the graph; the open nodes they fed.
+
+    Nothing is re-evaluated here: the caller relinks once the change is complete, so a
+    compound change (a split) never makes a node ready halfway through.
+    """
+    doomed = set(node_ids)
+    for node_id in node_ids:
         _known(state, node_id, what)
-    _refuse_active(state, event.nodes, what)
+    _refuse_active(state, node_ids, what)
+    for node_id in node_ids:  # nor may a running node lose an input it is working from
+        for edge in state.nodes[node_id].out:
+            if edge.target not in doomed and state.nodes[edge.target].state == _ACTIVE:
+                raise GraphMutationError(
+                    f"cannot {what}: node {_describe(state, edge.target)} and takes input from "
+                    f"{node_id!r}; ACTIVE nodes are protected"
+                )
     touched: list[NodeRecord] = []
-    for node_id in event.nodes:
+    for node_id in node_ids:
         rec = state.nodes[node_id]
         for edge in rec.inn:
             if keep_routes and edge.source not in doomed:
@@ -297,7 +312,7 @@ def _remove_nodes(state: GraphState, event: NodeRemoved, *, keep_routes: bool = 
                     raise GraphMutationError(
                         f"cannot {what}: switch {edge.source!r} would have no routes left"
                     )
-    for node_id in event.nodes:
+    for node_id in node_ids:
         rec = state.nodes.pop(node_id)
         if rec.state == NodeState.READY:
             state.ready_count -= 1
@@ -311,7 +326,7 @@ def _remove_nodes(state: GraphState, event: NodeRemoved, *, keep_routes: bool = 
             rec.back = tuple(e for e in rec.back if e.target not in doomed)
         if any(e.source in doomed for e in rec.inn):
             rec.inn = tuple(e for e in rec.inn if e.source not in doomed)
-    _relink(state, [r for r in touched if NodeState(r.state) in _OPEN_STATES])
+    return [r for r in touched if NodeState(r.state) in _OPEN_STATES]
 
 
 def _edit_node(state: GraphState, event: NodeEdited) -> None:
@@ -343,7 +358,7 @@ def _split_node(state: GraphState, event: NodeSplit) -> None:
         if node_id in state.nodes or ids.count(node_id) > 1:
             raise GraphMutationError(f"cannot {what}: id {node_id!r} is taken")
     inn, out, back = rec.inn, rec.out, rec.back
-    _remove_nodes(state, NodeRemoved((event.node,)), keep_routes=False)
+    _detach(state, (event.node,), what, keep_routes=False)
     for part in event.parts:
         state.add_record(part)
         for edge in inn:
@@ -412,3 +427,8 @@ def apply(state: GraphState, event: GraphEvent) -> None:
     if state.status is not None:
         raise GraphMutationError(f"cannot apply {type(event).__name__}: the run has {state.status}")
     handler(state, event)
+    by: str = getattr(event, "by", "")
+    if by:
+        maker = state.nodes.get(by)
+        if maker is not None and maker.state == _ACTIVE:
+            maker.made = (*maker.made, event)

@@ -24,7 +24,8 @@ How a node moves (the rules the runner, the scheduler and the tests rely on):
   recorded as late inputs, not lost.  SKIPPED when the quorum can no longer be reached.
 - A back-edge fires when its source completes (out of a SWITCH: when chosen).  It
   re-enters its target: the target and everything downstream of it go back to PENDING
-  (a node still running finishes its visit first) and the target starts its next visit.
+  (a node still running, the target too, finishes its visit first) and the target starts
+  its next visit.
   Past the target's ``max_visits``, ``on_exhausted="exit"`` takes the switch's forward
   routes instead and ``"fail"`` (or no exit route) fails the run with the reason.
 
@@ -99,6 +100,10 @@ class NodeRecord(msgspec.Struct, gc=False):
     #: node with more questions than answers is waiting (PENDING, never made READY).
     asked: tuple[NodeInterrupted, ...] = ()
     answers: tuple[Any, ...] = ()
+    #: Changes to the graph the current visit's handler made (events with ``by`` = this
+    #: node).  Kept while the visit runs again (requeued after a crash, or answered), so
+    #: the shell skips them the second time instead of making them twice.
+    made: tuple[GraphEvent, ...] = ()
 
     @property
     def waiting(self) -> bool:
@@ -257,6 +262,8 @@ class GraphState:
             raise GraphError(f"switch {event.node!r} completed without a RouteChosen event")
         rec.completions = (*rec.completions, event)
         rec.asked = rec.answers = ()
+        if rec.made:
+            rec.made = ()
         if event.duration is not None:
             rec.duration = event.duration
             self._duration_sum += event.duration
@@ -270,8 +277,13 @@ class GraphState:
             self.settle((rec,))
             return
         rec.state = _COMPLETED
-        if rec.back and self._fire_back_edges(rec):
-            return
+        if rec.back:
+            reset = self._fire_back_edges(rec)
+            if rec.spec.id in reset:
+                return  # the loop runs this node again: its routes are chosen anew
+            if reset:  # a back-edge whose loop a change opened: the other routes go on too
+                self.propagate(rec, skip=reset)
+                return
         self.propagate(rec)
 
     def _node_failed(self, event: NodeFailed) -> None:
@@ -279,7 +291,7 @@ class GraphState:
         self.active -= 1
         rec.state = _FAILED
         rec.rerun = False
-        rec.asked = rec.answers = ()
+        rec.asked = rec.answers = rec.made = ()
         rec.error = f"{event.error_type}: {event.error}" if event.error_type else event.error
         self.propagate(rec)
 
@@ -355,13 +367,13 @@ class GraphState:
             self.error = event.reason
 
     def _confirm(self, event: NodeReady | NodeSkipped) -> None:
-        rec = self.record(event.node)
-        expected = _READY if isinstance(event, NodeReady) else _SKIPPED
-        if rec.state != expected and not (expected == _READY and rec.state >= _ACTIVE):
-            raise GraphError(
-                f"stored event says {event.node!r} is {NodeState(expected)}, but the fold has it "
-                f"{NodeState(rec.state)}: the log and this version of the core disagree"
-            )
+        """A stored derived event: the fold derives its own, so this one changes nothing.
+
+        One that disagrees with the fold was written by an earlier core (0.1.0's split
+        logged ``NodeReady`` for the node it fed, then re-opened it); such a run still
+        loads, and the decisions in its log are checked as always.
+        """
+        self.record(event.node)  # a derived event about an unknown node: the log is malformed
 
     def _active(self, node_id: str, visit: int) -> NodeRecord:
         rec = self.record(node_id)
@@ -423,18 +435,20 @@ class GraphState:
             if rec.state == _PENDING:
                 self._evaluate(rec, work)
 
-    def propagate(self, rec: NodeRecord) -> None:
-        """``rec`` just resolved: update its forward targets, and theirs in turn."""
+    def propagate(self, rec: NodeRecord, skip: set[str] | None = None) -> None:
+        """``rec`` just resolved: update its forward targets (but those in ``skip``, which a
+        loop reset and recounted already), and theirs in turn."""
         work: list[NodeRecord] = []
-        self._push_out(rec, work)
+        self._push_out(rec, work, skip)
         while work:
             child = work.pop()
             if child.state == _PENDING:
                 self._evaluate(child, work)
 
-    def _push_out(self, rec: NodeRecord, work: list[NodeRecord]) -> None:
+    def _push_out(self, rec: NodeRecord, work: list[NodeRecord], skip: set[str] | None = None) -> None:
         nodes = self.nodes
-        for edge in reversed(rec.out):
+        edges = rec.out if skip is None else [e for e in rec.out if e.target not in skip]
+        for edge in reversed(edges):
             child = nodes[edge.target]
             status = self.input_status(edge)
             child.pending -= 1
@@ -496,12 +510,12 @@ class GraphState:
         self.emitted.append(NodeSkipped(rec.spec.id, reason))
         self._push_out(rec, work)
 
-    def _fire_back_edges(self, rec: NodeRecord) -> bool:
-        """Fire ``rec``'s back-edges; True when a loop was re-entered (``rec`` is reset)."""
+    def _fire_back_edges(self, rec: NodeRecord) -> set[str]:
+        """Fire ``rec``'s back-edges; the ids of the nodes the loops reset (none: no loop ran)."""
         fired = [
             e for e in rec.back if rec.spec.kind is not _SWITCH or (rec.routes and e.target in rec.routes)
         ]
-        reentered = False
+        reset: set[str] = set()
         for edge in fired:
             target = self.nodes[edge.target]
             cap = target.spec.max_visits
@@ -519,12 +533,14 @@ class GraphState:
                         x for x in exits if x not in rec.routes
                     )
                 continue
-            self.reenter(target, rec.spec.id)
-            reentered = True
-        return reentered
+            reset.update(self.reenter(target, rec.spec.id))
+        return reset
 
-    def reenter(self, target: NodeRecord, trigger: str) -> None:
-        """Reset ``target`` and its descendants to PENDING; ``target`` starts its next visit."""
+    def reenter(self, target: NodeRecord, trigger: str) -> list[str]:
+        """Reset ``target`` and its descendants to PENDING; ``target`` starts its next visit.
+
+        Returns the ids of the nodes reset.
+        """
         region = self.descendants(target.spec.id)
         for rec in region:
             if rec.state == _ACTIVE:
@@ -543,8 +559,12 @@ class GraphState:
                 self.recount(rec)
         self.refresh_ranks()
         target.trigger = trigger
-        self.make_ready(target)
+        if target.state != _ACTIVE:
+            self.make_ready(target)
+        # else: the target is still running its visit (it started from another input):
+        # it finishes that visit, then starts the next one (``rerun``).
         self.settle(region[1:])
+        return [rec.spec.id for rec in region]
 
     def descendants(self, node_id: str) -> list[NodeRecord]:
         """The node and everything forward-reachable from it, the node first."""
