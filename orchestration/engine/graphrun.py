@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import inspect
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ _CANCEL_POLL_SECONDS = 0.5
 _LAZY_BATCH = 1024
 _DONE_STATE = NodeState.COMPLETED
 _INTERRUPTED = "interrupted: the task running the graph was cancelled"
+_COROUTINE = types.CoroutineType
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,7 +485,11 @@ def _result(run_id: str, state: GraphState, usage: Usage | None = None) -> Graph
     outputs: dict[str, dict[int, Any]] = {}
     errors: dict[str, str] = {}
     for node_id, rec in state.nodes.items():
-        outputs[node_id] = {c.visit: c.output for c in rec.completions}
+        completions = rec.completions
+        if len(completions) == 1:  # most nodes: one visit (no comprehension to run)
+            outputs[node_id] = {completions[0].visit: completions[0].output}
+        else:
+            outputs[node_id] = {c.visit: c.output for c in completions}
         if rec.error is not None:
             errors[node_id] = rec.error
     questions = {node_id: asked.question for node_id, asked in state.waiting().items()}
@@ -637,12 +643,17 @@ class GraphRun:
         state = self.state
         state.apply(event)
         now = self._clock()
-        self._seq += 1
-        self._buffer.append(wrap(event, self.run_id, self._seq, now))
-        if state.emitted:
-            for derived in state.take_emitted():
-                self._seq += 1
-                self._buffer.append(wrap(derived, self.run_id, self._seq, now))
+        run_id = self.run_id
+        buffer = self._buffer
+        seq = self._seq + 1
+        buffer.append(wrap(event, run_id, seq, now))
+        emitted = state.emitted
+        if emitted:
+            state.emitted = []
+            for derived in emitted:
+                seq += 1
+                buffer.append(wrap(derived, run_id, seq, now))
+        self._seq = seq
         wake = self._wake
         if wake is not None and (self._eager or len(self._buffer) >= _LAZY_BATCH or state.status is not None):
             wake.set()
@@ -878,7 +889,8 @@ class GraphRun:
                         kept = (rec.spec, visit, context)
                     else:
                         self._tasks[node_id] = group.create_task(self._execute(rec.spec, visit, context))
-        self._check_idle()
+        if state.active == 0:
+            self._check_idle()
         return kept
 
     def _input(self, rec: NodeRecord) -> Any:
@@ -893,6 +905,8 @@ class GraphRun:
         if len(inn) == 1:
             source = nodes[inn[0].source]
             if source.state == _DONE_STATE and (source.routes is None or node_id in source.routes):
+                if source.spec.kind is not NodeKind.SWITCH and source.completions:
+                    return source.completions[-1].output  # what _data gives, without the call
                 return self._data(source)
             return {}
         sources = [nodes[e.source] for e in inn]
@@ -940,6 +954,7 @@ class GraphRun:
         group's bookkeeping per step of a chain or a loop.
         """
         task = asyncio.current_task()
+        tasks = self._tasks
         while True:
             handler = self._handler(node)
             started = self._clock()
@@ -950,7 +965,7 @@ class GraphRun:
                     raise GraphError(f"not approved: {node.approve_before}")
                 if node.timeout is None:
                     value = handler(context)
-                    if inspect.isawaitable(value):
+                    if type(value) is _COROUTINE or inspect.isawaitable(value):
                         value = await value
                 else:
                     async with asyncio.timeout(node.timeout):
@@ -958,7 +973,7 @@ class GraphRun:
                         if inspect.isawaitable(value):
                             value = await value
             except asyncio.CancelledError:
-                self._tasks.pop(node.id, None)
+                tasks.pop(node.id, None)
                 if self._interrupted:  # not a decision about the node: it runs again on resume
                     self.record(NodeRequeued(node.id, visit, _INTERRUPTED))
                 else:
@@ -968,37 +983,39 @@ class GraphRun:
             except (_Interrupt, BaseExceptionGroup) as caught:
                 asked = _interrupt_in(caught)
                 if asked is None:  # a handler's own task group failed: a failure, not a question
-                    self._tasks.pop(node.id, None)
+                    tasks.pop(node.id, None)
                     self.record(NodeFailed(node.id, visit, redact(str(caught)), type(caught).__name__))
                 else:
-                    self._tasks.pop(node.id, None)
+                    tasks.pop(node.id, None)
                     index = len(self.state.nodes[node.id].asked)
                     self.record(NodeInterrupted(node.id, visit, index, asked.question, asked.schema))
             except TimeoutError:
-                self._tasks.pop(node.id, None)
+                tasks.pop(node.id, None)
                 self.record(NodeFailed(node.id, visit, f"timed out after {node.timeout}s", "TimeoutError"))
             except Exception as error:
-                self._tasks.pop(node.id, None)
+                tasks.pop(node.id, None)
                 self.record(
                     NodeFailed(
                         node.id, visit, redact(str(error)) or type(error).__name__, type(error).__name__
                     )
                 )
             else:
-                self._tasks.pop(node.id, None)
+                tasks.pop(node.id, None)
                 self._finish(node, visit, context, value, self._clock() - started)
             following = self._start_ready(True)
             if following is None or task is None:
                 return
             node, visit, context = following
-            self._tasks[node.id] = task
+            tasks[node.id] = task
 
     def _finish(self, node: Node, visit: int, context: NodeContext, value: Any, duration: float) -> None:
         if value is context:  # ``lambda p: p``: the node passes its input on
             value = context.input
         if node.kind is NodeKind.SWITCH:
             routes = (value,) if isinstance(value, str) else value
-            if not isinstance(routes, list | tuple) or not all(isinstance(r, str) for r in routes):
+            if type(value) is not str and (
+                not isinstance(routes, list | tuple) or not all(isinstance(r, str) for r in routes)
+            ):
                 self.record(
                     NodeFailed(
                         node.id,
@@ -1014,7 +1031,7 @@ class GraphRun:
             except GraphError as error:
                 self.record(NodeFailed(node.id, visit, str(error), "GraphError"))
                 return
-            self.record(NodeCompleted(node.id, visit, value, duration=duration))
+            self.record(NodeCompleted(node.id, visit, value, None, None, None, duration))
             return
         if isinstance(value, NodeOutput):
             self.record(
@@ -1029,7 +1046,7 @@ class GraphRun:
                 )
             )
             return
-        self.record(NodeCompleted(node.id, visit, value, duration=duration))
+        self.record(NodeCompleted(node.id, visit, value, None, None, None, duration))
 
 
 def _passthrough(context: NodeContext) -> Any:

@@ -77,23 +77,33 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._edges: list[Edge] = []
         self._valid = False
+        #: ``(nodes, edges)`` as tuples while the graph is unchanged (validated, and handed
+        #: to runs as they are: a run does not validate the same tuples again).
+        self._frozen: tuple[tuple[Node, ...], tuple[Edge, ...]] | None = None
         self.entry = entry
+        known = self._nodes
         for node in nodes:
-            self.add_node(node)
+            if type(node) is Node and node.id not in known:  # the common case of add_node
+                known[node.id] = node
+            else:
+                self.add_node(node)
         for edge in edges:
-            self.add_edge(edge)
+            if type(edge) is Edge and edge.source in known and edge.target in known:  # of add_edge
+                self._edges.append(edge)
+            else:
+                self.add_edge(edge)
         if self._nodes:
             self.validate()
 
     @property
     def nodes(self) -> tuple[Node, ...]:
         """The nodes, in the order added."""
-        return tuple(self._nodes.values())
+        return self._frozen[0] if self._frozen is not None else tuple(self._nodes.values())
 
     @property
     def edges(self) -> tuple[Edge, ...]:
         """The edges, in the order added."""
-        return tuple(self._edges)
+        return self._frozen[1] if self._frozen is not None else tuple(self._edges)
 
     def add_node(self, node: Node | str, kind: NodeKind = NodeKind.TASK, **options: Any) -> Graph:
         """Add a node (a :class:`Node`, or an id plus Node's keywords); returns the graph."""
@@ -105,6 +115,7 @@ class Graph:
             raise GraphError(f"duplicate node id {node.id!r}; ids must be unique")
         self._nodes[node.id] = node
         self._valid = False
+        self._frozen = None
         return self
 
     def add_edge(
@@ -122,6 +133,7 @@ class Graph:
                 raise GraphError(f"edge {edge.source!r} -> {edge.target!r} names unknown node {end!r}")
         self._edges.append(edge)
         self._valid = False
+        self._frozen = None
         return self
 
     def validate(self) -> None:
@@ -129,8 +141,10 @@ class Graph:
         if not self._nodes:
             raise GraphError("the graph has no nodes; add at least one")
         if not self._valid:
-            classify_initial(self.nodes, self.edges, self.entry)
+            frozen = (tuple(self._nodes.values()), tuple(self._edges))
+            classify_initial(*frozen, self.entry)
             self._valid = True
+            self._frozen = frozen
 
     def start(self, handlers: Mapping[Any, Handler], **options: Any) -> GraphRun:
         """A :class:`GraphRun` to drive yourself: ``await run.run()``, ``run.graph``, ``run.cancel()``."""

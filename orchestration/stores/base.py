@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import LeaseLostError, SequenceConflictError
-from ..events import EventType, StreamEvent, status_after
+from ..events import TERMINAL_EVENTS, EventType, StreamEvent, status_after
 from ..models import TaskStatus
 
 __all__ = ["RunStore", "RunSummary", "check_batch", "check_fence"]
 
+_SEQ = attrgetter("seq")
+_RUN_ID = attrgetter("run_id")
+
 
 def check_batch(run_id: str, last_seq: int, events: Sequence[StreamEvent]) -> None:
     """Raise unless ``events`` continue ``run_id``'s log (last stored seq ``last_seq``) gaplessly."""
+    seqs = list(map(_SEQ, events))
+    if seqs == list(range(last_seq + 1, last_seq + 1 + len(seqs))) and all(
+        map(run_id.__eq__, map(_RUN_ID, events))
+    ):
+        return  # checked in C; the loop below says what is wrong
     expected = last_seq + 1
     for event in events:
         if event.run_id != run_id or event.seq != expected:
@@ -32,6 +41,18 @@ def check_fence(run_id: str, holder: str | None, fence: str) -> None:
             f"run {run_id}: this process no longer holds the run's lease "
             f"({'another process took it over' if holder else 'it was released'}); the write was refused"
         )
+
+
+#: Event kinds :meth:`RunSummary.apply` changes nothing for but ``updated_at`` and
+#: ``last_seq``: not a start, cost or terminal event, and no status change (keep in step
+#: with ``apply``).
+_STAMP_ONLY = frozenset(
+    kind
+    for kind in EventType
+    if kind not in (EventType.WORKFLOW_START, EventType.COST_UPDATE)
+    and kind not in TERMINAL_EVENTS
+    and status_after(kind, {}) is None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +98,22 @@ class RunSummary:
         if status is not None:
             changes["status"] = TaskStatus(status)
         return replace(self, **changes)
+
+    def fold(self, events: Sequence[StreamEvent]) -> RunSummary:
+        """The summary after ``events``: :meth:`apply` for each, in order.
+
+        Most events (a node started, a graph node completed...) only move ``updated_at``
+        and ``last_seq``; those are skipped and the last event's stamp is applied once, so
+        a store's append does not build a summary per event.
+        """
+        summary = self
+        for event in events:
+            if event.event_type not in _STAMP_ONLY:
+                summary = summary.apply(event)
+        if events and events[-1].event_type in _STAMP_ONLY:
+            last = events[-1]
+            summary = replace(summary, updated_at=last.timestamp, last_seq=last.seq)
+        return summary
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

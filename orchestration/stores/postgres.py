@@ -319,10 +319,7 @@ class PostgresStore(_sql.SQLStoreMixin):
         """
         if not events:
             return
-        rows = [
-            (run_id, e.seq, str(e.event_type), e.timestamp, *_split_json(_sql.dumps(e.to_dict())))
-            for e in events
-        ]
+        rows = [(*row[:4], *_split_json(row[4])) for row in _sql.event_rows(run_id, events)]
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(StoreUnavailableError),
             stop=stop_after_delay(self._outage_timeout),

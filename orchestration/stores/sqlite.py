@@ -278,8 +278,9 @@ def _schema_version(conn: sqlite3.Connection) -> int:
 
 
 def _append(conn: sqlite3.Connection, run_id: str, events: list[StreamEvent], fence: str | None) -> None:
-    # Encode before taking the write lock: other processes wait only for the inserts.
-    rows = [(run_id, e.seq, str(e.event_type), e.timestamp, _sql.dumps(e.to_dict())) for e in events]
+    # Rows are encoded as the insert consumes them: a flush of a 100,000-node run's events
+    # never holds all their JSON at once (encoding costs about a third of an insert).
+    rows = _sql.event_rows(run_id, events)
     with _transaction(conn):
         if fence is not None:  # under the write lock: no takeover can slip in before the insert
             holder = conn.execute(_sql.LEASE_OWNER, (run_id,)).fetchone()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
+import enum
+import json
+import math
 import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,6 +125,97 @@ async def test_sqlite_rejects_malformed_stored_events(tmp_path: Path) -> None:
     with pytest.raises(OrchestrationError, match="malformed"):
         await store.events("r1")
     await store.close()
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class _Point:
+    x: float
+
+
+def _odd_events() -> list[StreamEvent]:
+    """Events whose data msgspec and the json module could write differently."""
+    from orchestration.engine.core import Edge, Node, NodeCompleted, NodeKind, NodeStarted, RunStarted, wrap
+
+    graph = RunStarted(
+        (Node(id="a", timeout=2.5, cost=0.25), Node(id="b", kind=NodeKind.SWITCH)),
+        (Edge(source="a", target="b"),),
+        "a",
+        {"question": "tides?", "weights": [0.5, 1e-07, 12345678901234567890]},
+    )
+    odd_values: list[Any] = [
+        {"nan": math.nan},
+        [1.0, -math.inf],
+        {"bytes": b"\x00\xff"},
+        {"set": {3, 1, 2}},
+        {"when": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)},
+        {"colour": _Colour.RED, "kind": NodeKind.TASK},
+        {"point": _Point(1.5)},
+        {"surrogate": "x\ud800y", "nul": "a\x00b", "unicode": "né \u2028"},
+        {1: "int key"},
+        "plain text",
+        None,
+    ]
+    events = [wrap(graph, "r1", 1, T0), wrap(NodeStarted("a", 1), "r1", 2, T0 + 0.5)]
+    for value in odd_values:
+        seq = len(events) + 1
+        events.append(wrap(NodeCompleted("a", 1, value, duration=0.001), "r1", seq, T0 + seq))
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            events.append(StreamEvent(EventType.AGENT_PROGRESS, "r1", seq + 1, T0 + seq, value, "a", 12.5))
+    events.append(wrap(RunStarted((Node(id="c", timeout=math.inf),), (), None), "r2", 1, T0))
+    events.append(StreamEvent(EventType.WARNING, "r1", 99, math.nan, {}))
+    return events
+
+
+@pytest.mark.parametrize("event", _odd_events(), ids=lambda e: f"{e.event_type}-{e.seq}")
+def test_stored_event_bodies_are_the_json_of_to_dict(event: StreamEvent) -> None:
+    """The fast msgspec encoding never changes what is stored: NaN stays NaN, bytes and
+    objects stay as ``dumps`` writes them, for graph events and plain ones alike."""
+    from orchestration.stores import _sql
+
+    [(run_id, seq, event_type, timestamp, body)] = list(_sql.event_rows(event.run_id, [event]))
+    expected = _sql.dumps(event.to_dict())
+    assert (run_id, seq, event_type) == (event.run_id, event.seq, str(event.event_type))
+    assert timestamp is event.timestamp
+    assert json.dumps(json.loads(body), sort_keys=True) == json.dumps(json.loads(expected), sort_keys=True)
+
+
+async def test_a_graph_run_with_odd_outputs_round_trips_through_sqlite(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "runs.db")
+    events = [e for e in _odd_events() if e.run_id == "r1" and e.seq < 99]
+    await store.append("r1", events)
+    stored = await store.events("r1")
+    await store.close()
+    assert [e.seq for e in stored] == [e.seq for e in events]
+    outputs = [e.data["output"] for e in stored if e.event_type is EventType.GRAPH_NODE_COMPLETED]
+    assert math.isnan(outputs[0]["nan"]) and outputs[1] == [1.0, -math.inf]  # kept, not written as null
+    assert outputs[2] == {"bytes": "AP8="} and outputs[-2:] == ["plain text", None]
+    summary = await SQLiteStore(tmp_path / "runs.db").get_run("r1")
+    assert (
+        summary is not None
+        and summary.last_seq == events[-1].seq
+        and summary.updated_at == events[-1].timestamp
+    )
+
+
+def test_summary_fold_equals_applying_each_event() -> None:
+    """The stores fold a batch skipping events that only stamp the summary: same result."""
+    from orchestration.stores.base import RunSummary
+
+    kinds = list(EventType)
+    events = [
+        StreamEvent(kind, "r1", seq, T0 + seq, {"status": "completed", "total_cost": seq / 10, "title": "t"})
+        for seq, kind in enumerate(kinds * 2 + [EventType.AGENT_START, EventType.GRAPH_NODE_READY], 1)
+    ]
+    for start in range(0, len(events), 7):
+        batch = events[start : start + 11]
+        one_by_one = RunSummary(run_id="r1")
+        for item in batch:
+            one_by_one = one_by_one.apply(item)
+        assert RunSummary(run_id="r1").fold(batch) == one_by_one
 
 
 def test_sqlite_options_are_validated() -> None:

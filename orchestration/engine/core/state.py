@@ -38,7 +38,7 @@ changes (:mod:`.mutations`), so a refused one leaves the state as it was.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -65,6 +65,7 @@ from .spec import Edge, Node, NodeKind, NodeState
 __all__ = ["GraphState", "NodeRecord", "fold"]
 
 _PENDING, _READY, _ACTIVE, _COMPLETED, _FAILED, _SKIPPED, _CANCELLED = range(7)
+_NODE_STATES = tuple(NodeState)  # by value: cheaper than calling NodeState(n)
 # What a forward input is, once its source is resolved.
 _OPEN, _DONE, _DEAD, _BLOCKED = range(4)
 _SWITCH = NodeKind.SWITCH
@@ -89,7 +90,10 @@ class NodeRecord(msgspec.Struct, gc=False):
     token: int = 0
     routes: tuple[str, ...] | None = None
     trigger: str | None = None
-    completions: tuple[NodeCompleted, ...] = ()
+    #: One per completed visit: a tuple while there is one (most nodes, never scanned by
+    #: the collector), a list once a loop re-enters the node (appending to a tuple would
+    #: copy it every visit).
+    completions: Sequence[NodeCompleted] = ()
     error: str | None = None
     reason: str = ""
     blocked_skip: bool = False
@@ -118,6 +122,7 @@ class GraphState:
         "_duration_n",
         "_duration_sum",
         "_next_order",
+        "_order",
         "active",
         "emitted",
         "entry",
@@ -147,6 +152,8 @@ class GraphState:
         #: Derived events (NodeReady, NodeSkipped) produced by the last applies.
         self.emitted: list[GraphEvent] = []
         self._next_order = 0
+        #: The nodes sources-first (:meth:`topological`), kept until the graph's shape changes.
+        self._order: list[NodeRecord] | None = None
         self._duration_sum = 0.0
         self._duration_n = 0
 
@@ -165,7 +172,7 @@ class GraphState:
 
     def states(self) -> dict[str, NodeState]:
         """Every node's state, in graph order."""
-        return {node_id: NodeState(rec.state) for node_id, rec in self.nodes.items()}
+        return {node_id: _NODE_STATES[rec.state] for node_id, rec in self.nodes.items()}
 
     def outputs(self, node_id: str) -> dict[int, Any]:
         """The node's output per completed visit."""
@@ -196,6 +203,7 @@ class GraphState:
         if handler is None:
             from . import mutations
 
+            self._order = None  # a mutation may change the graph's shape
             mutations.apply(self, event)
         else:
             handler(self, event)
@@ -208,10 +216,15 @@ class GraphState:
 
         back = classify_initial(event.nodes, event.edges, event.entry)  # validates, raises first
         self.started = True
+        self._order = None
         self.entry = event.entry
         self.payload = event.payload
-        for node in event.nodes:
-            self.add_record(node)
+        nodes = self.nodes
+        order = self._next_order
+        for node in event.nodes:  # ids are unique: classify_initial checked
+            nodes[node.id] = NodeRecord(node, order)
+            order += 1
+        self._next_order = order
         # Grouped first, then frozen into tuples: appending to tuples one by one is quadratic.
         out: dict[str, list[Edge]] = {}
         inn: dict[str, list[Edge]] = {}
@@ -222,17 +235,17 @@ class GraphState:
             else:
                 out.setdefault(edge.source, []).append(edge)
                 inn.setdefault(edge.target, []).append(edge)
-        nodes = self.nodes
         for groups, attribute in ((out, "out"), (inn, "inn"), (loops, "back")):
             for node_id, edges in groups.items():
                 setattr(nodes[node_id], attribute, tuple(edges))
         self.refresh_ranks()
-        for rec in list(self.nodes.values()):
-            self.recount(rec)
-        self.settle(self.nodes.values())
+        for node_id, edges in inn.items():  # every node is PENDING: each input is pending
+            nodes[node_id].pending = len(edges)
+        # Only nodes without inputs can be ready (or skipped) before anything ran.
+        self.settle([rec for rec in nodes.values() if not rec.inn])
 
     def _node_started(self, event: NodeStarted) -> None:
-        rec = self.record(event.node)
+        rec = self.nodes.get(event.node) or self.record(event.node)
         if rec.state != _READY or event.visit != rec.visits + 1:
             raise GraphError(
                 f"node {event.node!r} cannot start visit {event.visit}: it is {NodeState(rec.state)} "
@@ -248,19 +261,26 @@ class GraphState:
         rec = self._active(event.node, event.visit)
         if rec.spec.kind is not _SWITCH:
             raise GraphError(f"node {event.node!r} is a {rec.spec.kind.name}, not a SWITCH; it has no routes")
-        known = {e.target for e in rec.out} | {e.target for e in rec.back}
-        unknown = [r for r in event.routes if r not in known]
-        if unknown:
-            raise GraphError(
-                f"switch {event.node!r} chose unknown route(s) {unknown}; its routes are {sorted(known)}"
-            )
+        for route in event.routes:
+            if not _routes_to(rec, route):
+                known = {e.target for e in rec.out} | {e.target for e in rec.back}
+                unknown = [r for r in event.routes if r not in known]
+                raise GraphError(
+                    f"switch {event.node!r} chose unknown route(s) {unknown}; its routes are {sorted(known)}"
+                )
         rec.routes = tuple(event.routes)
 
     def _node_completed(self, event: NodeCompleted) -> None:
-        rec = self._active(event.node, event.visit)
+        rec = self.nodes.get(event.node)
+        if rec is None or rec.state != _ACTIVE or rec.visits != event.visit:
+            rec = self._active(event.node, event.visit)  # raises
         if rec.spec.kind is _SWITCH and rec.routes is None:
             raise GraphError(f"switch {event.node!r} completed without a RouteChosen event")
-        rec.completions = (*rec.completions, event)
+        completions = rec.completions
+        if type(completions) is list:
+            completions.append(event)
+        else:
+            rec.completions = [*completions, event] if completions else (event,)
         rec.asked = rec.answers = ()
         if rec.made:
             rec.made = ()
@@ -446,11 +466,23 @@ class GraphState:
                 self._evaluate(child, work)
 
     def _push_out(self, rec: NodeRecord, work: list[NodeRecord], skip: set[str] | None = None) -> None:
+        # What ``input_status`` says of each out-edge, worked out once for the source.
+        state = rec.state
+        routes: tuple[str, ...] | None = None
+        if state == _COMPLETED:
+            status = _DONE
+            if rec.spec.kind is _SWITCH:
+                routes = rec.routes or ()
+        elif state == _SKIPPED and not rec.blocked_skip:
+            status = _DEAD
+        else:
+            status = _BLOCKED
         nodes = self.nodes
         edges = rec.out if skip is None else [e for e in rec.out if e.target not in skip]
         for edge in reversed(edges):
             child = nodes[edge.target]
-            status = self.input_status(edge)
+            if routes is not None:
+                status = _DONE if edge.target in routes else _DEAD
             child.pending -= 1
             if status == _DONE:
                 child.done += 1
@@ -584,6 +616,8 @@ class GraphState:
 
     def topological(self) -> list[NodeRecord]:
         """Every node, sources before their targets (ties in graph order)."""
+        if self._order is not None:
+            return list(self._order)
         indegree = {node_id: len(rec.inn) for node_id, rec in self.nodes.items()}
         order = [rec for rec in self.nodes.values() if not rec.inn]
         nodes = self.nodes
@@ -594,7 +628,8 @@ class GraphState:
                 if indegree[edge.target] == 0:
                     order.append(nodes[edge.target])
             i += 1
-        return order
+        self._order = order
+        return list(order)
 
     def refresh_ranks(self) -> None:
         """Critical-path ranks: a node's weight plus its heaviest chain of dependents.
@@ -604,7 +639,9 @@ class GraphState:
         """
         default = self._duration_sum / self._duration_n if self._duration_n else 1.0
         nodes = self.nodes
-        for rec in reversed(self.topological()):
+        self.topological()
+        assert self._order is not None
+        for rec in reversed(self._order):
             below = 0.0
             for edge in rec.out:
                 rank = nodes[edge.target].rank
@@ -617,6 +654,14 @@ class GraphState:
                     rec.token += 1
                     entry = (-rank, -rec.spec.priority, rec.order, rec.token, rec.spec.id)
                     heapq.heappush(self.lanes.setdefault(rec.spec.model, []), entry)
+
+
+def _routes_to(rec: NodeRecord, target: str) -> bool:
+    """True when ``rec`` has an edge (forward or back) to ``target``."""
+    for edge in rec.out:
+        if edge.target == target:
+            return True
+    return any(edge.target == target for edge in rec.back)
 
 
 _APPLY: dict[type[GraphEvent], Any] = {
