@@ -13,7 +13,8 @@ reordered in place.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+from xml.sax.saxutils import escape
 
 import arabic_reshaper
 from bidi import get_base_level, get_display
@@ -69,8 +70,6 @@ class RightToLeftParagraph(Flowable):  # type: ignore[misc]
         self._laid: Any = None
 
     def _layout(self, width: float) -> Any:
-        from .flowables import text_markup
-
         lines = self._lines(width * 0.98)  # a little slack: the paragraph must not re-wrap a line
         markup = "<br/>".join(
             text_markup(str(get_display(line, base_dir="R")), self.fonts, order="visual") for line in lines
@@ -130,3 +129,20 @@ class RightToLeftParagraph(Flowable):  # type: ignore[misc]
 
     def getPlainText(self) -> str:
         return self.text
+
+
+#: How text is put in visual order: each line by its own base direction ("auto"), as part
+#: of a left-to-right paragraph ("ltr"), or not at all, being in visual order already.
+Order = Literal["auto", "ltr", "visual"]
+
+
+def text_markup(text: str, fonts: FontSet, *, mono: bool = False, order: Order = "auto") -> str:
+    """Plain untrusted text as safe Paragraph markup: in visual order, escaped, and each
+    run of characters in the first font that has them."""
+    if order != "visual":
+        text = "\n".join(visual(line, rtl=None if order == "auto" else False) for line in text.split("\n"))
+    parts = []
+    for font, chunk in fonts.runs(text, mono=mono):
+        escaped = escape(chunk)
+        parts.append(escaped if font is None else f'<font name="{font}">{escaped}</font>')
+    return "".join(parts)

@@ -18,10 +18,9 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any, Literal
-from xml.sax.saxutils import escape
+from typing import Any
 
-from .bidi import RightToLeftParagraph, is_rtl, visual
+from .bidi import Order, RightToLeftParagraph, is_rtl, text_markup
 from .fonts import FontSet
 
 __all__ = ["Styles", "inline_markup", "make_styles", "markdown_to_flowables", "text_markup"]
@@ -205,23 +204,6 @@ def make_styles(fonts: FontSet) -> Styles:
     )
     by_name["meta"] = ParagraphStyle("meta", parent=body, fontSize=9, textColor=colors.HexColor("#555555"))
     return Styles(fonts, by_name)
-
-
-#: How text is put in visual order: each line by its own base direction ("auto"), as part
-#: of a left-to-right paragraph ("ltr"), or not at all, being in visual order already.
-Order = Literal["auto", "ltr", "visual"]
-
-
-def text_markup(text: str, fonts: FontSet, *, mono: bool = False, order: Order = "auto") -> str:
-    """Plain untrusted text as safe Paragraph markup: in visual order, escaped, and each
-    run of characters in the first font that has them."""
-    if order != "visual":
-        text = "\n".join(visual(line, rtl=None if order == "auto" else False) for line in text.split("\n"))
-    parts = []
-    for font, chunk in fonts.runs(text, mono=mono):
-        escaped = escape(chunk)
-        parts.append(escaped if font is None else f'<font name="{font}">{escaped}</font>')
-    return "".join(parts)
 
 
 def inline_markup(node: Node | str, fonts: FontSet, order: Order = "auto") -> str:
