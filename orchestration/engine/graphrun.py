@@ -39,61 +39,59 @@ import inspect
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from ..config import OrchestratorConfig
-from ..errors import ConfigError, GraphError, GraphMutationError, SequenceConflictError, redact
+from ..errors import GraphError, redact
 from ..events import EventType, StreamEvent
-from ..llm import Completion
 from ..pricing import PriceTable
 from ..stores.base import RunStore
 from ..usage import Usage
 from . import leases
+from .answers import answer
 from .callbacks import CallbackDelivery, CallbackFailure, StreamCallback, StreamCallbacks, as_callbacks
 from .core import (
-    AttributedContext,
     Edge,
-    EdgeAdded,
-    EdgeRemoved,
     GraphEvent,
     GraphState,
     Node,
-    NodeAdded,
     NodeCancelled,
     NodeCompleted,
-    NodeEdited,
     NodeFailed,
     NodeKind,
-    NodeRemoved,
     NodeRequeued,
-    NodeSplit,
     NodeStarted,
     NodeState,
-    ReworkInserted,
     RouteChosen,
     RunFinished,
     RunStarted,
-    attributed_context,
     decode,
     is_graph_event,
-    resolve,
     wrap,
 )
-from .core.context import ArtifactRef
 from .core.events import InterruptAnswered, NodeInterrupted, RunResumed
+from .core.inputs import inputs_of, node_input
+from .core.scheduler import take
+from .graphhandle import GraphHandle
+from .graphresult import GraphResult, build_result
 from .leases import new_owner
+from .nodecontext import CancellationToken, NodeContext, NodeOutput, _Interrupt, _interrupt_in
 
 if TYPE_CHECKING:
     from .graphcalls import ModelAccess
-from .core.scheduler import take
-from .core.spec import Contract
-from .core.state import NodeRecord
 
-__all__ = ["CancellationToken", "GraphHandle", "GraphResult", "GraphRun", "NodeContext", "NodeOutput"]
+__all__ = [
+    "CancellationToken",
+    "GraphHandle",
+    "GraphResult",
+    "GraphRun",
+    "Handler",
+    "NodeContext",
+    "NodeOutput",
+    "answer",
+    "run_graph",
+]
 
 Handler = Callable[..., Any]
 
@@ -104,406 +102,6 @@ _LAZY_BATCH = 1024
 _DONE_STATE = NodeState.COMPLETED
 _INTERRUPTED = "interrupted: the task running the graph was cancelled"
 _COROUTINE = types.CoroutineType
-
-
-@dataclass(frozen=True, slots=True)
-class NodeOutput:
-    """What a handler returns to fill the attributed-context channels as well.
-
-    ``output`` is the node's result (what its consumers get as input); ``summary`` reaches
-    two hops, ``critical`` and ``artifacts`` every descendant (artifacts by reference).
-    """
-
-    output: Any = None
-    summary: str | None = None
-    critical: Mapping[str, Any] | None = None
-    artifacts: Mapping[str, Any] | None = None
-
-
-class CancellationToken:
-    """The run's cancellation, for handlers: check :attr:`cancelled` or ``await wait()``."""
-
-    __slots__ = ("_event", "reason")
-
-    def __init__(self) -> None:
-        self._event: asyncio.Event | None = None
-        self.reason: str | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        """True once the run was cancelled."""
-        return self.reason is not None
-
-    def raise_if_cancelled(self) -> None:
-        """Raise RunCancelledError once the run was cancelled."""
-        if self.reason is not None:
-            from ..errors import RunCancelledError
-
-            raise RunCancelledError(self.reason)
-
-    async def wait(self) -> str:
-        """Return (the reason) once the run is cancelled."""
-        if self.reason is None:
-            if self._event is None:
-                self._event = asyncio.Event()
-            await self._event.wait()
-        return self.reason or ""
-
-    def cancel(self, reason: str = "cancelled") -> None:
-        """Cancel (the first reason wins)."""
-        if self.reason is None:
-            self.reason = reason
-            if self._event is not None:
-                self._event.set()
-
-
-class NodeContext(Mapping[str, Any]):
-    """What a handler receives.  As a mapping it reads the node's input (seed 003's shape).
-
-    Attributes: ``node`` (the Node), ``node_id``, ``visit`` (1 for the first), ``input``
-    (the run payload for a node without inputs; one input's output; or ``{source:
-    output}`` for several), ``payload`` (the run's payload), ``context`` (the attributed
-    context, computed on first access), ``cancel`` (the run's token), ``graph`` (a handle
-    to change the running graph), ``run_id``.
-    """
-
-    __slots__ = ("_asks", "_context", "_graph", "_run", "input", "node", "visit")
-
-    def __init__(self, run: GraphRun, node: Node, visit: int, value: Any) -> None:
-        self._run = run
-        self._asks = 0
-        self._context: AttributedContext | None = None
-        self._graph: GraphHandle | None = None
-        self.node = node
-        self.visit = visit
-        self.input = value
-
-    @property
-    def node_id(self) -> str:
-        """The node's id."""
-        return self.node.id
-
-    @property
-    def payload(self) -> Any:
-        """The run's payload."""
-        return self._run.state.payload
-
-    @property
-    def run_id(self) -> str:
-        """The run's id."""
-        return self._run.run_id
-
-    @property
-    def context(self) -> AttributedContext:
-        """One entry per contributing ancestor, in three channels, with provenance."""
-        if self._context is None:
-            self._context = attributed_context(self._run.state, self.node.id)
-        return self._context
-
-    async def call_llm(
-        self,
-        prompt: str | Sequence[Mapping[str, Any]],
-        *,
-        system: str | None = None,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-        **options: Any,
-    ) -> Completion:
-        """Call a model through the framework (budget, retries, fallbacks), billed to this node.
-
-        ``model`` defaults to the node's ``model``, then the run's ``config.primary_model``.
-        The run needs a provider: ``graph.run(handlers, provider=..., config=...)``.
-        """
-        models = self._run.models
-        if models is None:
-            raise ConfigError(
-                f"node {self.node.id!r} called a model, but the run has no provider: "
-                "pass provider= (and config=) to graph.run(...)"
-            )
-        return await models.call(
-            self.node,
-            prompt,
-            system=system,
-            model=model,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stream=stream,
-            **options,
-        )
-
-    async def interrupt(self, question: str, schema: Any = None) -> Any:
-        """Ask ``question`` and wait, durably, for the answer; returns it.
-
-        The first time, the node stops here and the run goes on with other work, then
-        pauses (the process may exit).  Once the answer arrives (``GraphRun.answer``,
-        :func:`answer`, ``orchestrate answer``, the HTTP API), the node runs this visit
-        again from the start and each question it already asked returns its recorded
-        answer at once: code before an ``interrupt`` may run more than once.
-
-        ``schema``: a type the answer must convert to (``bool``, ``int``, a dataclass, a
-        msgspec Struct...) or a JSON-schema dict shown to whoever answers.  An answer that
-        does not fit the type asks again, saying why.
-        """
-        if not isinstance(question, str) or not question.strip():
-            raise GraphError("interrupt() needs a question: a non-empty string")
-        answers = self._run.state.nodes[self.node.id].answers
-        while True:
-            index = self._asks
-            self._asks += 1
-            if index >= len(answers):
-                raise _Interrupt(question, _json_schema(schema))
-            answer = answers[index]
-            if schema is None or isinstance(schema, dict):
-                return answer
-            try:
-                return msgspec.convert(answer, schema, strict=False)
-            except msgspec.ValidationError as error:
-                question = (
-                    f"{question.split(' (the answer ')[0]} (the answer {answer!r} did not fit: {error})"
-                )
-
-    def inputs(self) -> dict[str, Any]:
-        """Each completed input's contribution by source node id (always a dict, unlike
-        :attr:`input`); out of a switch only the routes it chose count."""
-        return self._run.inputs_of(self.node.id)
-
-    def artifact(self, ref: ArtifactRef) -> Any:
-        """The value an artifact reference in :attr:`context` points at."""
-        return resolve(self._run.state, ref)
-
-    @property
-    def cancel(self) -> CancellationToken:
-        """The run's cancellation token."""
-        return self._run.token
-
-    @property
-    def graph(self) -> GraphHandle:
-        """A handle to change the run's graph; the changes are recorded as this node's.
-
-        When this visit runs again (after a crash, or once a question is answered), the
-        changes it made the first time are already in the graph: each is skipped instead of
-        being made twice, so a handler need not check what it did before.
-        """
-        if self._graph is None:
-            self._graph = GraphHandle(self._run, self.node.id)
-        return self._graph
-
-    def _mapping(self) -> Mapping[str, Any]:
-        return self.input if isinstance(self.input, Mapping) else {}
-
-    def __getitem__(self, key: str) -> Any:
-        return self._mapping()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._mapping())
-
-    def __len__(self) -> int:
-        return len(self._mapping())
-
-    def __repr__(self) -> str:
-        return f"NodeContext(node={self.node.id!r}, visit={self.visit})"
-
-
-class _Interrupt(BaseException):
-    """Stops a handler at :meth:`NodeContext.interrupt` (a BaseException, so a handler's
-    ``except Exception`` cannot swallow it)."""
-
-    def __init__(self, question: str, schema: dict[str, Any] | None) -> None:
-        super().__init__(question)
-        self.question = question
-        self.schema = schema
-
-
-def _interrupt_in(caught: BaseException) -> _Interrupt | None:
-    """The question a handler asked, also from inside its own TaskGroup (an exception group)."""
-    if isinstance(caught, _Interrupt):
-        return caught
-    if isinstance(caught, BaseExceptionGroup):
-        group = caught.subgroup(_Interrupt)
-        if group is not None:
-            first = group.exceptions[0]
-            return _interrupt_in(first)
-    return None
-
-
-def _json_schema(schema: Any) -> dict[str, Any] | None:
-    if schema is None or isinstance(schema, dict):
-        return schema
-    try:
-        return dict(msgspec.json.schema(schema))
-    except (TypeError, ValueError) as error:
-        raise GraphError(f"interrupt(schema=...) must be a type or a JSON-schema dict: {error}") from None
-
-
-class GraphHandle:
-    """Change a running graph.  Each change is validated, then recorded as one event.
-
-    Refused changes raise :class:`~orchestration.errors.GraphMutationError` (or
-    GraphError) and change nothing.  Usable from handlers (``ctx.graph``, whose changes
-    are recorded ``by`` their node) and from outside the run (``GraphRun.graph``).
-    """
-
-    __slots__ = ("_calls", "_made", "_origin", "_run")
-
-    def __init__(self, run: GraphRun, origin: str | None = None) -> None:
-        self._run = run
-        self._origin = origin
-        self._calls = 0
-        #: What the origin's visit changed before it ran again (see NodeContext.graph).
-        self._made = run.state.nodes[origin].made if origin is not None else ()
-
-    def _change(self, event: GraphEvent) -> None:
-        if self._origin is not None:
-            event = msgspec.structs.replace(event, by=self._origin)
-            index = self._calls
-            self._calls += 1
-            if index < len(self._made):
-                _check_replayed(self._origin, self._made[index], event)
-                return  # made before this visit ran again: already in the graph
-        new: list[Node] = []
-        if isinstance(event, NodeAdded | ReworkInserted):
-            new.append(event.node)
-        elif isinstance(event, NodeSplit):
-            new.extend((*event.parts, event.join))
-        for node in new:
-            if self._run._handler(node) is None:
-                raise GraphError(
-                    f"no handler for node {node.id!r} ({node.kind.name}); add one to the run's handlers"
-                )
-        self._run.record(event)
-        self._run.dispatch()
-
-    def state(self, node_id: str) -> NodeState:
-        """A node's state now."""
-        return self._run.state.state_of(node_id)
-
-    def add_node(self, node: Node, edges: Iterable[Edge] = (), *, reason: str = "") -> None:
-        """Add ``node`` with edges to or from it."""
-        self._change(NodeAdded(node, tuple(edges), reason))
-
-    def add_edge(
-        self, source: str, target: str, *, contract: Contract | None = None, reason: str = ""
-    ) -> None:
-        """Add the edge ``source -> target`` (a dependency, or a loop's back-edge)."""
-        self._change(EdgeAdded(Edge(source=source, target=target, contract=contract), reason))
-
-    def refine(
-        self, node_id: str, depends_on: str, *, contract: Contract | None = None, reason: str = ""
-    ) -> None:
-        """Make a node that has not started wait for ``depends_on`` too."""
-        self.add_edge(depends_on, node_id, contract=contract, reason=reason)
-
-    def remove_edge(self, source: str, target: str, *, reason: str = "") -> None:
-        """Remove the edge ``source -> target``."""
-        self._change(EdgeRemoved(source, target, reason))
-
-    def remove_node(self, node_id: str, *, cascade: bool = False, reason: str = "") -> None:
-        """Remove a node (with every descendant when ``cascade``); never an ACTIVE one."""
-        if cascade and node_id in self._run.state.nodes:
-            ids = tuple(rec.spec.id for rec in self._run.state.descendants(node_id))
-        else:
-            ids = (node_id,)
-        self._change(NodeRemoved(ids, reason))
-
-    def edit_node(self, node: Node, *, reason: str = "") -> None:
-        """Replace the definition of a node that has not started (same id)."""
-        self._change(NodeEdited(node, reason))
-
-    def split(
-        self, node_id: str, parts: Sequence[Node], join: Node | None = None, *, reason: str = ""
-    ) -> None:
-        """Replace a pending node by parallel ``parts`` feeding ``join`` (default: an AGGREGATE)."""
-        join = join or Node(id=f"{node_id}.join", kind=NodeKind.AGGREGATE)
-        self._change(NodeSplit(node_id, tuple(parts), join, reason))
-
-    def rework(self, source: str, consumer: str, node: Node, *, reason: str = "") -> None:
-        """Insert ``node`` between completed ``source`` and ``consumer``; the consumer runs again."""
-        self._change(ReworkInserted(source, consumer, node, reason))
-
-
-def _subject(event: GraphEvent) -> tuple[Any, ...]:
-    """What a change is about: a re-run visit's change must match the one it replays."""
-    if isinstance(event, NodeAdded | NodeEdited):
-        return (type(event), event.node.id)
-    if isinstance(event, NodeRemoved):
-        return (type(event), event.nodes[0])  # a cascade's descendants are found anew
-    if isinstance(event, EdgeAdded):
-        return (type(event), event.edge.source, event.edge.target)
-    if isinstance(event, EdgeRemoved):
-        return (type(event), event.source, event.target)
-    if isinstance(event, NodeSplit):
-        return (type(event), event.node)
-    if isinstance(event, ReworkInserted):
-        return (type(event), event.source, event.consumer, event.node.id)
-    return (type(event),)
-
-
-def _check_replayed(node_id: str, before: GraphEvent, now: GraphEvent) -> None:
-    if _subject(before) != _subject(now):
-        raise GraphMutationError(
-            f"node {node_id!r} ran its visit again and changed the graph differently: "
-            f"{_describe_change(now)} where it first made {_describe_change(before)}; "
-            "a handler must make the same changes each time it runs"
-        )
-
-
-def _describe_change(event: GraphEvent) -> str:
-    subject = _subject(event)
-    return f"{type(event).__name__}({', '.join(repr(part) for part in subject[1:])})"
-
-
-@dataclass(frozen=True)
-class GraphResult:
-    """How a graph run ended: per node its outputs by visit and final state."""
-
-    run_id: str
-    status: str
-    outputs: Mapping[str, Mapping[int, Any]]
-    states: Mapping[str, NodeState]
-    errors: Mapping[str, str] = field(default_factory=dict)
-    error: str | None = None
-    total_cost: float = 0.0
-    #: For a paused run: the question each waiting node asks (answer them to go on).
-    questions: Mapping[str, str] = field(default_factory=dict)
-    #: Tokens and cost of the nodes' model calls (``ctx.call_llm``), the whole run.
-    usage: Usage = field(default_factory=Usage)
-
-    def output(self, node_id: str) -> Any:
-        """The node's last output (None if it never completed)."""
-        visits = self.outputs.get(node_id) or {}
-        return visits[max(visits)] if visits else None
-
-    @property
-    def visits(self) -> Mapping[str, int]:
-        """How many visits each node completed."""
-        return {node_id: len(v) for node_id, v in self.outputs.items()}
-
-
-def _result(run_id: str, state: GraphState, usage: Usage | None = None) -> GraphResult:
-    outputs: dict[str, dict[int, Any]] = {}
-    errors: dict[str, str] = {}
-    for node_id, rec in state.nodes.items():
-        completions = rec.completions
-        if len(completions) == 1:  # most nodes: one visit (no comprehension to run)
-            outputs[node_id] = {completions[0].visit: completions[0].output}
-        else:
-            outputs[node_id] = {c.visit: c.output for c in completions}
-        if rec.error is not None:
-            errors[node_id] = rec.error
-    questions = {node_id: asked.question for node_id, asked in state.waiting().items()}
-    return GraphResult(
-        run_id,
-        state.status or "in_progress",
-        outputs,
-        state.states(),
-        errors,
-        state.error,
-        total_cost=usage.cost_usd if usage is not None else 0.0,
-        questions=questions,
-        usage=usage if usage is not None else Usage(),
-    )
 
 
 class GraphRun:
@@ -735,7 +333,7 @@ class GraphRun:
             if self.state.status == "paused" and self.state.ready_count:
                 self.record(RunResumed("answers arrived"))  # answered: go on
             elif self.state.status is not None:
-                return _result(self.run_id, self.state, self._usage())
+                return build_result(self.run_id, self.state, self._usage())
         if not graph_events:
             self.record(self._spec)  # validates the graph before anything is stored
         self._check_handlers()
@@ -772,7 +370,7 @@ class GraphRun:
         finally:
             self._group = None
             await self._delivery.close()
-        return _result(self.run_id, self.state, self._usage())
+        return build_result(self.run_id, self.state, self._usage())
 
     async def _save_tail(self, store: RunStore) -> None:
         """Store the events an interruption kept from the flusher (those not stored yet)."""
@@ -883,7 +481,7 @@ class GraphRun:
                 for node_id in take(state, slots, capacity=capacity, headroom=headroom):
                     rec = nodes[node_id]
                     visit = rec.visits + 1
-                    context = NodeContext(self, rec.spec, visit, self._input(rec))
+                    context = NodeContext(self, rec.spec, visit, node_input(state, rec))
                     self.record(NodeStarted(node_id, visit))
                     if reuse and kept is None:
                         kept = (rec.spec, visit, context)
@@ -893,59 +491,9 @@ class GraphRun:
             self._check_idle()
         return kept
 
-    def _input(self, rec: NodeRecord) -> Any:
-        """What the node gets as input: see :class:`NodeContext`."""
-        nodes = self.state.nodes
-        if rec.trigger is not None and rec.trigger in nodes:
-            return self._data(nodes[rec.trigger])
-        inn = rec.inn
-        if not inn:
-            return self.state.payload
-        node_id = rec.spec.id
-        if len(inn) == 1:
-            source = nodes[inn[0].source]
-            if source.state == _DONE_STATE and (source.routes is None or node_id in source.routes):
-                if source.spec.kind is not NodeKind.SWITCH and source.completions:
-                    return source.completions[-1].output  # what _data gives, without the call
-                return self._data(source)
-            return {}
-        sources = [nodes[e.source] for e in inn]
-        done = [s for s in sources if s.state == _DONE_STATE and (s.routes is None or node_id in s.routes)]
-        if len(done) == 1:
-            return self._data(done[0])
-        return {s.spec.id: self._data(s) for s in done}
-
     def inputs_of(self, node_id: str) -> dict[str, Any]:
         """What each completed input passed to ``node_id``, by source id (see NodeContext.inputs)."""
-        nodes = self.state.nodes
-        found: dict[str, Any] = {}
-        for edge in nodes[node_id].inn:
-            source = nodes[edge.source]
-            if source.state == _DONE_STATE and (source.routes is None or node_id in source.routes):
-                found[edge.source] = self._data(source)
-        return found
-
-    def _data(self, rec: NodeRecord) -> Any:
-        """What a completed node passes on: its output, or for a switch, its own input."""
-        if rec.spec.kind is NodeKind.SWITCH:
-            return self._passed_on(rec)
-        return rec.completions[-1].output if rec.completions else None
-
-    def _passed_on(self, switch: NodeRecord) -> Any:
-        """A switch's input as it ran: its sources' latest outputs (a loop may have reset a
-        source to PENDING since, e.g. the node a back-edge re-enters: its last output stays)."""
-        if switch.trigger is not None and switch.trigger in self.state.nodes:
-            return self._data(self.state.nodes[switch.trigger])
-        if not switch.inn:
-            return self.state.payload
-        nodes = self.state.nodes
-        sources = [nodes[e.source] for e in switch.inn]
-        done = [s for s in sources if s.completions and (s.routes is None or switch.spec.id in s.routes)]
-        if len(switch.inn) == 1:
-            return self._data(done[0]) if done else {}
-        if len(done) == 1:
-            return self._data(done[0])
-        return {s.spec.id: self._data(s) for s in done}
+        return inputs_of(self.state, node_id)
 
     async def _execute(self, node: Node, visit: int, context: NodeContext) -> None:
         """Run a node, then (in the same task) the next one it made ready, while there is one.
@@ -1052,51 +600,6 @@ class GraphRun:
 def _passthrough(context: NodeContext) -> Any:
     """The default handler of TERMINAL and AGGREGATE nodes: their input, as received."""
     return context.input
-
-
-async def answer(store: RunStore, run_id: str, node_id: str, value: Any, *, by: str = "") -> None:
-    """Record the answer to the question ``node_id`` of stored run ``run_id`` waits on.
-
-    Only a paused run takes answers this way (a running one takes them in the process that
-    drives it, with :meth:`GraphRun.answer`); it continues when it is next run
-    (``graph.run(..., run_id=run_id)``, or ``Workflow.run(run_id=...)``).  Raises
-    GraphError naming what is wrong when the run is not paused or the node is not waiting.
-    """
-    for _ in range(20):
-        stored = await store.events(run_id)
-        if not stored:
-            raise GraphError(f"no run {run_id!r} in the store")
-        state = GraphState()
-        for stored_event in stored:
-            if is_graph_event(stored_event):
-                state.apply(decode(stored_event))
-        state.emitted.clear()  # derived events of the log are in the log already
-        rec = state.nodes.get(node_id)
-        if rec is None:
-            raise GraphError(f"run {run_id} has no node {node_id!r}")
-        if state.status != "paused":
-            where = f"it {state.status}" if state.status else "it is still running"
-            raise GraphError(
-                f"run {run_id} is not paused ({where}); answer a running run in the process that "
-                "drives it (GraphRun.answer), or once it has paused"
-            )
-        if not rec.waiting:
-            waiting = ", ".join(sorted(state.waiting())) or "none"
-            raise GraphError(
-                f"node {node_id!r} of run {run_id} is not waiting for an answer (waiting: {waiting})"
-            )
-        answered = InterruptAnswered(node_id, len(rec.answers), value, by)
-        state.apply(answered)
-        seq = stored[-1].seq
-        now = time.time()
-        events: list[GraphEvent] = [answered, *state.take_emitted()]
-        batch = [wrap(item, run_id, seq + n, now) for n, item in enumerate(events, 1)]
-        try:
-            await store.append(run_id, batch)
-            return
-        except SequenceConflictError:
-            continue  # the run appended meanwhile: read again
-    raise GraphError(f"run {run_id} kept changing while answering; try again")
 
 
 async def run_graph(
