@@ -152,7 +152,8 @@ def _decider(run: RunContext, worst: float, prompt: int, max_tokens: int) -> Dec
 
 def _label_totals(account: AccountTotals, run: RunTotals, *, held: bool) -> RunTotals:
     """What a label policy sees: the label's totals over every run (this run's own run
-    metrics added to the others'), with or without the calls in flight."""
+    metrics added to the others'), with or without the calls in flight (each counted as a
+    call, at its worst case)."""
     held_in = account.held_input_tokens if held else 0.0
     held_out = account.held_output_tokens if held else 0.0
     input_tokens = round(account.input_tokens + held_in)
@@ -162,7 +163,7 @@ def _label_totals(account: AccountTotals, run: RunTotals, *, held: bool) -> RunT
         tokens_used=input_tokens + output_tokens,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        calls=account.calls,
+        calls=account.calls + (account.holds if held else 0),
         iterations=round(account.iterations) + run.iterations,
         agents_failed=round(account.agents_failed) + run.agents_failed,
         wall_time_s=account.wall_time_s + run.wall_time_s,
