@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 from .engine import guard
 from .engine.eventlog import EventLog
 from .engine.leases import is_dead_here
-from .errors import BudgetExceededError
+from .errors import BudgetExceededError, LeaseLostError
 from .events import EventType
 from .guardrails import CallStats, Decision, RunTotals
-from .stores.ledger import WAIT, AccountTotals, Charge, Decide, Hold, label_account, run_account
+from .stores.ledger import LEASE_LOST, WAIT, AccountTotals, Charge, Decide, Hold, label_account, run_account
 
 if TYPE_CHECKING:
     from .engine.run import RunContext
@@ -68,7 +68,8 @@ async def reserve(
     it from fitting; returns the hold's id (None without a ledger or accounts).
 
     Raises :class:`BudgetExceededError` (``spent``: the run's spending in every process)
-    when the run's cap cannot fit it, and acts on a label guardrail's decision (raises).
+    when the run's cap cannot fit it, :class:`LeaseLostError` when another process took
+    the run over, and acts on a label guardrail's decision (raises).
     """
     ledger = run.ledger
     accounts = accounts_of(run)
@@ -105,6 +106,11 @@ async def reserve(
         raise
     if verdict is None:
         return hold.hold_id
+    if verdict is LEASE_LOST:
+        raise LeaseLostError(
+            f"run {run.run_id}: this process no longer holds the run's lease (another process took the "
+            "run over), so it makes no more model calls for it"
+        )
     if isinstance(verdict, _CapReached):
         cap = run.budget.cap or 0.0
         raise BudgetExceededError(

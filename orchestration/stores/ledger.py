@@ -37,6 +37,7 @@ from ..events import EventType, StreamEvent
 
 __all__ = [
     "HOLD_SECONDS",
+    "LEASE_LOST",
     "WAIT",
     "AccountTotals",
     "Charge",
@@ -61,16 +62,21 @@ HOLD_SECONDS = 900.0
 _TOMBSTONE_SECONDS = 86400.0
 
 
-class _Wait:
-    """What ``decide`` returns when only calls in flight keep the call from fitting."""
+class _Verdict:
+    __slots__ = ("_name",)
 
-    __slots__ = ()
+    def __init__(self, name: str) -> None:
+        self._name = name
 
     def __repr__(self) -> str:
-        return "WAIT"
+        return self._name
 
 
-WAIT = _Wait()
+#: What ``decide`` returns when only calls in flight keep the call from fitting.
+WAIT = _Verdict("WAIT")
+#: What :meth:`Ledger.reserve` returns, holding nothing, for a hold whose owner no longer
+#: holds its run's lease (another process took the run over): the old driver makes no call.
+LEASE_LOST = _Verdict("LEASE_LOST")
 
 
 def run_account(run_id: str) -> str:
@@ -186,7 +192,8 @@ class Ledger(Protocol):
 
         Returns None when the hold was written, else what ``decide`` returned (nothing
         held).  When ``decide`` says :data:`WAIT`, holds whose owner ``dead(owner)`` says
-        is gone are reaped and ``decide`` is asked once more.
+        is gone are reaped and ``decide`` is asked once more.  A hold whose ``owner`` has
+        lost its run's lease to another owner is not held: :data:`LEASE_LOST`.
         """
         ...
 
@@ -206,6 +213,11 @@ def ledger_of(store: object) -> Ledger | None:
 
 
 # -- the rules every ledger applies -------------------------------------------------------
+
+
+def lease_lost(hold: Hold, lease: tuple[str, float] | None, now: float) -> bool:
+    """True when another owner holds ``hold``'s run's lease (``lease``: its row) now."""
+    return bool(hold.owner) and lease is not None and lease[0] != hold.owner and lease[1] > now
 
 
 def hold_is_dead(row: HoldRow, lease: tuple[str, float] | None, now: float) -> bool:
@@ -355,6 +367,8 @@ class MemoryLedger:
     ) -> object | None:
         """See :meth:`Ledger.reserve`."""
         now = self._clock()
+        if lease_lost(hold, self._leases.get(hold.run_id), now):
+            return LEASE_LOST
         accounts = sorted(set(hold.accounts))
         self._reap(accounts, lambda row: hold_is_dead(row, self._leases.get(row.run_id), now), now)
         verdict = decide(self._view(accounts, hold.run_id))

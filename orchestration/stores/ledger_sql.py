@@ -24,6 +24,7 @@ from ._sql import postgres_sql
 from .ledger import (
     _TOMBSTONE_SECONDS,
     ACCOUNT_COLUMNS,
+    LEASE_LOST,
     WAIT,
     AccountTotals,
     Charge,
@@ -32,6 +33,7 @@ from .ledger import (
     HoldRow,
     Settlement,
     hold_is_dead,
+    lease_lost,
     reaped,
     settled,
     settlements_in,
@@ -189,6 +191,9 @@ def reserve_txn(
     hold: Hold, decide: Decide, dead: Callable[[str], bool] | None, now: float
 ) -> Txn[object | None]:
     """:meth:`~.ledger.Ledger.reserve` as a transaction."""
+    own_lease = yield Query(_SELECT_LEASES, listed=[hold.run_id])
+    if lease_lost(hold, (str(own_lease[0][1]), float(own_lease[0][2])) if own_lease else None, now):
+        return LEASE_LOST
     accounts = sorted(set(hold.accounts))
     yield Query(_INSERT_ACCOUNT, many=[(account,) for account in accounts])
     book = {str(row[0]): _account(row) for row in (yield Query(_SELECT_ACCOUNTS, listed=accounts, lock=True))}

@@ -19,6 +19,7 @@ import pytest
 from orchestration.events import EventType, StreamEvent
 from orchestration.stores import MemoryStore, RunStore, SQLiteStore
 from orchestration.stores.ledger import (
+    LEASE_LOST,
     WAIT,
     AccountTotals,
     Charge,
@@ -229,7 +230,7 @@ async def test_a_hold_dies_with_its_runs_lease_and_counts_at_its_worst_case(stor
     book, log = ledger(store), EventWriter(store)
     assert await store.acquire_lease("r", "old-owner", 30.0)
     await book.reserve(hold("h1", 2.0, owner="old-owner"), admit)
-    await book.reserve(hold("h2", 1.0, owner="not-the-lease-holder"), admit)  # not tied to the lease
+    await book.reserve(hold("h2", 1.0, owner=""), admit)  # a caller outside the lease: not tied to it
     assert await store.take_over_lease("r", "old-owner", "new-owner", 30.0)  # the old driver died: resume
     seen: list[AccountTotals] = []
     await book.reserve(hold("h3", 0.5, owner="new-owner"), lambda a: seen.append(a[ACCOUNT]))
@@ -239,6 +240,17 @@ async def test_a_hold_dies_with_its_runs_lease_and_counts_at_its_worst_case(stor
     await log.answered("h1", 0.25)
     totals = await book.totals(ACCOUNT)
     assert (totals.cost_usd, totals.calls, totals.holds) == (0.25, 1, 2)
+
+
+async def test_a_driver_that_lost_its_runs_lease_can_hold_nothing(backend: Backend, store: RunStore) -> None:
+    book = ledger(store)
+    assert await store.acquire_lease("r", "new-driver", 30.0)
+    assert await book.reserve(hold("h1", owner="old-driver"), admit) is LEASE_LOST
+    assert await book.reserve(hold("h2", owner="new-driver"), admit) is None
+    assert await book.reserve(hold("h3", owner=""), admit) is None  # a caller outside any lease
+    backend.clock.now += 31.0  # the new driver stalled: the lease is free to renew or take
+    assert await book.reserve(hold("h4", owner="old-driver"), admit) is None
+    assert (await book.totals(ACCOUNT)).holds == 2  # h2 died with its expired lease
 
 
 async def test_a_hold_dies_when_the_lease_is_released_or_expires(backend: Backend, store: RunStore) -> None:
