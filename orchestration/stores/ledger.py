@@ -94,7 +94,8 @@ class AccountTotals:
     """One account's numbers: what its settled calls spent, what calls in flight hold.
 
     ``iterations``, ``agents_failed`` and ``wall_time_s`` are the latest numbers of the
-    account's runs, summed, *except* the run that is asking (it adds its own).
+    account's runs, summed; what :meth:`Ledger.reserve` shows ``decide`` leaves out the
+    run that is asking (it adds its own numbers of now).
     """
 
     account: str
@@ -117,8 +118,11 @@ class AccountTotals:
     wall_time_s: float = 0.0
 
 
-#: The stored columns of an account, in order (the run-metric sums are not stored there).
-ACCOUNT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AccountTotals))[:16]
+#: The stored columns of an account, in order.
+ACCOUNT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AccountTotals))
+
+#: An account's run metrics, and a run's latest numbers of them.
+RunMetrics = tuple[float, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +277,24 @@ def with_spend(account: AccountTotals, charge: Charge, calls: int = 1) -> Accoun
     )
 
 
+def with_run_metrics(account: AccountTotals, old: RunMetrics | None, new: RunMetrics) -> AccountTotals:
+    """``account`` after one of its runs' latest run metrics went from ``old`` to ``new``."""
+    before = old or (0.0, 0.0, 0.0)
+    return replace(
+        account,
+        iterations=account.iterations + new[0] - before[0],
+        agents_failed=account.agents_failed + new[1] - before[1],
+        wall_time_s=account.wall_time_s + new[2] - before[2],
+    )
+
+
+def without_run(account: AccountTotals, own: RunMetrics | None) -> AccountTotals:
+    """``account`` as a run sees it: its run metrics without that run's own (``own``)."""
+    if own is None:
+        return account
+    return with_run_metrics(account, own, (0.0, 0.0, 0.0))
+
+
 def reaped(account: AccountTotals, worst: Charge) -> AccountTotals:
     """``account`` after a dead hold of ``worst`` is settled at its worst case."""
     return with_spend(without_hold(account, worst), worst)
@@ -367,16 +389,22 @@ class MemoryLedger:
     ) -> object | None:
         """See :meth:`Ledger.reserve`."""
         now = self._clock()
-        if lease_lost(hold, self._leases.get(hold.run_id), now):
+        lease = self._leases.get(hold.run_id)
+        if lease_lost(hold, lease, now):
             return LEASE_LOST
         accounts = sorted(set(hold.accounts))
-        self._reap(accounts, lambda row: hold_is_dead(row, self._leases.get(row.run_id), now), now)
         verdict = decide(self._view(accounts, hold.run_id))
-        if verdict is WAIT and dead is not None and self._reap(accounts, lambda row: dead(row.owner), now):
-            verdict = decide(self._view(accounts, hold.run_id))
+        if verdict is not None:  # dead holds matter only to a call that does not fit: reap them now
+            if self._reap(accounts, lambda row: hold_is_dead(row, self._leases.get(row.run_id), now), now):
+                verdict = decide(self._view(accounts, hold.run_id))
+            if (
+                verdict is WAIT
+                and dead is not None
+                and self._reap(accounts, lambda row: dead(row.owner), now)
+            ):
+                verdict = decide(self._view(accounts, hold.run_id))
         if verdict is not None:
             return verdict
-        lease = self._leases.get(hold.run_id)
         leased = bool(hold.owner) and lease is not None and lease[0] == hold.owner and lease[1] > now
         rows = [
             HoldRow(
@@ -385,12 +413,15 @@ class MemoryLedger:
             for account in accounts
         ]
         self._holds[hold.hold_id] = rows
+        metrics = (hold.iterations, hold.agents_failed, hold.wall_time_s)
         for row in rows:
             self._open.setdefault(row.account, {})[row.hold_id] = row
-            self._accounts[row.account] = with_hold(self._account(row.account), hold.worst)
+            account = with_hold(self._account(row.account), hold.worst)
             if row.account.startswith("label:"):
-                metrics = (hold.iterations, hold.agents_failed, hold.wall_time_s)
-                self._runs.setdefault(row.account, {})[hold.run_id] = metrics
+                runs = self._runs.setdefault(row.account, {})
+                account = with_run_metrics(account, runs.get(hold.run_id), metrics)
+                runs[hold.run_id] = metrics
+            self._accounts[row.account] = account
         return None
 
     def apply(self, events: Sequence[StreamEvent]) -> None:
@@ -431,14 +462,7 @@ class MemoryLedger:
         return self._accounts.get(account) or AccountTotals(account)
 
     def _view(self, accounts: Sequence[str], run_id: str) -> dict[str, AccountTotals]:
-        view = {}
-        for account in accounts:
-            runs = self._runs.get(account, {})
-            sums = [sum(m[i] for r, m in runs.items() if r != run_id) for i in range(3)]
-            view[account] = replace(
-                self._account(account), iterations=sums[0], agents_failed=sums[1], wall_time_s=sums[2]
-            )
-        return view
+        return {a: without_run(self._account(a), self._runs.get(a, {}).get(run_id)) for a in accounts}
 
     def _reap(self, accounts: Sequence[str], is_dead: Callable[[HoldRow], bool], now: float) -> int:
         reaped_rows = 0

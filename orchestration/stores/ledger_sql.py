@@ -3,7 +3,9 @@
 Three tables, created by schema migration 2 of both SQL stores: ``ledger_accounts``
 (one row of numbers per account), ``ledger_holds`` (one row per hold and account, kept as
 a tombstone for a day once reaped) and ``ledger_runs`` (each run's latest run metrics,
-per label account).
+per label account; the account row keeps their sums).  A call that fits reads and writes
+a few rows whatever the number of runs and holds; only a call that does not fit looks
+at the holds in flight, to reap the dead ones.
 
 Each transaction is written once, as a generator that yields :class:`Query` objects and
 receives their rows, and is run by :func:`drive_sqlite` (on the SQLite store's thread,
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..events import StreamEvent
@@ -31,6 +33,7 @@ from .ledger import (
     Decide,
     Hold,
     HoldRow,
+    RunMetrics,
     Settlement,
     hold_is_dead,
     lease_lost,
@@ -38,7 +41,9 @@ from .ledger import (
     settled,
     settlements_in,
     with_hold,
+    with_run_metrics,
     with_spend,
+    without_run,
 )
 
 __all__ = [
@@ -105,10 +110,7 @@ _REAP_HOLD = "UPDATE ledger_holds SET reaped_at = ? WHERE hold_id = ? AND accoun
 _DELETE_HOLDS = f"DELETE FROM ledger_holds WHERE hold_id {_IN}"
 _DELETE_TOMBSTONES = f"DELETE FROM ledger_holds WHERE account {_IN} AND reaped_at < ?"
 _SELECT_LEASES = f"SELECT run_id, owner, expires_at FROM leases WHERE run_id {_IN}"
-_SELECT_RUN_METRICS = (
-    "SELECT account, SUM(iterations), SUM(agents_failed), SUM(wall_time_s) FROM ledger_runs "
-    f"WHERE account {_IN} AND run_id <> ? GROUP BY account"
-)
+_SELECT_OWN_RUNS = f"SELECT account, iterations, agents_failed, wall_time_s FROM ledger_runs WHERE account {_IN} AND run_id = ?"
 _UPSERT_RUN_METRICS = (
     "INSERT INTO ledger_runs (account, run_id, iterations, agents_failed, wall_time_s) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (account, run_id) DO UPDATE SET iterations = excluded.iterations, "
@@ -191,32 +193,45 @@ def reserve_txn(
     hold: Hold, decide: Decide, dead: Callable[[str], bool] | None, now: float
 ) -> Txn[object | None]:
     """:meth:`~.ledger.Ledger.reserve` as a transaction."""
-    own_lease = yield Query(_SELECT_LEASES, listed=[hold.run_id])
-    if lease_lost(hold, (str(own_lease[0][1]), float(own_lease[0][2])) if own_lease else None, now):
+    own = yield Query(_SELECT_LEASES, listed=[hold.run_id])
+    lease = (str(own[0][1]), float(own[0][2])) if own else None
+    if lease_lost(hold, lease, now):
         return LEASE_LOST
     accounts = sorted(set(hold.accounts))
     yield Query(_INSERT_ACCOUNT, many=[(account,) for account in accounts])
     book = {str(row[0]): _account(row) for row in (yield Query(_SELECT_ACCOUNTS, listed=accounts, lock=True))}
-    open_rows = [_hold_row(row) for row in (yield Query(_SELECT_OPEN_HOLDS, listed=accounts))]
-    runs = sorted({row.run_id for row in open_rows if row.leased} | {hold.run_id})
-    leases = {str(r[0]): (str(r[1]), float(r[2])) for r in (yield Query(_SELECT_LEASES, listed=runs))}
-    metrics_rows = yield Query(_SELECT_RUN_METRICS, (hold.run_id,), listed=accounts)
-    metrics = {str(r[0]): (float(r[1] or 0), float(r[2] or 0), float(r[3] or 0)) for r in metrics_rows}
-    reaps = [row for row in open_rows if hold_is_dead(row, leases.get(row.run_id), now)]
-    _reap(book, reaps)
-    verdict = decide(_views(book, metrics))
-    if verdict is WAIT and dead is not None:
-        more = [row for row in open_rows if row not in reaps and dead(row.owner)]
-        if more:
-            _reap(book, more)
-            reaps += more
-            verdict = decide(_views(book, metrics))
-    if reaps:
-        yield Query(_REAP_HOLD, many=[(now, row.hold_id, row.account) for row in reaps])
-        yield Query(_DELETE_TOMBSTONES, (now - _TOMBSTONE_SECONDS,), listed=accounts)
+    labels = [account for account in accounts if account.startswith("label:")]
+    runs: dict[str, RunMetrics] = {}
+    if labels:
+        found = yield Query(_SELECT_OWN_RUNS, (hold.run_id,), listed=labels)
+        runs = {str(r[0]): (float(r[1]), float(r[2]), float(r[3])) for r in found}
+
+    def views() -> dict[str, AccountTotals]:
+        return {account: without_run(totals, runs.get(account)) for account, totals in book.items()}
+
+    verdict = decide(views())
+    reaps: list[HoldRow] = []
+    if verdict is not None:  # dead holds matter only to a call that does not fit: reap them now
+        open_rows = [_hold_row(row) for row in (yield Query(_SELECT_OPEN_HOLDS, listed=accounts))]
+        held_runs = sorted({row.run_id for row in open_rows if row.leased})
+        leases = {
+            str(r[0]): (str(r[1]), float(r[2])) for r in (yield Query(_SELECT_LEASES, listed=held_runs))
+        }
+        reaps = [row for row in open_rows if hold_is_dead(row, leases.get(row.run_id), now)]
+        if reaps:
+            _reap(book, reaps)
+            verdict = decide(views())
+        if verdict is WAIT and dead is not None:
+            more = [row for row in open_rows if row not in reaps and dead(row.owner)]
+            if more:
+                _reap(book, more)
+                reaps += more
+                verdict = decide(views())
+        if reaps:
+            yield Query(_REAP_HOLD, many=[(now, row.hold_id, row.account) for row in reaps])
+            yield Query(_DELETE_TOMBSTONES, (now - _TOMBSTONE_SECONDS,), listed=accounts)
     changed = {row.account for row in reaps}
     if verdict is None:
-        lease = leases.get(hold.run_id)
         leased = bool(hold.owner) and lease is not None and lease[0] == hold.owner and lease[1] > now
         worst = hold.worst
         yield Query(
@@ -239,34 +254,37 @@ def reserve_txn(
         )
         for account in accounts:
             book[account] = with_hold(book[account], worst)
-        labels = [account for account in accounts if account.startswith("label:")]
         if labels:
-            run_metrics = (hold.iterations, hold.agents_failed, hold.wall_time_s)
-            yield Query(
-                _UPSERT_RUN_METRICS, many=[(account, hold.run_id, *run_metrics) for account in labels]
-            )
+            metrics = (hold.iterations, hold.agents_failed, hold.wall_time_s)
+            for account in labels:
+                book[account] = with_run_metrics(book[account], runs.get(account), metrics)
+            yield Query(_UPSERT_RUN_METRICS, many=[(account, hold.run_id, *metrics) for account in labels])
         changed.update(accounts)
     if changed:
         yield Query(_UPDATE_ACCOUNT, many=[_account_values(book[account]) for account in sorted(changed)])
     return verdict
 
 
-def settle_txn(settlements: Sequence[Settlement]) -> Txn[None]:
-    """Apply ``settlements`` (inside the transaction appending the events that carry them)."""
+def settle_txn(settlements: Sequence[Settlement], *, reread: bool) -> Txn[None]:
+    """Apply ``settlements`` (inside the transaction appending the events that carry them).
+
+    ``reread``: read the holds again once their accounts are locked (Postgres: a reap may
+    have come in between; SQLite holds the database's write lock throughout).
+    """
     ids = sorted({s.hold_id for s in settlements if s.hold_id is not None})
-    held = [str(r[0]) for r in (yield Query(_SELECT_HOLD_ACCOUNTS, listed=ids))] if ids else []
+    first = [_hold_row(row) for row in (yield Query(_SELECT_HOLDS, listed=ids))] if ids else []
     charged = sorted({account for s in settlements if s.hold_id is None for account in s.accounts})
-    accounts = sorted(set(held) | set(charged))
+    accounts = sorted({row.account for row in first} | set(charged))
     if not accounts:
         return
     if charged:
         yield Query(_INSERT_ACCOUNT, many=[(account,) for account in charged])
     book = {str(row[0]): _account(row) for row in (yield Query(_SELECT_ACCOUNTS, listed=accounts, lock=True))}
+    if ids and reread:
+        first = [_hold_row(row) for row in (yield Query(_SELECT_HOLDS, listed=ids))]
     rows: dict[str, list[HoldRow]] = {}
-    if ids:  # read again under the accounts' locks: a reap may have come first
-        for row in (yield Query(_SELECT_HOLDS, listed=ids)):
-            hold_row = _hold_row(row)
-            rows.setdefault(hold_row.hold_id, []).append(hold_row)
+    for hold_row in first:
+        rows.setdefault(hold_row.hold_id, []).append(hold_row)
     for settlement in settlements:
         if settlement.hold_id is None:
             if settlement.actual is not None:
@@ -284,10 +302,7 @@ def settle_txn(settlements: Sequence[Settlement]) -> Txn[None]:
 def totals_txn(account: str) -> Txn[AccountTotals]:
     """One account's numbers."""
     found = yield Query(_SELECT_ACCOUNTS, listed=[account])
-    metrics_rows = yield Query(_SELECT_RUN_METRICS, ("",), listed=[account])
-    metrics = {str(r[0]): (float(r[1] or 0), float(r[2] or 0), float(r[3] or 0)) for r in metrics_rows}
-    book = {account: _account(found[0]) if found else AccountTotals(account)}
-    return _views(book, metrics)[account]
+    return _account(found[0]) if found else AccountTotals(account)
 
 
 def reset_txn(account: str) -> Txn[None]:
@@ -300,16 +315,6 @@ def reset_txn(account: str) -> Txn[None]:
 def _reap(book: dict[str, AccountTotals], rows: Sequence[HoldRow]) -> None:
     for row in rows:
         book[row.account] = reaped(book[row.account], row.worst)
-
-
-def _views(
-    book: dict[str, AccountTotals], metrics: dict[str, tuple[float, float, float]]
-) -> dict[str, AccountTotals]:
-    views = {}
-    for account, totals in book.items():
-        iterations, failed, wall = metrics.get(account, (0.0, 0.0, 0.0))
-        views[account] = replace(totals, iterations=iterations, agents_failed=failed, wall_time_s=wall)
-    return views
 
 
 def _account(row: Sequence[Any]) -> AccountTotals:
@@ -383,14 +388,14 @@ def settle_sqlite(conn: sqlite3.Connection, events: Sequence[StreamEvent]) -> No
     """Apply the settlements ``events`` carry (called inside the append's transaction)."""
     settlements = settlements_in(events)
     if settlements:
-        drive_sqlite(conn, settle_txn(settlements))
+        drive_sqlite(conn, settle_txn(settlements, reread=False))
 
 
 async def settle_postgres(conn: Any, events: Sequence[StreamEvent]) -> None:
     """Apply the settlements ``events`` carry (awaited inside the append's transaction)."""
     settlements = settlements_in(events)
     if settlements:
-        await drive_postgres(conn, settle_txn(settlements))
+        await drive_postgres(conn, settle_txn(settlements, reread=True))
 
 
 class PostgresLedger:

@@ -44,7 +44,9 @@ async def main(where: str, kind: str, run_id: str) -> None:
     store = open_store(where)
     try:
         if kind == "graph":
-            graph = Graph(nodes=[Node(id="first"), Node(id="hang")], edges=[Edge(source="first", target="hang")])
+            graph = Graph(
+                nodes=[Node(id="first"), Node(id="hang")], edges=[Edge(source="first", target="hang")]
+            )
             result = await graph.start({"first": first, "hang": hang}, store=store, run_id=run_id).run()
             outcome = {
                 "status": result.status,

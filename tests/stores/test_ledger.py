@@ -119,6 +119,18 @@ def admit(accounts: Mapping[str, AccountTotals]) -> None:
     return None
 
 
+class Full:
+    """A decide for a call that does not fit while anything is in flight (so dead holds are
+    reaped), keeping the views it was shown."""
+
+    def __init__(self) -> None:
+        self.seen: list[AccountTotals] = []
+
+    def __call__(self, accounts: Mapping[str, AccountTotals]) -> object:
+        self.seen.append(accounts[ACCOUNT])
+        return WAIT
+
+
 class EventWriter:
     """Appends events to one run's log of ``store``, numbering them."""
 
@@ -232,14 +244,17 @@ async def test_a_hold_dies_with_its_runs_lease_and_counts_at_its_worst_case(stor
     await book.reserve(hold("h1", 2.0, owner="old-owner"), admit)
     await book.reserve(hold("h2", 1.0, owner=""), admit)  # a caller outside the lease: not tied to it
     assert await store.take_over_lease("r", "old-owner", "new-owner", 30.0)  # the old driver died: resume
-    seen: list[AccountTotals] = []
-    await book.reserve(hold("h3", 0.5, owner="new-owner"), lambda a: seen.append(a[ACCOUNT]))
-    reaped = seen[0]
-    assert (reaped.cost_usd, reaped.calls, reaped.holds, reaped.held_cost_usd) == (2.0, 1, 1, 1.0)
+    assert (await book.totals(ACCOUNT)).holds == 2  # a call that fits never looks at the holds
+    full = Full()
+    assert await book.reserve(hold("h3", 0.5, owner="new-owner"), full) is WAIT
+    before, after = full.seen
+    assert (before.cost_usd, before.holds, before.held_cost_usd) == (0.0, 2, 3.0)
+    assert (after.cost_usd, after.calls, after.holds, after.held_cost_usd) == (2.0, 1, 1, 1.0)
+    assert (await book.totals(ACCOUNT)).cost_usd == 2.0  # the reap was written, though h3 waits
     # The old driver was only stalled: its call settles after all, and is counted at what it cost.
     await log.answered("h1", 0.25)
     totals = await book.totals(ACCOUNT)
-    assert (totals.cost_usd, totals.calls, totals.holds) == (0.25, 1, 2)
+    assert (totals.cost_usd, totals.calls, totals.holds) == (0.25, 1, 1)
 
 
 async def test_a_driver_that_lost_its_runs_lease_can_hold_nothing(backend: Backend, store: RunStore) -> None:
@@ -250,6 +265,7 @@ async def test_a_driver_that_lost_its_runs_lease_can_hold_nothing(backend: Backe
     assert await book.reserve(hold("h3", owner=""), admit) is None  # a caller outside any lease
     backend.clock.now += 31.0  # the new driver stalled: the lease is free to renew or take
     assert await book.reserve(hold("h4", owner="old-driver"), admit) is None
+    await book.reserve(hold("h5"), Full())
     assert (await book.totals(ACCOUNT)).holds == 2  # h2 died with its expired lease
 
 
@@ -260,12 +276,12 @@ async def test_a_hold_dies_when_the_lease_is_released_or_expires(backend: Backen
     await book.reserve(hold("h2", 1.0, run_id="s", owner="other", accounts=(ACCOUNT,)), admit)
     await book.reserve(hold("h3", 1.0, owner="", ttl=100.0), admit)  # no lease: its own expiry only
     backend.clock.now += 31.0  # the driver stopped renewing
-    await book.reserve(hold("h4", 0.0), admit)
-    assert (await book.totals(ACCOUNT)).holds == 3  # h1 reaped; h2 (never leased) and h3 live on
+    await book.reserve(hold("h4", 0.0), Full())
+    assert (await book.totals(ACCOUNT)).holds == 2  # h1 reaped; h2 (never leased) and h3 live on
     backend.clock.now += 70.0
-    await book.reserve(hold("h5", 0.0), admit)
+    await book.reserve(hold("h5", 0.0), Full())
     totals = await book.totals(ACCOUNT)
-    assert (totals.holds, totals.cost_usd, totals.calls) == (3, 2.0, 2)  # h3 expired too
+    assert (totals.holds, totals.cost_usd, totals.calls) == (1, 2.0, 2)  # h3 expired too
 
 
 async def test_a_waiting_call_reaps_holds_of_processes_that_are_gone(store: RunStore) -> None:
