@@ -27,9 +27,14 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def request_cancel(where: str, run_id: str) -> bool:
+    """Flag the run once the store has it (its first events may still be on their way)."""
+
     async def cancel() -> bool:
         store = open_store(where)
         try:
+            async with asyncio.timeout(60):
+                while await store.get_run(run_id) is None:
+                    await asyncio.sleep(0.05)
             return await store.request_cancel(run_id)
         finally:
             await store.close()
