@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
 from ..events import EventType, StreamEvent
@@ -318,11 +319,18 @@ def settled(account: AccountTotals, row: HoldRow, actual: Charge | None) -> Acco
     return with_spend(corrected, replace(real, cost_usd=0.0, input_tokens=0.0, output_tokens=0.0), calls=0)
 
 
+_KIND = attrgetter("event_type")
+
+
 def settlements_in(events: Iterable[StreamEvent]) -> list[Settlement]:
     """The ledger settlements a batch of events carries (``cost_update`` and
     ``call_released`` events naming a ``hold``); malformed ones are ignored."""
     found: list[Settlement] = []
     cost, released = EventType.COST_UPDATE, EventType.CALL_RELEASED
+    events = events if isinstance(events, Sequence) else list(events)
+    kinds = set(map(_KIND, events))  # in C: most batches (graph events) carry no settlement
+    if cost not in kinds and released not in kinds:
+        return found
     for event in events:
         kind = event.event_type
         if kind is not cost and kind is not released:

@@ -33,9 +33,10 @@ def request_cancel(where: str, run_id: str) -> bool:
         store = open_store(where)
         try:
             async with asyncio.timeout(60):
-                while await store.get_run(run_id) is None:
-                    await asyncio.sleep(0.05)
-            return await store.request_cancel(run_id)
+                while True:
+                    if await store.request_cancel(run_id):
+                        return True
+                    await asyncio.sleep(0.05)  # the other process writes the run's first events
         finally:
             await store.close()
 
