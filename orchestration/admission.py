@@ -12,6 +12,10 @@ sent, then :func:`finish_call` with its answer or :func:`release_call` if it fai
 - With a cap, the reservation is an event (``call_reserved``), written to the store
   before the call is sent, so a resumed run counts calls that were in flight when the
   process died.  Without a cap nothing is written on this path.
+- Then the call is held on the store's shared accounts (:mod:`._ledger_admission`): the
+  run's budget and its labels' totals as every process sharing the store counts them.
+  The events that end the call (``cost_update``, ``call_released``) name its hold, and
+  the store settles it in the same transaction as it writes them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .budget import Reservation, format_usd, unsettled_reservations
+from ._ledger_admission import accounts_of, reserve
+from .budget import Reservation, unsettled_reservations
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext
@@ -33,6 +38,7 @@ from .llm import Completion, CompletionRequest
 from .pricing import ModelPrice, PriceTable
 from .tokens import count_message_tokens, count_message_tokens_async, count_tokens, count_tokens_async
 from .usage import Usage
+from .utils import format_usd
 
 __all__ = [
     "Held",
@@ -59,6 +65,8 @@ class Held:
     guarded: bool
     reserved_seq: int | None  # the seq of its ``call_reserved`` event (runs with a cap)
     started: float
+    hold: str | None = None  # its hold in the store's ledger
+    charge_to: tuple[str, ...] = ()  # ledger accounts billed afterwards (a call that could not hold)
 
 
 async def hold_call(
@@ -85,7 +93,18 @@ async def hold_call(
         reservation = await budget.admit(worst, ready)
     except BudgetExceededError as error:
         raise _refusal(run, error, request, prices, prompt) from None
-    held = _held(run, reservation, request, prompt, guarded, agent_id)
+    if guarded:
+        guard.hold(run, prompt, max_tokens)
+    try:
+        hold = await reserve(run, worst, prompt, max_tokens, agent_id)
+    except BaseException as error:
+        budget.release(reservation)
+        if guarded:
+            guard.release(run, prompt, max_tokens)
+        if isinstance(error, BudgetExceededError):
+            raise _refusal(run, error, request, prices, prompt, shared=True) from None
+        raise
+    held = _held(run, reservation, request, prompt, guarded, agent_id, hold)
     if held.reserved_seq is not None and run.log.durable:
         try:
             await run.log.flush()  # the reservation is in the store before the call is sent
@@ -127,7 +146,10 @@ def hold_call_now(
             spent=budget.spent,
             requested=worst,
         )
-    return _held(run, reservation, request, prompt, guarded, agent_id)
+    if guarded:
+        guard.hold(run, prompt, max_tokens)
+    # A blocking call cannot wait for the store: it is billed to the shared accounts afterwards.
+    return _held(run, reservation, request, prompt, guarded, agent_id, None, accounts_of(run))
 
 
 def release_call(run: RunContext, held: Held) -> None:
@@ -135,8 +157,13 @@ def release_call(run: RunContext, held: Held) -> None:
     run.budget.release(held.reservation)
     if held.guarded:
         guard.release(run, held.prompt_tokens, held.max_tokens)
-    if held.reserved_seq is not None:
-        run.emit(EventType.CALL_RELEASED, {"reservation": held.reserved_seq})
+    if held.reserved_seq is not None or held.hold is not None:
+        data: dict[str, Any] = {}
+        if held.reserved_seq is not None:
+            data["reservation"] = held.reserved_seq
+        if held.hold is not None:
+            data["hold"] = {"id": held.hold}
+        run.emit(EventType.CALL_RELEASED, data)
 
 
 async def finish_call(
@@ -245,6 +272,9 @@ def finish_call_now(
                 guard.release(run, held.prompt_tokens, held.max_tokens, observe=False)  # after_call observes
             if held.reserved_seq is not None:
                 data["reservation"] = held.reserved_seq
+            settlement = _settlement(held)
+            if settlement is not None:
+                data["hold"] = settlement
         elif tracking:
             run.budget.charge(usage.cost_usd)
         run.emit(EventType.COST_UPDATE, data, agent_id)
@@ -293,24 +323,34 @@ def _held(
     prompt: int,
     guarded: bool,
     agent_id: str | None,
+    hold: str | None,
+    charge_to: tuple[str, ...] = (),
 ) -> Held:
     max_tokens = request.max_tokens or 0
-    if guarded:
-        guard.hold(run, prompt, max_tokens)
     seq = None
     if run.budget.cap is not None:
-        event = run.log.emit(
-            EventType.CALL_RESERVED,
-            {
-                "amount": reservation.amount,
-                "model": request.model,
-                "prompt_tokens": prompt,
-                "max_tokens": max_tokens,
-            },
-            agent_id,
-        )
-        seq = event.seq
-    return Held(reservation, prompt, max_tokens, guarded, seq, time.monotonic() if guarded else 0.0)
+        data: dict[str, Any] = {
+            "amount": reservation.amount,
+            "model": request.model,
+            "prompt_tokens": prompt,
+            "max_tokens": max_tokens,
+        }
+        if hold is not None:
+            data["hold"] = hold
+        seq = run.log.emit(EventType.CALL_RESERVED, data, agent_id).seq
+    started = time.monotonic() if guarded else 0.0
+    return Held(reservation, prompt, max_tokens, guarded, seq, started, hold, charge_to)
+
+
+def _settlement(held: Held) -> dict[str, Any] | None:
+    """What a ``cost_update`` tells the store's ledger: the hold it settles (or the accounts
+    it is billed to) and the call's latency (for guardrails on ``latency_ms``)."""
+    if held.hold is None and not held.charge_to:
+        return None
+    latency = (time.monotonic() - held.started) * 1000 if held.started else 0.0
+    if held.hold is not None:
+        return {"id": held.hold, "latency_ms": latency}
+    return {"accounts": list(held.charge_to), "latency_ms": latency}
 
 
 def _price(run: RunContext, request: CompletionRequest, prices: PriceTable) -> ModelPrice | None:
@@ -344,33 +384,42 @@ def _worst_cost(run: RunContext, request: CompletionRequest, prices: PriceTable,
 
 
 def _refusal(
-    run: RunContext, error: BudgetExceededError, request: CompletionRequest, prices: PriceTable, prompt: int
+    run: RunContext,
+    error: BudgetExceededError,
+    request: CompletionRequest,
+    prices: PriceTable,
+    prompt: int,
+    *,
+    shared: bool = False,
 ) -> BudgetExceededError:
-    """The budget's refusal, saying what would make the call fit."""
+    """The budget's refusal, saying what would make the call fit (``shared``: refused by
+    the run's account in the store, which counts the run's calls in every process)."""
     budget = run.budget
     cap = error.cap
+    spent = error.spent
     max_tokens = request.max_tokens or 0
     price = prices.lookup(request.model)
     worst = error.requested
     fixes = []
     if price is not None and price.output > 0:
         prompt_cost = price.cost(Usage(input_tokens=prompt))
-        fitting = math.floor((cap - budget.spent - prompt_cost) / price.output * 1_000_000 * (1 - 1e-9))
+        fitting = math.floor((cap - spent - prompt_cost) / price.output * 1_000_000 * (1 - 1e-9))
         if 1 <= fitting < max_tokens:
             fixes.append(f"a max_tokens of at most {fitting}")
-    fixes.append(f"a budget of at least {format_usd(budget.spent + worst, up=True)}")
-    carried = (
-        f" ({format_usd(budget.carried)} of it by calls in flight when the run was interrupted)"
-        if budget.carried
-        else ""
-    )
+    fixes.append(f"a budget of at least {format_usd(spent + worst, up=True)}")
+    if shared:
+        carried = " by the run's calls in every process sharing its store"
+    elif budget.carried:
+        carried = f" ({format_usd(budget.carried)} of it by calls in flight when the run was interrupted)"
+    else:
+        carried = ""
     message = (
         f"budget of {format_usd(cap)} cannot fit this call even with nothing else in flight: "
-        f"{format_usd(budget.spent)} spent{carried}, this call may cost up to {format_usd(worst)} "
+        f"{format_usd(spent)} spent{carried}, this call may cost up to {format_usd(worst)} "
         f"({prompt} prompt tokens + max_tokens={max_tokens} on {request.model}); "
         f"it would fit with {' or '.join(fixes)}"
     )
-    return BudgetExceededError(message, cap=cap, spent=budget.spent, requested=worst)
+    return BudgetExceededError(message, cap=cap, spent=spent, requested=worst)
 
 
 def check_prices(config: OrchestratorConfig, prices: PriceTable, provider: Any) -> None:

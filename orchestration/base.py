@@ -48,6 +48,7 @@ from .replay import RecordedProvider, Recording
 from .retry import RetryPolicy, is_retryable
 from .stores import default_store
 from .stores.base import RunStore
+from .stores.ledger import ledger_of
 
 if TYPE_CHECKING:
     from .guardrails import Guardrails
@@ -327,12 +328,14 @@ class BaseOrchestrator(abc.ABC):
             guardrails=self.guardrails,
             labels=self.labels,
             started_at=time.monotonic(),
+            ledger=ledger_of(self.store),
         )
 
     async def _execute(self, run: RunContext, owner: str, *, resumed: bool) -> OrchestratorResult:
         """Drive ``run`` (whose lease ``owner`` holds) to its end and return its result."""
         self._runs[run.run_id] = run
         run.log.fence = owner  # an append after another process took the run over is refused
+        run.owner = owner
         driver = WorkflowDriver(self)
         try:
             async with asyncio.TaskGroup() as group:

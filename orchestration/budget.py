@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import BudgetExceededError
 from .events import EventType, StreamEvent
+from .utils import format_usd
 
 __all__ = ["Budget", "Reservation", "format_usd", "unsettled_reservations"]
 
@@ -50,6 +50,7 @@ class Budget:
     _ids: itertools.count[int] = field(default_factory=itertools.count, repr=False)
     _open: dict[int, float] = field(default_factory=dict, repr=False)
     _waiters: deque[list[asyncio.Future[None]]] = field(default_factory=deque, repr=False)
+    _watchers: list[asyncio.Future[None]] = field(default_factory=list, repr=False)
 
     @property
     def remaining(self) -> float | None:
@@ -124,6 +125,14 @@ class Budget:
             self._waiters.remove(waiter)
             self._wake()  # the next in line gets its turn (a settlement may be waiting for it)
 
+    def next_settlement(self) -> asyncio.Future[None]:
+        """A future done when the next reservation settles or is released (cancel it to stop
+        waiting); for a call that waits on numbers kept elsewhere (the store's ledger)."""
+        self._watchers = [w for w in self._watchers if not w.done()]
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.append(future)
+        return future
+
     def settle(self, reservation: Reservation, actual: float) -> None:
         """Release ``reservation`` and record the call's real cost."""
         held = self._open.pop(reservation.id, None)
@@ -134,6 +143,10 @@ class Budget:
             self.reserved = 0.0  # no drift from float sums once nothing is in flight
         self.spent += max(0.0, actual)
         self._wake()
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            if not watcher.done():
+                watcher.set_result(None)
 
     def release(self, reservation: Reservation) -> None:
         """Release ``reservation`` without spending (the call failed before costing anything)."""
@@ -176,20 +189,6 @@ class Budget:
             spent=self.spent,
             requested=amount,
         )
-
-
-def format_usd(amount: float, *, up: bool = False) -> str:
-    """Dollars with at least 4 decimals and 2 significant digits (``up`` rounds up); zero
-    is ``$0``, as in the CLI's and reports' cost cells."""
-    if amount == 0:
-        return "$0"
-    decimals = 4
-    if 0 < abs(amount) < 0.001:
-        decimals = 1 - math.floor(math.log10(abs(amount)))
-    if up:
-        scale = 10**decimals
-        amount = math.ceil(amount * scale - 1e-9) / scale
-    return f"${amount:.{decimals}f}"
 
 
 def unsettled_reservations(events: Iterable[StreamEvent]) -> tuple[float, int]:

@@ -280,8 +280,8 @@ class GraphMutationError(GraphError):
 class RunLeasedError(ConfigError):
     """Another live process is driving this run (it holds the run's lease in the store).
 
-    ``holder`` is that process's lease owner id (``host:pid:start:nonce``), ``lease_seconds``
-    how long its lease lasts unless renewed, ``waited`` whether this waited for it to expire
+    ``holder`` is that process's lease owner id (``host:pid:start:nonce:boot:pidns:kind``),
+    ``lease_seconds`` how long its lease lasts unless renewed, ``waited`` whether this waited for it to expire
     (``wait=True``); an interface words its own advice from them."""
 
     def __init__(

@@ -211,6 +211,32 @@ class Guardrails:
                 self._fire(decisions, policy, view, "after_call", "after this call", run_view)
         return _most_severe(decisions)
 
+    def check_shared(
+        self, run_view: RunTotals, labels: Mapping[str, RunTotals], predicted: CallStats | None = None
+    ) -> Decision | None:
+        """:meth:`check_before_call` for the label policies only, against label totals kept
+        in a store: ``labels[label]`` is that label's totals over every run (in every process
+        sharing the store), calls in flight included.  None if the call may go ahead."""
+        decisions: list[Decision] = []
+        for policy in self.policies:
+            label = policy.label
+            totals = labels.get(label) if label is not None else None
+            if totals is None:
+                continue
+            if self._fire(
+                decisions, policy, run_scope_view(totals), "before_call", "already breached", run_view
+            ):
+                continue
+            if predicted is not None:
+                view = run_scope_view(totals.with_call(predicted), _LATENCY_UNKNOWN)
+                self._fire(decisions, policy, view, "before_call", "worst case if this call runs", run_view)
+        return _most_severe(decisions)
+
+    @property
+    def labels(self) -> frozenset[str]:
+        """The run labels some policy aggregates over (``tenant``...)."""
+        return frozenset(policy.label for policy in self.policies if policy.label is not None)
+
     def observe(self, run_view: RunTotals) -> None:
         """Record a run's latest totals in the ledger (the only state the guardrails keep).
 

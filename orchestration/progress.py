@@ -15,6 +15,7 @@ from typing import Any
 
 from .events import EventType, StreamEvent
 from .models import without_resume_hint
+from .utils import format_usd
 
 __all__ = ["ProgressDisplay", "format_usd_cell"]
 
@@ -224,14 +225,5 @@ def _short(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def format_usd_cell(value: float) -> str:
-    """USD for a table cell or a status line, never hiding a non-zero cost: ``$0``,
-    ``$0.0123``, ``$0.0000031`` (four decimals from a cent up, else two significant
-    digits).  The CLI's table uses it too; reports use :func:`orchestration.utils.format_usd`."""
-    if value == 0:
-        return "$0"
-    sign, size = ("-" if value < 0 else ""), abs(value)
-    if size >= 0.01:
-        return f"{sign}${size:.4f}"
-    exponent = int(f"{size:.1e}".split("e")[1])  # after rounding: 9.96e-6 is 1.0e-05
-    return f"{sign}${size:.{max(1 - exponent, 0)}f}"
+#: The CLI's and the live display's cost cells: :func:`orchestration.utils.format_usd`.
+format_usd_cell = format_usd

@@ -58,22 +58,36 @@ def format_cost(cost: float) -> str:
     return f"${cost:,.2f}"
 
 
-def format_usd(value: float) -> str:
-    """USD so that no non-zero amount reads as zero: ``0`` -> ``'$0'``, ``0.0123`` -> ``'$0.0123'``,
-    ``1234.5`` -> ``'$1,234.50'``, ``0.0000031`` -> ``'$0.0000031'`` (two significant digits)."""
+def format_usd(value: float, *, up: bool = False) -> str:
+    """USD so that no non-zero amount reads as zero: the one formatter of every cost users
+    see (reports, the CLI's tables and status lines, budget messages).
+
+    ``0`` -> ``'$0'``; from $100 two decimals with thousands separators (``'$1,234.50'``);
+    from a cent four decimals (``'$0.0123'``, ``'$1.5000'``); below a cent two significant
+    digits (``'$0.0000031'``, ``'$0.00025'``).  ``up`` rounds up at the precision shown
+    (for "a budget of at least ..." to be enough).
+    """
     if not math.isfinite(value):
         return f"${value}"
-    sign, size = ("-" if value < 0 else ""), abs(value)
-    if size == 0:
+    if value == 0:
         return "$0"
-    if size >= 100:
-        return f"{sign}${size:,.2f}"
-    if size >= 0.01:
-        return f"{sign}${size:,.4f}"
-    if size < 1e-9:
-        return f"{sign}${size:.1e}"
-    decimals = 1 - math.floor(math.log10(size))  # two significant digits
-    return f"{sign}${size:.{decimals}f}"
+    sign, size = ("-" if value < 0 else ""), abs(value)
+    decimals = _usd_decimals(size)
+    if up:
+        scale = 10**decimals
+        size = math.ceil(size * scale - 1e-9) / scale
+        decimals = _usd_decimals(size)
+    grouping = "," if decimals == 2 else ""
+    return f"{sign}${size:{grouping}.{decimals}f}"
+
+
+def _usd_decimals(size: float) -> int:
+    if round(size, 2) >= 100:
+        return 2
+    if round(size, 4) >= 0.01:
+        return 4
+    exponent = int(f"{size:.1e}".split("e")[1])  # after rounding: 9.96e-6 is 1.0e-05
+    return max(1 - exponent, 0)
 
 
 def chunk_list(items: Sequence[T], size: int) -> list[list[T]]:

@@ -37,7 +37,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "progress",
         "reports",
     ),
-    3: ("engine", "stores", "admission", "modelcall", "metered"),
+    3: ("engine", "stores", "admission", "_ledger_admission", "modelcall", "metered"),
     4: ("base", "graph", "workflow", "registry"),
     5: ("cli", "server", "backends"),
 }

@@ -25,6 +25,7 @@ from ..modelcall import call_model
 from ..pricing import PriceTable
 from ..replay import Recording
 from ..retry import RetryPolicy, is_retryable
+from ..stores.ledger import ledger_of
 from ..usage import Usage
 from .run import RunContext, attributed
 from .state import RunState
@@ -128,6 +129,8 @@ class ModelAccess:
             started_at=time.monotonic(),
         )
         self.context.body = _Body(run)  # type: ignore[assignment]
+        self.context.owner = run._owner
+        self._run = run
 
     def resume(self, events: Sequence[StreamEvent]) -> None:
         """Pick a stored run up: count what it spent (its cap covers the whole run), hold
@@ -158,6 +161,10 @@ class ModelAccess:
     ) -> Completion:
         """One model call billed to ``node`` (see the module docstring)."""
         config = self.config
+        if (
+            self.context.ledger is None and self._run.store is not None
+        ):  # the store is known once the run runs
+            self.context.ledger = ledger_of(self._run.store)
         messages: list[Mapping[str, Any]] = (
             [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
         )

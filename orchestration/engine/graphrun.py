@@ -178,7 +178,7 @@ class GraphRun:
         if not lease_seconds > 0:
             raise GraphError(f"lease_seconds must be > 0, not {lease_seconds!r}")
         self.lease_seconds = float(lease_seconds)
-        self._owner = new_owner()  # the run's lease holder while this process drives it
+        self._owner = new_owner("graph")  # the run's lease holder while this process drives it
         self._fenced = False
         self.title = title
         #: Model calls for handlers (``ctx.call_llm``), when the run was given a provider.

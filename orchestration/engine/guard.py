@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from ..guardrails import Decision, RunTotals
     from .run import RunContext
 
-__all__ = ["GuardrailRejectedError", "RunPausedError", "after_call", "before_call", "hold", "release"]
+__all__ = [
+    "GuardrailRejectedError",
+    "RunPausedError",
+    "after_call",
+    "before_call",
+    "enforce_before_call",
+    "hold",
+    "release",
+]
 
 
 class GuardrailRejectedError(OrchestrationError):
@@ -85,6 +93,12 @@ def before_call(
         return False
     _enforce(run, decision, agent_id, before=True)
     raise AssertionError("unreachable: a decision before a call always raises")
+
+
+def enforce_before_call(run: RunContext, decision: Decision, agent_id: str | None) -> None:
+    """Act on a decision taken before a call on totals kept elsewhere (the store's ledger,
+    for label policies across processes); raises."""
+    _enforce(run, decision, agent_id, before=True)
 
 
 def hold(run: RunContext, input_tokens: int, max_tokens: int) -> None:

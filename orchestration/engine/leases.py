@@ -1,11 +1,18 @@
 """Who drives a run: lease owner ids that say which process holds them, and whether it lives.
 
-An owner id is ``host:pid:start:nonce`` (``start`` is the process's start time in clock
-ticks since boot, from ``/proc/<pid>/stat``, or ``-`` where there is none).  A lease
-whose owner is a process on this host that no longer exists (or whose pid now belongs to
-a younger process) can be taken over at once instead of waiting for it to expire: a
-``kill -9`` followed by ``orchestrate resume`` just works.  Owners on other hosts are
-never judged dead here; their leases expire by the clock.
+An owner id is ``host:pid:start:nonce:boot:pidns:kind``: ``start`` is the process's start
+time in clock ticks since boot (from ``/proc/<pid>/stat``), ``boot`` the kernel's boot id
+(``/proc/sys/kernel/random/boot_id``) and ``pidns`` its pid namespace (the inode of
+``/proc/self/ns/pid``), each ``-`` where the platform has none; ``kind`` says what drives
+the run (``orchestrator`` or ``graph``).  Ids written before boot and namespace were
+recorded (``host:pid:start:nonce``) still parse.
+
+A lease whose owner is a process *here* (same host name, same boot, same pid namespace)
+that no longer exists (or whose pid now belongs to a younger process) can be taken over
+at once instead of waiting for it to expire: a ``kill -9`` followed by ``orchestrate
+resume`` just works.  Owners anywhere else, including containers that share a host name
+and a SQLite volume but not a pid namespace, are never judged dead here; their leases
+expire by the clock.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -24,6 +32,8 @@ if TYPE_CHECKING:
     from ..stores.base import RunStore
 
 __all__ = ["acquire", "describe_owner", "is_dead_here", "leased_message", "new_owner"]
+
+_KINDS = {"orchestrator": "another orchestrator", "graph": "a graph or workflow run"}
 
 
 def _stat(pid: int) -> list[str]:
@@ -48,28 +58,79 @@ def _host() -> str:
     return socket.gethostname().replace(":", "_")
 
 
-def new_owner() -> str:
-    """A fresh owner id for this process."""
+@cache
+def _boot_id() -> str:
+    """This machine's boot (a new one each time the kernel starts), or '-'."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            boot = handle.read().strip().replace("-", "")
+    except OSError:
+        return "-"
+    return boot if boot.isalnum() else "-"
+
+
+@cache
+def _pid_namespace() -> str:
+    """This process's pid namespace (containers have their own), or '-'."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # pid:[4026531836]
+    except OSError:
+        return "-"
+    inode = link.rpartition("[")[2].rstrip("]")
+    return inode if inode.isdigit() else "-"
+
+
+def new_owner(kind: str = "orchestrator") -> str:
+    """A fresh owner id for this process; ``kind`` is what drives the run (``orchestrator``, ``graph``)."""
     pid = os.getpid()
-    return f"{_host()}:{pid}:{_start_ticks(pid)}:{uuid.uuid4().hex[:8]}"
+    return (
+        f"{_host()}:{pid}:{_start_ticks(pid)}:{uuid.uuid4().hex[:8]}:{_boot_id()}:{_pid_namespace()}:{kind}"
+    )
 
 
-def _pid_and_host(owner: str | None) -> tuple[int, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Owner:
+    host: str
+    pid: int
+    start: str
+    boot: str | None  # None: an id from before boot ids were recorded
+    namespace: str | None
+    kind: str | None
+
+    @property
+    def here(self) -> bool:
+        """Same host name, same boot, same pid namespace: its pid means a process we can see."""
+        return (
+            self.host == _host()
+            and self.boot in (None, _boot_id())
+            and self.namespace in (None, _pid_namespace())
+        )
+
+
+def _parse(owner: str | None) -> _Owner | None:
     parts = (owner or "").split(":")
     if len(parts) < 3 or not parts[1].isdigit():
         return None
-    return int(parts[1]), parts[0]
+    extra = [*parts[4:7], None, None, None]
+    return _Owner(parts[0], int(parts[1]), parts[2], extra[0], extra[1], extra[2])
 
 
 def describe_owner(owner: str | None) -> str:
-    """Who ``owner`` is, for a person: ``process 4242 on this machine`` (or ``on host 'web-2'``)."""
-    found = _pid_and_host(owner)
+    """Who ``owner`` is, for a person: ``process 4242 on this machine`` (or ``on host 'web-2'``,
+    ``in another container named 'web-2'``, ``a graph or workflow run in this process``...)."""
+    found = _parse(owner)
     if found is None:
         return "another process"
-    pid, host = found
+    pid, host = found.pid, found.host
     if host != _host():
         return f"process {pid} on host {host!r}"
-    return "another orchestrator in this process" if pid == os.getpid() else f"process {pid} on this machine"
+    if found.boot not in (None, _boot_id()):
+        return f"process {pid} on another machine named {host!r}"
+    if not found.here:
+        return f"process {pid} in another container named {host!r}"
+    if pid == os.getpid():
+        return f"{_KINDS.get(found.kind or 'orchestrator', 'another run')} in this process"
+    return f"process {pid} on this machine"
 
 
 def leased_message(
@@ -82,9 +143,9 @@ def leased_message(
     is alive (a dead one's lease is taken over), so the message says so.
     """
     who = describe_owner(holder)
-    found = _pid_and_host(holder)
-    here = found is not None and found[1] == _host()
-    if here and found is not None and found[0] == os.getpid():
+    found = _parse(holder)
+    here = found is not None and found.here
+    if here and found is not None and found.pid == os.getpid():
         return f"run {run_id!r} is being driven by {who}; let it finish (its result is in the store)"
     if waited:
         return (
@@ -104,15 +165,15 @@ def leased_message(
 
 
 def is_dead_here(owner: str) -> bool:
-    """True when ``owner`` names a process on this host that is gone.
+    """True when ``owner`` names a process here (this host, boot and pid namespace) that is gone.
 
-    Unparsable ids, other hosts and live processes are never dead.  A pid that was
-    reused is caught by its start time, where the platform records one.
+    Unparsable ids, other hosts, other containers and live processes are never dead.  A
+    pid that was reused is caught by its start time, where the platform records one.
     """
-    found = _pid_and_host(owner)
-    if found is None or found[1] != _host():
+    found = _parse(owner)
+    if found is None or not found.here:
         return False
-    pid = found[0]
+    pid = found.pid
     if pid <= 0 or pid == os.getpid():
         return False
     try:
@@ -124,8 +185,7 @@ def is_dead_here(owner: str) -> bool:
     fields = _stat(pid)
     if fields and fields[0] == "Z":
         return True  # killed, not yet reaped by its parent
-    parts = owner.split(":")
-    recorded = parts[2] if len(parts) >= 4 else "-"
+    recorded = found.start
     now = fields[19] if len(fields) > 19 else "-"
     return recorded != "-" and now not in ("-", recorded)
 

@@ -20,6 +20,7 @@ from .state import RunState
 
 if TYPE_CHECKING:
     from ..guardrails import CallStats, Guardrails
+    from ..stores.ledger import Ledger
 
 __all__ = ["RunContext", "Scope", "attributed", "current_scope"]
 
@@ -60,6 +61,8 @@ class RunContext:
     outcome_status: TaskStatus | None = None
     outcome_error: str | None = None
     outcome_metadata: dict[str, Any] = field(default_factory=dict)
+    ledger: Ledger | None = None  # the store's shared budgets (the run's and its labels' accounts)
+    owner: str = ""  # the lease owner driving the run in this process
 
     @property
     def state(self) -> RunState:

@@ -60,8 +60,9 @@ __all__ = [
     "summary_values",
 ]
 
-#: The schema version this code writes; each store has migrations 1..SCHEMA_VERSION.
-SCHEMA_VERSION = 1
+#: The schema version this code writes; each store has migrations 1..SCHEMA_VERSION
+#: (2: the shared budget ledger, :mod:`.ledger_sql`).
+SCHEMA_VERSION = 2
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

@@ -9,6 +9,7 @@ from typing import Any
 from ..events import StreamEvent
 from ..models import TaskStatus
 from .base import RunSummary, check_batch, check_fence
+from .ledger import MemoryLedger
 
 __all__ = ["MemoryStore"]
 
@@ -26,6 +27,8 @@ class MemoryStore:
         self._leases: dict[str, tuple[str, float]] = {}
         self._cancelled: set[str] = set()
         self._clock = clock
+        #: Run and tenant budgets shared by every run using this store (:mod:`.ledger`).
+        self.ledger = MemoryLedger(self._leases, clock)
 
     async def append(self, run_id: str, events: Sequence[StreamEvent], *, fence: str | None = None) -> None:
         """Append events, checking that ``seq`` continues the run's log without gaps (and,
@@ -38,6 +41,7 @@ class MemoryStore:
         log = self._events.get(run_id, [])
         check_batch(run_id, log[-1].seq if log else 0, events)
         self._events.setdefault(run_id, log).extend(events)
+        self.ledger.apply(events)  # calls that ended settle with the events saying so
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:
         """Events after ``after_seq`` (seq n sits at index n-1)."""

@@ -54,7 +54,7 @@ from tenacity import (
 
 from ..errors import ConfigError, SequenceConflictError, StoreError, StoreUnavailableError, redact
 from ..events import StreamEvent
-from . import _sql
+from . import _sql, ledger_sql
 from ._sql import postgres_sql as _pg
 
 __all__ = ["PostgresStore"]
@@ -105,6 +105,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             expires_at DOUBLE PRECISION NOT NULL
         )""",
     ),
+    2: ledger_sql.MIGRATION,
 }
 
 _COPY_EVENTS = "COPY events (run_id, seq, event_type, ts, body, body_raw) FROM STDIN"
@@ -186,6 +187,8 @@ class PostgresStore(_sql.SQLStoreMixin):
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._migrated = False
+        #: Run and tenant budgets shared by every machine using the database (:mod:`.ledger`).
+        self.ledger = ledger_sql.PostgresLedger(self)
 
     def __repr__(self) -> str:
         try:
@@ -388,6 +391,7 @@ class PostgresStore(_sql.SQLStoreMixin):
                     await copy.write_row(event_row)
             values = _sql.summary_values(_sql.fold(summary, events))
             await conn.execute(_pg(_sql.UPDATE_SUMMARY), values)
+            await ledger_sql.settle_postgres(conn, events)  # calls that ended settle with their events
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:
         """The run's events with ``seq > after_seq``, in order."""

@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 
 from ..errors import ConfigError, SequenceConflictError, StoreError
 from ..events import StreamEvent
-from . import _sql
+from . import _sql, ledger_sql
 from ._sqlite_files import check_files, check_open
 
 __all__ = ["SQLiteStore"]
@@ -78,6 +78,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             expires_at REAL NOT NULL
         )""",
     ),
+    2: ledger_sql.MIGRATION,
 }
 
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, event_type, ts, body) VALUES (?, ?, ?, ?, ?)"
@@ -123,6 +124,8 @@ class SQLiteStore(_sql.SQLStoreMixin):
         self._check_integrity = check_integrity
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # used only on the executor's thread
+        #: Run and tenant budgets shared by every process using the file (:mod:`.ledger`).
+        self.ledger = ledger_sql.SQLiteLedger(self)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -292,6 +295,7 @@ def _append(conn: sqlite3.Connection, run_id: str, events: list[StreamEvent], fe
         except sqlite3.IntegrityError as error:  # unreachable while every writer checks first
             raise SequenceConflictError(f"run {run_id}: duplicate event seq ({error})") from error
         conn.execute(_sql.UPDATE_SUMMARY, _sql.summary_values(_sql.fold(summary, events)))
+        ledger_sql.settle_sqlite(conn, events)  # calls that ended settle with the events saying so
 
 
 def _events(conn: sqlite3.Connection, run_id: str, after_seq: int) -> list[StreamEvent]:

@@ -215,3 +215,28 @@ async def test_waiting_calls_are_admitted_in_arrival_order_as_calls_settle() -> 
 
     with pytest.raises(BudgetExceededError, match="even with nothing else in flight"):
         await budget.admit(0.95)  # 0.1 spent + 0.95 > 1.0: settling can never make it fit
+
+
+def test_one_usd_formatter_for_every_cost_users_see() -> None:
+    from orchestration import budget, progress, utils
+
+    assert budget.format_usd is utils.format_usd is progress.format_usd_cell
+    cells = {
+        0: "$0",
+        0.0123: "$0.0123",
+        1.5: "$1.5000",
+        1234.5: "$1,234.50",
+        99.99999: "$100.00",
+        0.0099996: "$0.0100",
+        9.96e-6: "$0.000010",
+        3.1e-6: "$0.0000031",
+        4e-10: "$0.00000000040",
+        -0.003: "-$0.0030",
+        float("inf"): "$inf",
+    }
+    assert {value: utils.format_usd(value) for value in cells} == cells
+    # rounded up, the amount shown is enough ("a budget of at least ...")
+    for amount in (0.0012345, 0.123456, 123.451, 4.2e-7, 99.99999):
+        shown = utils.format_usd(amount, up=True)
+        assert float(shown.lstrip("$").replace(",", "")) >= amount, (amount, shown)
+    assert utils.format_usd(0.0012301, up=True) == "$0.0013"

@@ -75,3 +75,74 @@ def test_a_refusal_names_the_holder_and_the_way_to_wait_of_each_interface() -> N
     assert "if that process died, the lease expires within 30s" in remote and "pass wait=True" in remote
     waited = leased_message("r", here, 30, waited=True, wait_hint="add --wait")
     assert "waited 31s, so it is alive" in waited and "--wait" not in waited
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid  # gone (reaped); not reused this soon
+
+
+def test_ids_carry_the_boot_and_pid_namespace_and_what_drives_the_run() -> None:
+    host, pid, start, nonce, boot, namespace, kind = new_owner("graph").split(":")
+    assert (host, pid, kind) == (new_owner().split(":")[0], str(os.getpid()), "graph")
+    assert boot == Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    assert namespace == os.readlink("/proc/self/ns/pid").split("[")[1].rstrip("]")
+    assert start.isdigit() and len(nonce) == 8
+
+
+def test_a_process_in_another_container_or_boot_is_never_judged_dead_here() -> None:
+    """Containers can share a host name and a SQLite volume: only a pid in our own pid
+    namespace, on our own boot, is a process whose absence we can see."""
+    _, _, _, _, boot, namespace, _ = new_owner().split(":")
+    host, pid = new_owner().split(":")[0], _dead_pid()
+    assert is_dead_here(f"{host}:{pid}:-:abcd1234:{boot}:{namespace}:orchestrator")
+    assert is_dead_here(f"{host}:{pid}:-:abcd1234")  # an id from before: judged by host and pid
+    assert not is_dead_here(f"{host}:{pid}:-:abcd1234:{boot}:1:orchestrator")  # another container
+    assert not is_dead_here(f"{host}:{pid}:-:abcd1234:0123abcd:{namespace}:orchestrator")  # another boot
+    assert describe_owner(f"{host}:{pid}:-:abcd1234:{boot}:1:orchestrator") == (
+        f"process {pid} in another container named {host!r}"
+    )
+    assert describe_owner(f"{host}:{pid}:-:abcd1234:0123abcd:{namespace}:graph") == (
+        f"process {pid} on another machine named {host!r}"
+    )
+    elsewhere = leased_message(
+        "r", f"{host}:{pid}:-:abcd1234:{boot}:1:graph", 30, waited=False, wait_hint="x"
+    )
+    assert "if that process died, the lease expires within 30s" in elsewhere
+
+
+def test_a_refusal_says_what_in_this_process_holds_the_run() -> None:
+    assert describe_owner(new_owner("graph")) == "a graph or workflow run in this process"
+    assert describe_owner(new_owner("orchestrator")) == "another orchestrator in this process"
+    message = leased_message("r", new_owner("graph"), 30, waited=False, wait_hint="pass wait=True")
+    assert (
+        message
+        == "run 'r' is being driven by a graph or workflow run in this process; let it finish (its result is in the store)"
+    )
+
+
+async def test_a_graph_run_already_driven_here_is_named_as_such() -> None:
+    import asyncio
+
+    import pytest
+
+    from orchestration.errors import RunLeasedError
+    from orchestration.graph import Graph, Node, NodeContext
+    from orchestration.stores import MemoryStore
+
+    store, started, release = MemoryStore(), asyncio.Event(), asyncio.Event()
+
+    async def wait(ctx: NodeContext) -> None:
+        started.set()
+        await release.wait()
+
+    graph = Graph(nodes=[Node(id="a")])
+    first = graph.start({"a": wait}, store=store, run_id="g1")
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(first.run())
+        await started.wait()
+        with pytest.raises(RunLeasedError, match="a graph or workflow run in this process"):
+            await graph.start({"a": wait}, store=store, run_id="g1").run()
+        release.set()
+    assert running.result().status == "completed"

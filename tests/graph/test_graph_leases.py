@@ -25,7 +25,7 @@ async def test_a_second_driver_is_refused_while_the_first_runs(tmp_path: Path) -
     first = graph.start({"slow": slow}, store=SQLiteStore(tmp_path / "g.db"), run_id="g1")
     task = asyncio.create_task(first.run())
     await entered.wait()
-    with pytest.raises(RunLeasedError, match="is being driven by another orchestrator in this process"):
+    with pytest.raises(RunLeasedError, match="is being driven by a graph or workflow run in this process"):
         await graph.run({"slow": slow}, store=SQLiteStore(tmp_path / "g.db"), run_id="g1")
     release.set()
     assert (await task).status == "completed"

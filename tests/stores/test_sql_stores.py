@@ -95,7 +95,7 @@ async def test_sqlite_schema_is_versioned_and_wal(tmp_path: Path) -> None:
     await store.append("r1", run_events("r1", at=T0, status=TaskStatus.COMPLETED))
     await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (3,)
     reopened = SQLiteStore(path)  # migrating again is a no-op
@@ -311,4 +311,4 @@ async def test_postgres_connections_race_for_leases_and_migrate_once(postgres_ds
     import psycopg
 
     with psycopg.connect(postgres_dsn) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
