@@ -363,12 +363,17 @@ class GraphRun:
                 install(self.models, self.models.context.guardrails, waivers(graph_events))
             if self.state.waiting() and self.state.status in (None, "paused"):
                 Inbox.absorb(self, await inbox.entries())  # posted while nobody took them
-            if self.state.status is None:  # its process stopped: say where this picks up
-                from .resumes import resume_marker
+            from .resumes import resume_marker
 
-                self.emit_stream(EventType.WORKFLOW_RESUMED, resume_marker(stored, self.state))
+            if self.state.status is None:  # its process stopped: say where this picks up
+                self.emit_stream(
+                    EventType.WORKFLOW_RESUMED, resume_marker(stored, self.state, after="stopped")
+                )
             if self.state.status == "paused" and self.state.ready_count:
                 self.record(RunResumed("answers arrived"))  # answered: go on
+                self.emit_stream(
+                    EventType.WORKFLOW_RESUMED, resume_marker(stored, self.state, after="paused")
+                )
             elif self.state.status is not None:
                 return build_result(self.run_id, self.state, self._usage())
         if not graph_events:
