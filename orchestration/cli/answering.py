@@ -99,6 +99,7 @@ async def resume_graph(store: RunStore, args: argparse.Namespace, out: TextIO, e
             raise ConfigError(f"run {run_id} is being driven by another process; it goes on there")
         return 0
     provider = resolve_provider(args.provider) if args.provider else None
+    assert workflow is not None  # not live: rebuilt above
     try:
         result = await workflow().run(
             store=store, run_id=run_id, provider=provider, guardrails=_policies(args)
