@@ -20,6 +20,7 @@ from .harness import TOKEN, running_server
 from .test_live_page import CHROMIUM_ARGS, _chromium
 
 pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def review_graph() -> Graph:
@@ -161,7 +162,7 @@ async def test_a_paused_run_answered_on_the_page_and_resumed_by_another_process_
     from orchestration.stores import SQLiteStore
 
     url = str(tmp_path / "runs.db")
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
 
     def worker() -> dict[str, Any]:
         done = subprocess.run(
