@@ -607,6 +607,8 @@ class GraphRun:
                     tasks.pop(node.id, None)
                     index = len(self.state.nodes[node.id].asked)
                     self.record(NodeInterrupted(node.id, visit, index, asked.question, asked.schema))
+                    if self._wake is not None:
+                        self._wake.set()  # in the store at once, even a lazy one: it can be answered there
             except TimeoutError:
                 tasks.pop(node.id, None)
                 self.record(NodeFailed(node.id, visit, f"timed out after {node.timeout}s", "TimeoutError"))
