@@ -272,6 +272,18 @@ async def _record(
         for event in answers_for(state, node_id, fit(asked, value, run_id), by):
             state.apply(event)
             events.append(event)
+    else:  # ours was in the inbox: taken above, unless the node moved on or another got in
+        index = int(posted.data["index"])
+        ours = [
+            e for e in events if isinstance(e, InterruptAnswered) and (e.node, e.index) == (node_id, index)
+        ]
+        if not ours:  # raises, saying why, unless the node still waits: then it is answered now
+            asked = question_of(state, run_id, node_id, [*log.events, *events])
+            for event in answers_for(state, node_id, fit(asked, value, run_id), by):
+                state.apply(event)
+                events.append(event)
+        elif not _same(ours[0], posted):
+            raise _second(run_id, node_id, ours[0])
     events += state.take_emitted()
     now = time.time()
     batch = [wrap(item, run_id, log.seq + n, now) for n, item in enumerate(events, 1)]
