@@ -86,8 +86,8 @@ async def test_a_paused_graph_run_is_drawn_and_answered_from_the_page(tmp_path: 
             await page.screenshot(path=str(tmp_path / "graph-run.png"), full_page=True)
             await form.locator("input").fill("the newsletter")
             await form.locator("button").click()
-            await expect(form.locator(".answer-status")).to_contain_text(
-                "answer recorded: the run goes on when it is resumed (orchestrate resume graph-run)"
+            await expect(page.locator("#answer-note")).to_have_text(
+                "publish: answer recorded: the run goes on when it is resumed (orchestrate resume graph-run)"
             )
         finally:
             await browser.close()
@@ -142,6 +142,9 @@ async def test_answered_on_the_page_a_live_run_goes_on_and_the_page_keeps_stream
             await form.locator("button").click()
             await expect(page.locator("#status")).to_have_text("completed")
             await expect(page.locator("#answered")).to_have_text("answered: publish (by live page)")
+            await expect(page.locator("#answer-note")).to_have_text(
+                "publish: answer delivered: the run goes on"
+            )
             await expect(page.locator("#node-publish")).to_have_class("node completed task")
             await page.screenshot(path=str(tmp_path / "live-answered.png"), full_page=True)
         finally:
@@ -186,14 +189,14 @@ async def test_a_paused_run_answered_on_the_page_and_resumed_by_another_process_
                 title = page.locator('#questions form[data-node="title"]')
                 await title.locator("input").fill("Tides, briefly")
                 await title.locator("button").click()
-                await expect(title.locator(".answer-status")).to_contain_text("answer recorded")
+                await expect(page.locator("#answer-note")).to_contain_text("title: answer recorded")
 
                 assert (await asyncio.to_thread(worker))["status"] == "paused"  # resumed elsewhere
                 approve = page.locator('#questions form[data-node="publish"]')
                 await expect(approve).to_contain_text("Publish the note?")  # streamed, no reload
                 await page.screenshot(path=str(tmp_path / "resumed-elsewhere.png"), full_page=True)
                 await approve.get_by_role("button", name="Yes").click()
-                await expect(approve.locator(".answer-status")).to_contain_text("answer recorded")
+                await expect(page.locator("#answer-note")).to_contain_text("publish: answer recorded")
 
                 assert (await asyncio.to_thread(worker))["status"] == "completed"
                 await expect(page.locator("#status")).to_have_text("completed")

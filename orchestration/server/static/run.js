@@ -374,7 +374,7 @@ function nodeClass(node) {
 // on when resumed; this page keeps following it either way).
 function renderQuestions() {
   const panel = $("questions-panel");
-  panel.hidden = state.questions.size === 0 && !$("answered").textContent;
+  panel.hidden = state.questions.size === 0 && !$("answered").textContent && !$("answer-note").textContent;
   $("questions").replaceChildren(...[...state.questions].map(([node, asked]) => {
     const form = el("form", { class: "question", "data-node": node });
     const type = asked.schema && asked.schema.type;
@@ -406,9 +406,13 @@ async function sendAnswer(form, node, value) {
     queued: "answer queued: the process driving the run takes it shortly",
     recorded: "answer recorded: the run goes on when it is resumed (orchestrate resume " + state.runId + ")",
   };
-  form.querySelector(".answer-status").textContent = response.ok
-    ? said[reply.route] || said.recorded
-    : reply.error || "could not record the answer (" + response.status + ")";
+  if (response.ok) {
+    // Outside the form: the answer's own event may remove the form before this reply lands.
+    $("answer-note").textContent = node + ": " + (said[reply.route] || said.recorded);
+    form.querySelector(".answer-status").textContent = "";
+  } else {
+    form.querySelector(".answer-status").textContent = reply.error || "could not record the answer (" + response.status + ")";
+  }
 }
 
 function setStatus(status) {
