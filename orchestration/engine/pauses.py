@@ -49,6 +49,15 @@ class AskingGuardrails(Guardrails):
             self.pauses[decision.reason] = decision
         return decision
 
+    def check_shared(self, *args: Any, **kwargs: Any) -> Decision | None:
+        """The shared-ledger check for label policies, where the guardrails have one, noting
+        a pause like :meth:`check_before_call` (resolved at call time: older guardrails lack it)."""
+        check = getattr(super(), "check_shared", None)
+        decision: Decision | None = check(*args, **kwargs) if check is not None else None
+        if decision is not None and decision.action == "pause_run":
+            self.pauses[decision.reason] = decision
+        return decision
+
     def waive(self, policy: str) -> AskingGuardrails:
         """These guardrails with ``policy``'s pauses waived too."""
         waived = AskingGuardrails(self.base, self.waived | {policy})
