@@ -383,14 +383,19 @@ class Workflow:
         provider: Any = None,
         config: Any = None,
         prices: Any = None,
+        guardrails: Any = None,
+        wait_for_answers: float = 0.0,
     ) -> WorkflowResult:
         """Run the workflow (or resume the stored run ``run_id``) to its end.
 
         With a ``provider`` (and optionally ``config``, ``prices``) steps that take ``ctx``
         call models through the framework (``await ctx.call_llm(...)``): the run's budget,
-        retries and fallbacks apply and the bill is per step.
+        retries and fallbacks apply and the bill is per step; ``guardrails`` are enforced
+        on those calls (a pause asks whether to go on).  ``wait_for_answers``: seconds the
+        run stays live for answers once only questions are left, before it pauses.
         """
         graph = self.graph()
+        cls = type(self)
         outcome = await graph.run(
             self.handlers(),
             payload=input,
@@ -398,10 +403,13 @@ class Workflow:
             stream_callback=stream_callback,
             run_id=run_id,
             concurrency=concurrency,
-            title=title or type(self).__name__,
+            title=title or cls.__name__,
             provider=provider,
             config=config,
             prices=prices,
+            guardrails=guardrails,
+            wait_for_answers=wait_for_answers,
+            orchestrator=f"{cls.__module__}:{cls.__qualname__}",
         )
         result = _result(self.flow(), outcome)
         if outcome.status == "failed":

@@ -8,7 +8,15 @@ resumed in another process, or spread over workers, therefore forms one trace.
 
 Spans (semantic conventions for generative AI, :data:`SEMCONV_VERSION`):
 
-- ``invoke_agent {orchestrator}`` for the run (the root), with the run's total usage;
+- ``invoke_agent {orchestrator}`` for the run (the root), with its usage;
+- a run that paused and goes on (answers arrived, a guardrail pause was lifted) gets one
+  more ``invoke_agent {orchestrator}`` per resume, a child of the root, from the resume
+  to the next pause or the end: every span is closed at a pause (nothing is left open
+  while a run waits, maybe for days), and what the resumed run does nests under its
+  resume's span, in whichever process resumed it.  A process that died leaves its spans
+  unexported; the ``workflow_resumed`` event of the resume names the segment and the
+  visits it interrupted, so the resuming process ends them under the same ids (a graph
+  run's resume; an orchestrator run's resume reopens the root);
 - ``invoke_agent {agent}`` for each subtask's agent, the planner, the synthesizer and
   each graph node's visit;
 - ``chat {model}`` for each model call (``cost_update``), a child of the agent that made
@@ -125,50 +133,75 @@ class RunTracer:
         self._resource = Resource.create({"service.name": service_name})
         self.processor = processor
         self._runs: dict[str, dict[str, Any]] = {}
+        self._paused: set[str] = set()  # runs whose pause this tracer saw (their spans ended)
+
+    def _segment(self, event: StreamEvent, run: dict[str, Any]) -> None:
+        """Open the span of the run (its start) or of a resumed segment (see the module docstring)."""
+        data = event.data
+        kind = event.event_type
+        name = str(data.get("orchestrator") or data.get("title") or "run")
+        key, parent, start = "run", None, event.timestamp
+        if kind is EventType.WORKFLOW_RESUMED:
+            after = data.get("after")
+            if after == "paused" or (after is None and event.run_id in self._paused):
+                key, parent = str(event.seq), span_id_for(event.run_id, "run")
+            elif after == "stopped":
+                segment = int(data.get("segment") or 0)
+                if segment:
+                    key, parent = str(segment), span_id_for(event.run_id, "run")
+                started = data.get("segment_started_at")
+                start = float(started) if isinstance(started, int | float) else start
+                for node, opened in dict(data.get("open") or {}).items():
+                    seq, at = opened
+                    run["agents"][str(node)] = self._agent(event.run_id, str(node), str(seq), float(at), run)
+        self._paused.discard(event.run_id)
+        attributes = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": name,
+            "gen_ai.conversation.id": event.run_id,
+        }
+        run["root"] = _Open(f"invoke_agent {name}", span_id_for(event.run_id, key), parent, start, attributes)
+        for opened in run["agents"].values():
+            opened.parent = run["root"].span_id
+
+    def _agent(self, run_id: str, agent: str, key: str, start: float, run: Mapping[str, Any]) -> _Open:
+        root = run["root"]
+        return _Open(
+            f"invoke_agent {agent}",
+            span_id_for(run_id, key),
+            root.span_id if root is not None else span_id_for(run_id, "run"),
+            start,
+            {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent, "gen_ai.agent.id": agent},
+        )
 
     def __call__(self, event: StreamEvent) -> None:
         run = self._runs.setdefault(event.run_id, {"agents": {}, "root": None, "usage": _Tally()})
         kind = event.event_type
-        if kind in (EventType.WORKFLOW_START, EventType.WORKFLOW_RESUMED) and run["root"] is None:
-            name = str(event.data.get("orchestrator") or event.data.get("title") or "run")
-            run["root"] = _Open(
-                f"invoke_agent {name}",
-                span_id_for(event.run_id, "run"),
-                None,
-                event.timestamp,
-                {
-                    "gen_ai.operation.name": "invoke_agent",
-                    "gen_ai.agent.name": name,
-                    "gen_ai.conversation.id": event.run_id,
-                },
-            )
+        if kind is EventType.WORKFLOW_START or (
+            kind is EventType.WORKFLOW_RESUMED
+            and (run["root"] is None or event.data.get("after") is not None)
+        ):
+            self._segment(event, run)
         root = run["root"]
         agent = _opening_agent(event)
         if agent is not None:
-            run["agents"][agent] = _Open(
-                f"invoke_agent {agent}",
-                span_id_for(event.run_id, str(event.seq)),
-                root.span_id if root is not None else None,
-                event.timestamp,
-                {
-                    "gen_ai.operation.name": "invoke_agent",
-                    "gen_ai.agent.name": agent,
-                    "gen_ai.agent.id": agent,
-                },
-            )
+            run["agents"][agent] = self._agent(event.run_id, agent, str(event.seq), event.timestamp, run)
         elif kind is EventType.COST_UPDATE:
             self._chat(event, run)
         elif kind in _AGENT_CLOSE:
             opened = run["agents"].pop(_closing_agent(event), None)
             if opened is not None:
                 self._end(event.run_id, opened, event.timestamp, _AGENT_CLOSE[kind])
-        if kind in TERMINAL_EVENTS and root is not None:
+        if kind in TERMINAL_EVENTS:
             for opened in run["agents"].values():  # e.g. a cancelled run's agents
                 self._end(event.run_id, opened, event.timestamp, None)
-            root.attributes.update(run["usage"].attributes())
-            error = event.data.get("error") if kind is not EventType.WORKFLOW_COMPLETE else None
-            self._end(event.run_id, root, event.timestamp, str(error) if error else None)
+            if root is not None:
+                root.attributes.update(run["usage"].attributes())
+                error = event.data.get("error") if kind is not EventType.WORKFLOW_COMPLETE else None
+                self._end(event.run_id, root, event.timestamp, str(error) if error else None)
             del self._runs[event.run_id]
+            if kind is EventType.WORKFLOW_PAUSED:
+                self._paused.add(event.run_id)  # its next resume opens a new segment
 
     def _chat(self, event: StreamEvent, run: Mapping[str, Any]) -> None:
         data = event.data
@@ -177,7 +210,13 @@ class RunTracer:
         model = str(data.get("model") or "unknown")
         agent = run["agents"].get(event.agent_id or "")
         root = run["root"]
-        parent = agent.span_id if agent is not None else root.span_id if root is not None else None
+        parent = (
+            agent.span_id
+            if agent is not None
+            else root.span_id
+            if root is not None
+            else span_id_for(event.run_id, "run")
+        )
         started = data.get("started_at")
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -64,6 +63,13 @@ def add_commands(commands: Any) -> None:
     resume.add_argument(
         "--policies", metavar="FILE", help="guardrail policies (YAML) to enforce from here on"
     )
+    resume.add_argument(
+        "--answer",
+        action="append",
+        default=[],
+        metavar="NODE=VALUE",
+        help="answer the question NODE waits on first (VALUE: JSON, or else text); repeatable",
+    )
     add_display_options(resume)
     add_store_option(resume)
 
@@ -123,6 +129,15 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             await store.request_cancel(args.run_id)
             print(f"cancellation of run {args.run_id} requested", file=err)
             return 0
+        if args.command == "resume" and await _is_graph_run(store, args.run_id):
+            from .answering import resume_graph
+
+            return await resume_graph(store, args, out, err)
+        if args.command == "resume" and args.answer:
+            raise ConfigError(
+                f"run {args.run_id} is an orchestrator run: it asks no questions to answer; "
+                f"continue it with orchestrate resume {args.run_id}"
+            )
         orchestrator = await _orchestrator_for(store, args)
         result: OrchestratorResult
         if args.command == "resume":
@@ -245,20 +260,20 @@ async def _show(store: RunStore, args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _answer(store: RunStore, args: argparse.Namespace, err: TextIO) -> int:
-    from ..graph import answer
+    from .answering import answer_from_cli, parse_value
 
-    value: Any = args.answer
-    if not args.text:
-        with contextlib.suppress(ValueError):  # not JSON: the text itself
-            value = json.loads(args.answer)
-    if not await store.events(args.run_id):
-        raise RunNotFoundError(f"no run {args.run_id!r} in the store")
-    await answer(store, args.run_id, args.node, value, by=args.by)
-    print(
-        f"answer recorded for {args.node!r} of run {args.run_id}; run it again with run_id={args.run_id!r} to go on",
-        file=err,
-    )
+    value = args.answer if args.text else parse_value(args.answer)
+    print(await answer_from_cli(store, args.run_id, args.node, value, by=args.by), file=err)
     return 0
+
+
+async def _is_graph_run(store: RunStore, run_id: str) -> bool:
+    from ..engine.core import is_graph_event
+
+    first = await store.events(run_id)
+    if not first:
+        raise RunNotFoundError(f"no run {run_id!r} in the store")
+    return is_graph_event(first[0])
 
 
 async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOrchestrator:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import math
 import time
 import types
 import uuid
@@ -43,13 +44,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..config import OrchestratorConfig
-from ..errors import GraphError, redact
+from ..errors import ConfigError, GraphError, redact
 from ..events import EventType, StreamEvent
 from ..pricing import PriceTable
 from ..stores.base import RunStore
 from ..usage import Usage
 from . import leases
-from .answers import answer
+from .answers import Inbox, answer, answers_for, fit, question_of
 from .callbacks import CallbackDelivery, CallbackFailure, StreamCallback, StreamCallbacks, as_callbacks
 from .core import (
     Edge,
@@ -70,7 +71,7 @@ from .core import (
     is_graph_event,
     wrap,
 )
-from .core.events import InterruptAnswered, NodeInterrupted, RunResumed
+from .core.events import NodeInterrupted, RunResumed
 from .core.inputs import inputs_of, node_input
 from .core.scheduler import take
 from .graphhandle import GraphHandle
@@ -79,6 +80,7 @@ from .leases import new_owner
 from .nodecontext import CancellationToken, NodeContext, NodeOutput, _Interrupt, _interrupt_in
 
 if TYPE_CHECKING:
+    from ..guardrails import Guardrails
     from .graphcalls import ModelAccess
 
 __all__ = [
@@ -119,6 +121,13 @@ class GraphRun:
         stream_callback: called with every StreamEvent once it is stored (one callable or
             a list; each through its own bounded queue with a time limit per event, see
             :mod:`orchestration.engine.callbacks`; ``config`` sets the limits).
+        guardrails: policies enforced on the handlers' model calls (needs ``provider``); a
+            ``pause_run`` becomes a question (see :mod:`orchestration.engine.pauses`).
+        wait_for_answers: seconds a run with nothing left but open questions stays live,
+            taking answers from any process, before it pauses (0: pause at once;
+            ``math.inf``: wait until answered or cancelled).
+        orchestrator: what the run's listing names as its orchestrator (a workflow's
+            ``module:Class``, so that ``orchestrate resume`` can rebuild it).
     """
 
     def __init__(
@@ -141,10 +150,19 @@ class GraphRun:
         config: OrchestratorConfig | None = None,
         prices: PriceTable | None = None,
         lease_seconds: float = 30.0,
+        guardrails: Guardrails | None = None,
+        wait_for_answers: float = 0.0,
+        orchestrator: str = "graph",
     ) -> None:
         if concurrency < 1:
             raise GraphError(f"concurrency must be at least 1, not {concurrency!r}")
-        self._spec = RunStarted(tuple(nodes), tuple(edges), entry, payload, title=title)
+        if not wait_for_answers >= 0:
+            raise GraphError(f"wait_for_answers must be >= 0 seconds, not {wait_for_answers!r}")
+        self.wait_for_answers = float(wait_for_answers)
+        self._answered: asyncio.Event | None = None
+        self._spec = RunStarted(
+            tuple(nodes), tuple(edges), entry, payload, title=title, orchestrator=orchestrator
+        )
         self.handlers = dict(handlers)
         self.store = store
         self.run_id = run_id or uuid.uuid4().hex
@@ -187,6 +205,12 @@ class GraphRun:
             from .graphcalls import ModelAccess
 
             self.models = ModelAccess(self, provider, config, prices)
+        if guardrails is not None:
+            if self.models is None:
+                raise ConfigError("guardrails act on model calls: pass provider= (and config=) too")
+            from .pauses import install
+
+            install(self.models, guardrails)
 
     def subscribe(self, event_type: EventType, callback: StreamCallback) -> None:
         """Call ``callback`` with each stored event of ``event_type`` (besides the stream callback)."""
@@ -194,11 +218,13 @@ class GraphRun:
         self._eager = True
 
     def answer(self, node_id: str, value: Any, *, by: str = "") -> None:
-        """Answer the question ``node_id`` waits on, in this running process."""
-        if node_id not in self.state.nodes:
-            raise GraphError(f"no node {node_id!r} in run {self.run_id}")
-        rec = self.state.nodes[node_id]
-        self.record(InterruptAnswered(node_id, len(rec.answers), value, by))
+        """Answer the question ``node_id`` waits on, in this running process (checked like
+        :func:`~orchestration.engine.answers.answer`: the schema, no second answer)."""
+        asked = question_of(self.state, self.run_id, node_id, ())
+        for event in answers_for(self.state, node_id, fit(asked, value, self.run_id), by):
+            self.record(event)
+        if self._answered is not None:
+            self._answered.set()
         self.dispatch()
 
     def abort(self, reason: str) -> None:
@@ -326,12 +352,28 @@ class GraphRun:
         self._seq = self._written = stored[-1].seq if stored else 0
         if self.models is not None and stored:
             self.models.resume([e for e in stored if not is_graph_event(e)])
+        inbox = Inbox(store, self.run_id)
         if graph_events:
             for event in graph_events:
                 self.state.apply(event)
             self.state.emitted.clear()
+            if self.models is not None and self.models.context.guardrails is not None:
+                from .pauses import install, waivers
+
+                install(self.models, self.models.context.guardrails, waivers(graph_events))
+            if self.state.waiting() and self.state.status in (None, "paused"):
+                Inbox.absorb(self, await inbox.entries())  # posted while nobody took them
+            from .resumes import resume_marker
+
+            if self.state.status is None:  # its process stopped: say where this picks up
+                self.emit_stream(
+                    EventType.WORKFLOW_RESUMED, resume_marker(stored, self.state, after="stopped")
+                )
             if self.state.status == "paused" and self.state.ready_count:
                 self.record(RunResumed("answers arrived"))  # answered: go on
+                self.emit_stream(
+                    EventType.WORKFLOW_RESUMED, resume_marker(stored, self.state, after="paused")
+                )
             elif self.state.status is not None:
                 return build_result(self.run_id, self.state, self._usage())
         if not graph_events:
@@ -348,10 +390,10 @@ class GraphRun:
                 self._group = group
                 group.create_task(self._flusher(store))
                 self._delivery.start()
-                watcher = group.create_task(self._watch_cancel(store))
+                watcher = group.create_task(self._watch_cancel(store, inbox))
                 self.dispatch()
                 try:
-                    await self._idle.wait()
+                    await self._until_done(inbox)
                 except asyncio.CancelledError:
                     if self._stopping is None:  # not run.cancel(): the task running us was
                         self._interrupted = True
@@ -410,12 +452,38 @@ class GraphRun:
             return "paused", f"waiting for answers: {', '.join(sorted(waiting)[:10])}"
         return "completed", ""
 
-    async def _watch_cancel(self, store: RunStore) -> None:
-        """Cancellation from other processes arrives through the store's cancel flag; the
-        run's lease is renewed every third of its length (losing it stops the run)."""
+    async def _until_done(self, inbox: Inbox) -> None:
+        """Wait until nothing runs.  With only questions left, stay live ``wait_for_answers``
+        seconds for answers first, and take what the inbox holds before pausing."""
+        idle = self._idle
+        assert idle is not None
+        while True:
+            await idle.wait()
+            state = self.state
+            if self._stopping is not None or state.error is not None or not state.waiting():
+                return
+            if self.wait_for_answers > 0:
+                answered = self._answered = asyncio.Event()
+                limit = None if math.isinf(self.wait_for_answers) else self.wait_for_answers
+                try:
+                    async with asyncio.timeout(limit):
+                        await answered.wait()
+                except TimeoutError:
+                    pass
+            if not (state.ready_count or state.active) and not await inbox.take(self):
+                return  # nothing answered: the run pauses
+            idle.clear()
+            self._check_idle()
+
+    async def _watch_cancel(self, store: RunStore, inbox: Inbox | None = None) -> None:
+        """Cancellation from other processes arrives through the store's cancel flag, and
+        answers through the run's inbox (read while a node waits); the run's lease is
+        renewed every third of its length (losing it stops the run)."""
         renewed = time.monotonic()
         while True:
             await asyncio.sleep(min(_CANCEL_POLL_SECONDS, self.lease_seconds / 3))
+            if inbox is not None and self.state.waiting():
+                await inbox.take(self)
             if await store.cancel_requested(self.run_id):
                 self.cancel("cancellation requested through the store")
                 return
@@ -449,6 +517,8 @@ class GraphRun:
         self._stopping = reason
         for task in list(self._tasks.values()):
             task.cancel(reason)
+        if self._answered is not None:
+            self._answered.set()  # no more waiting for answers
         self._check_idle()
 
     def _check_idle(self) -> None:
@@ -537,6 +607,8 @@ class GraphRun:
                     tasks.pop(node.id, None)
                     index = len(self.state.nodes[node.id].asked)
                     self.record(NodeInterrupted(node.id, visit, index, asked.question, asked.schema))
+                    if self._wake is not None:
+                        self._wake.set()  # in the store at once, even a lazy one: it can be answered there
             except TimeoutError:
                 tasks.pop(node.id, None)
                 self.record(NodeFailed(node.id, visit, f"timed out after {node.timeout}s", "TimeoutError"))

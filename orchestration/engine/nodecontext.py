@@ -21,6 +21,7 @@ from .core.context import ArtifactRef
 from .graphhandle import GraphHandle
 
 if TYPE_CHECKING:
+    from .graphcalls import ModelAccess
     from .graphrun import GraphRun
 
 __all__ = ["CancellationToken", "NodeContext", "NodeOutput"]
@@ -142,16 +143,37 @@ class NodeContext(Mapping[str, Any]):
                 f"node {self.node.id!r} called a model, but the run has no provider: "
                 "pass provider= (and config=) to graph.run(...)"
             )
-        return await models.call(
-            self.node,
-            prompt,
-            system=system,
-            model=model,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stream=stream,
-            **options,
-        )
+        from .guard import RunPausedError
+
+        while True:
+            try:
+                return await models.call(
+                    self.node,
+                    prompt,
+                    system=system,
+                    model=model,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    stream=stream,
+                    **options,
+                )
+            except RunPausedError as error:
+                await self._ask_about_pause(models, str(error))
+
+    async def _ask_about_pause(self, models: ModelAccess, reason: str) -> None:
+        """A guardrail paused the run before this call: ask whether to go on (see engine/pauses.py)."""
+        from . import pauses
+
+        decision = pauses.paused(models, reason)
+        if decision is None:  # not a pause these guardrails decided: nothing to ask about
+            raise GraphError(f"the run was paused: {reason}")
+        text, schema = pauses.question(decision)
+        if await self.interrupt(text, schema) is True:
+            pauses.waive(models, decision.policy)
+            return
+        stop = f"stopped at guardrail {decision.policy!r} (answered false): {decision.reason}"
+        self._run.abort(stop)
+        raise GraphError(stop)
 
     async def interrupt(self, question: str, schema: Any = None) -> Any:
         """Ask ``question`` and wait, durably, for the answer; returns it.

@@ -6,8 +6,9 @@
 ``GET /runs``                             list runs (``?status=``, ``?limit=``)
 ``GET /runs/{id}``                        ``{"run": summary, "result": ..., "documents"}``
 ``POST /runs/{id}/cancel``                cancel a run -> ``{"cancelled": bool}``
-``POST /runs/{id}/answers``               answer a paused node's question: ``{"node",
-                                          "answer", "by"}`` -> ``{"recorded": true}``
+``POST /runs/{id}/answers``               answer a waiting node's question: ``{"node",
+                                          "answer", "by"}`` -> ``{"recorded": true,
+                                          "route": "recorded"|"delivered"|"queued"}``
 ``GET /runs/{id}/events``                 Server-Sent Events: every event after
                                           ``Last-Event-ID`` (header, or ``?last_event_id=``),
                                           then live; 204 when the run is over and nothing
@@ -239,7 +240,8 @@ class _Api:
         return FileResponse(path, media_type=media, filename=path.name, headers=headers)
 
     async def answer(self, request: Request) -> Response:
-        """Record the answer to the question a paused node waits on (the run's owner goes on)."""
+        """Answer the question a node waits on: delivered to the process driving the run, or
+        recorded for a run nobody drives (it goes on when resumed)."""
         from ..graph import answer
 
         if not is_json_media_type(request.headers.get("content-type")):
@@ -262,10 +264,10 @@ class _Api:
         if await self.store.get_run(run_id) is None:
             return _error(404, "no such run")
         try:
-            await answer(self.store, run_id, body["node"], body["answer"], by=by)
+            route = await answer(self.store, run_id, body["node"], body["answer"], by=by)
         except GraphError as error:
             return _error(409, str(error))
-        return JSONResponse({"recorded": True, "node": body["node"]})
+        return JSONResponse({"recorded": True, "node": body["node"], "route": route})
 
     async def cancel(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]

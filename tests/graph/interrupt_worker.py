@@ -34,9 +34,11 @@ class Publish(Workflow):
 
 
 async def main(store_url: str, run_id: str) -> None:
+    from tests.graph.interrupt_worker import Publish as Importable  # recorded by its import path
+
     store = open_store(store_url)
     try:
-        result = await Publish().run("tides", store=store, run_id=run_id)
+        result = await Importable().run("tides", store=store, run_id=run_id)
     finally:
         await store.close()
     print(json.dumps({"status": result.status, "questions": dict(result.questions), "output": result.output}))

@@ -114,7 +114,7 @@ async def test_questions_in_parallel_branches_are_independent() -> None:
     assert sorted(runs) == ["left", "left", "right", "right"]
 
 
-async def test_an_answer_that_does_not_fit_the_schema_asks_again_saying_why() -> None:
+async def test_an_answer_that_does_not_fit_the_schema_is_refused_in_one_line() -> None:
     store = MemoryStore()
 
     async def confirm(ctx: NodeContext) -> Any:
@@ -122,14 +122,35 @@ async def test_an_answer_that_does_not_fit_the_schema_asks_again_saying_why() ->
 
     graph = Graph(nodes=[Node(id="confirm")], entry="confirm")
     await graph.run({"confirm": confirm}, store=store, run_id="s")
-    await answer(store, "s", "confirm", "perhaps")
-    again = await graph.run({"confirm": confirm}, store=store, run_id="s")
-    assert again.status == "paused"
-    assert again.questions["confirm"].startswith(
-        "Go ahead? (the answer 'perhaps' did not fit: Expected `bool`"
+    with pytest.raises(GraphError) as refused:
+        await answer(store, "s", "confirm", "perhaps")
+    assert str(refused.value) == (
+        "the answer to 'Go ahead?' (node 'confirm' of run s) does not fit its schema: "
+        "'perhaps' is not of type 'boolean'"
     )
-    await answer(store, "s", "confirm", True)
+    still = await graph.run({"confirm": confirm}, store=store, run_id="s")
+    assert still.status == "paused" and still.questions == {"confirm": "Go ahead?"}  # nothing recorded
+    assert await answer(store, "s", "confirm", "true") == "recorded"  # text that is JSON: taken as JSON
     assert (await graph.run({"confirm": confirm}, store=store, run_id="s")).output("confirm") is True
+
+
+async def test_a_second_answer_to_the_same_question_is_refused_naming_the_first() -> None:
+    store = MemoryStore()
+
+    async def name(ctx: NodeContext) -> Any:
+        return await ctx.interrupt("Name?")
+
+    graph = Graph(nodes=[Node(id="name")], entry="name")
+    await graph.run({"name": name}, store=store, run_id="twice")
+    await answer(store, "twice", "name", "Ada", by="ana")
+    with pytest.raises(GraphError) as refused:
+        await answer(store, "twice", "name", "Grace", by="bo")
+    assert str(refused.value) == (
+        "node 'name' of run twice already has its answer (\"Ada\" by ana); a second answer is refused"
+    )
+    assert (await graph.run({"name": name}, store=store, run_id="twice")).output("name") == "Ada"
+    with pytest.raises(GraphError, match="has ended \\(completed\\); its questions take no more answers"):
+        await answer(store, "twice", "name", "Grace")
 
 
 async def test_approval_denied_fails_the_node_with_the_question() -> None:
@@ -168,20 +189,23 @@ async def test_a_live_run_takes_an_answer_without_pausing() -> None:
     task = asyncio.create_task(run.run())
     await asked.wait()
     run.answer("left", "Ada")
+    with pytest.raises(GraphError, match="already has its answer"):
+        run.answer("left", "Grace")  # in the driving process too: no second answer
     other_may_finish.set()
     result = await task
     assert result.status == "completed"
     assert result.output("join") == {"left": "Ada", "right": "slow done"}
-    with pytest.raises(GraphError, match=r"is not paused \(it completed\)"):
-        await answer(run.store, run.run_id, "left", "again")  # type: ignore[arg-type]
 
 
-async def test_an_answer_from_outside_waits_for_the_run_to_pause() -> None:
+async def test_an_answer_through_the_store_reaches_the_live_run_while_other_branches_run() -> None:
     asked, finish = asyncio.Event(), asyncio.Event()
+    answered_live: list[str] = []
 
     def watch(event: StreamEvent) -> None:
         if event.event_type is EventType.GRAPH_NODE_INTERRUPTED:
             asked.set()
+        if event.event_type is EventType.GRAPH_INTERRUPT_ANSWERED:
+            answered_live.append(event.data["node"])
 
     async def busy(ctx: NodeContext) -> str:
         await finish.wait()
@@ -196,12 +220,12 @@ async def test_an_answer_from_outside_waits_for_the_run_to_pause() -> None:
     )
     task = asyncio.create_task(run.run())
     await asked.wait()
-    with pytest.raises(GraphError, match="is not paused \\(it is still running\\)"):
-        await answer(store, run.run_id, "left", "Ada")  # would race the live driver's writes
+    assert await answer(store, run.run_id, "left", "Ada", by="ana") == "delivered"
+    assert answered_live == ["left"]  # in the run's log while "right" still runs
+    assert run.state.nodes["left"].state is not NodeState.PENDING  # the node went on
     finish.set()
-    assert (await task).status == "paused"  # nothing else to do: now it pauses
-    await answer(store, run.run_id, "left", "Ada")
-    done = await fan_graph().run(
-        {"start": lambda ctx: 0, "left": ask, "right": busy}, store=store, run_id=run.run_id
-    )
-    assert done.output("join") == {"left": "Ada", "right": "busy done"}
+    done = await task
+    assert done.status == "completed" and done.output("join") == {"left": "Ada", "right": "busy done"}
+    kinds = [e.event_type for e in await store.events(run.run_id)]
+    assert EventType.WORKFLOW_PAUSED not in kinds  # never paused
+    assert await store.events(run.run_id + "~answers") == []  # the inbox was emptied

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,7 @@ from .harness import TOKEN, running_server
 from .test_live_page import CHROMIUM_ARGS, _chromium
 
 pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def review_graph() -> Graph:
@@ -80,7 +86,9 @@ async def test_a_paused_graph_run_is_drawn_and_answered_from_the_page(tmp_path: 
             await page.screenshot(path=str(tmp_path / "graph-run.png"), full_page=True)
             await form.locator("input").fill("the newsletter")
             await form.locator("button").click()
-            await expect(form.locator(".answer-status")).to_contain_text("answer recorded")
+            await expect(page.locator("#answer-note")).to_have_text(
+                "publish: answer recorded: the run goes on when it is resumed (orchestrate resume graph-run)"
+            )
         finally:
             await browser.close()
     assert (tmp_path / "graph-run.png").stat().st_size > 10_000
@@ -106,5 +114,95 @@ async def test_answering_through_the_api_is_checked() -> None:
         assert (await client.post("/runs/nope/answers", json={"node": "a", "answer": 1})).status_code == 404
         assert (await client.post("/runs/api-run/answers", json={"answer": 1})).status_code == 400
         ok = await client.post("/runs/api-run/answers", json={"node": "publish", "answer": "web"})
-        assert ok.status_code == 200 and ok.json() == {"recorded": True, "node": "publish"}
+        assert ok.status_code == 200
+        assert ok.json() == {"recorded": True, "node": "publish", "route": "recorded"}
     assert (await review_graph().run(HANDLERS, store=store, run_id="api-run")).output("publish") == "web"
+
+
+async def test_answered_on_the_page_a_live_run_goes_on_and_the_page_keeps_streaming(tmp_path: Path) -> None:
+    """The run is live in this process, waiting only for the answer; the page answers it."""
+    _chromium()
+    from playwright.async_api import async_playwright, expect
+
+    from orchestration.stores import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "runs.db")  # durable: every event is stored as it happens
+    run = review_graph().start(HANDLERS, store=store, run_id="live-run", wait_for_answers=float("inf"))
+    task = asyncio.create_task(run.run())
+    app = create_app(None, store, TOKEN, poll_interval=0.2)
+    async with running_server(app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{base}/?token={TOKEN}&run=live-run")
+            form = page.locator('#questions form[data-node="publish"]')
+            await expect(form).to_contain_text("Which channel should it go to?")
+            await expect(page.locator("#status")).to_have_text("in progress")
+            await form.locator("input").fill("the radio")
+            await form.locator("button").click()
+            await expect(page.locator("#status")).to_have_text("completed")
+            await expect(page.locator("#answered")).to_have_text("answered: publish (by live page)")
+            await expect(page.locator("#answer-note")).to_have_text(
+                "publish: answer delivered: the run goes on"
+            )
+            await expect(page.locator("#node-publish")).to_have_class("node completed task")
+            await page.screenshot(path=str(tmp_path / "live-answered.png"), full_page=True)
+        finally:
+            await browser.close()
+    result = await task
+    await store.close()
+    assert result.status == "completed" and result.output("publish") == "the radio"
+    assert (tmp_path / "live-answered.png").stat().st_size > 10_000
+
+
+async def test_a_paused_run_answered_on_the_page_and_resumed_by_another_process_streams_on(
+    tmp_path: Path,
+) -> None:
+    """The page answers a paused run; other OS processes resume it; the page follows without a reload."""
+    _chromium()
+    from playwright.async_api import async_playwright, expect
+
+    from orchestration.stores import SQLiteStore
+
+    url = str(tmp_path / "runs.db")
+    root = ROOT
+
+    def worker() -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.graph.interrupt_worker", url, "paused-run"],
+            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    assert worker()["status"] == "paused"
+    store = SQLiteStore(url)
+    app = create_app(None, store, TOKEN, poll_interval=0.2)
+    try:
+        async with running_server(app) as base, async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(f"{base}/?token={TOKEN}&run=paused-run")
+                await expect(page.locator("#status")).to_have_text("paused")
+                await expect(page.locator("#connection")).to_have_text("paused: waiting for answers")
+                title = page.locator('#questions form[data-node="title"]')
+                await title.locator("input").fill("Tides, briefly")
+                await title.locator("button").click()
+                await expect(page.locator("#answer-note")).to_contain_text("title: answer recorded")
+
+                assert (await asyncio.to_thread(worker))["status"] == "paused"  # resumed elsewhere
+                approve = page.locator('#questions form[data-node="publish"]')
+                await expect(approve).to_contain_text("Publish the note?")  # streamed, no reload
+                await page.screenshot(path=str(tmp_path / "resumed-elsewhere.png"), full_page=True)
+                await approve.get_by_role("button", name="Yes").click()
+                await expect(page.locator("#answer-note")).to_contain_text("publish: answer recorded")
+
+                assert (await asyncio.to_thread(worker))["status"] == "completed"
+                await expect(page.locator("#status")).to_have_text("completed")
+                await expect(page.locator("#connection")).to_have_text("finished")
+            finally:
+                await browser.close()
+    finally:
+        await store.close()
+    assert (tmp_path / "resumed-elsewhere.png").stat().st_size > 10_000

@@ -17,7 +17,7 @@ const EVENT_TYPES = [
   "graph_edge_removed", "graph_node_split", "graph_rework_inserted", "graph_node_ready",
   "graph_node_started", "graph_node_completed", "graph_node_failed", "graph_node_skipped",
   "graph_node_cancelled", "graph_node_requeued", "graph_route_chosen",
-  "graph_node_interrupted", "graph_interrupt_answered", "graph_run_resumed",
+  "graph_node_interrupted", "graph_interrupt_answered", "graph_run_resumed", "workflow_resumed",
 ];
 const TERMINAL = new Set(["workflow_complete", "workflow_error", "workflow_cancelled", "workflow_paused"]);
 const SVG = "http://www.w3.org/2000/svg";
@@ -106,13 +106,15 @@ function connect() {
   const url = "/runs/" + encodeURIComponent(state.runId) + "/events";
   const source = new EventSource(url); // the cookie carries the token; Last-Event-ID on reconnect
   state.source = source;
-  source.onopen = () => setConnection("live");
+  source.onopen = () => setConnection(isWaiting() ? WAITING : "live");
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) {
-      setConnection(TERMINAL.has(state.status) || isOver() ? "finished" : "disconnected");
+      setConnection(isWaiting() ? WAITING : TERMINAL.has(state.status) || isOver() ? "finished" : "disconnected");
       if (!isDone() && !state.missing) setTimeout(reconnectFromLastSeq, 3000);
     } else {
-      setConnection("reconnecting…");
+      // A paused run's stream ends at its pause; the browser reconnects at once and the
+      // server follows the run from there, so an answer or a resume elsewhere shows up.
+      setConnection(isWaiting() ? WAITING : "reconnecting…");
     }
   };
   const handler = (message) => handle(JSON.parse(message.data));
@@ -127,7 +129,7 @@ function reconnectFromLastSeq() {
   const url = "/runs/" + encodeURIComponent(state.runId) + "/events?last_event_id=" + state.lastSeq;
   const source = new EventSource(url);
   state.source = source;
-  source.onopen = () => setConnection("live");
+  source.onopen = () => setConnection(isWaiting() ? WAITING : "live");
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED && !isDone()) setTimeout(reconnectFromLastSeq, 3000);
   };
@@ -136,8 +138,12 @@ function reconnectFromLastSeq() {
 }
 
 const isOver = () => ["completed", "failed", "partial", "cancelled", "budget_exceeded", "paused"].includes(state.status);
-// Over, and no more events to come (the report listing follows the final event).
-const isDone = () => isOver() && !state.reportsPending;
+// A paused run waits for answers: it goes on when resumed, here or in another process.
+const isWaiting = () => state.status === "paused";
+const WAITING = "paused: waiting for answers";
+// Over, and no more events to come (the report listing follows the final event; a
+// paused run's events go on once it is resumed).
+const isDone = () => isOver() && !state.reportsPending && !isWaiting();
 
 function setConnection(text) { $("connection").textContent = text; }
 
@@ -222,11 +228,15 @@ function handle(event) {
       break;
     case "graph_interrupt_answered":
       state.questions.delete(data.node);
+      $("answered").textContent = "answered: " + data.node + (data.by ? " (by " + data.by + ")" : "");
       setNode(data.node, "ready");
       renderQuestions();
       break;
-    case "graph_run_resumed":
+    case "graph_run_resumed": case "workflow_resumed":
       setStatus("in_progress");
+      state.endedAt = null;
+      $("run-error").hidden = true;
+      setConnection("live");
       break;
     case "decomposition_complete":
       for (const sub of data.subtasks || []) {
@@ -310,8 +320,8 @@ function handle(event) {
     const paused = type === "workflow_paused"; // waits for answers: not done
     if (!paused) state.progress = 100;
     state.reportsPending = Boolean(data.reports_pending);
-    if (state.source && !state.reportsPending) state.source.close();
-    setConnection(paused ? "paused: waiting for answers" : state.reportsPending ? "writing reports…" : "finished");
+    if (state.source && !state.reportsPending && !paused) state.source.close(); // paused: keep following
+    setConnection(paused ? WAITING : state.reportsPending ? "writing reports…" : "finished");
     loadReports();
   }
   schedule();
@@ -359,11 +369,12 @@ function nodeClass(node) {
   return ["node", node.state, node.kind || "", node.added ? "added" : ""].filter(Boolean).join(" ");
 }
 
-// Questions paused nodes wait on: a form each; the answer is recorded through the API
-// and the run's own process goes on with it.
+// Questions nodes wait on: a form each.  The API delivers the answer to the process
+// driving the run (it goes on at once), or records it for a run nobody drives (it goes
+// on when resumed; this page keeps following it either way).
 function renderQuestions() {
   const panel = $("questions-panel");
-  panel.hidden = state.questions.size === 0;
+  panel.hidden = state.questions.size === 0 && !$("answered").textContent && !$("answer-note").textContent;
   $("questions").replaceChildren(...[...state.questions].map(([node, asked]) => {
     const form = el("form", { class: "question", "data-node": node });
     const type = asked.schema && asked.schema.type;
@@ -390,9 +401,18 @@ function renderQuestions() {
 async function sendAnswer(form, node, value) {
   const response = await post("/runs/" + encodeURIComponent(state.runId) + "/answers", { node, answer: value, by: "live page" });
   const reply = await response.json().catch(() => ({}));
-  form.querySelector(".answer-status").textContent = response.ok
-    ? "answer recorded: the run goes on when its process runs it again"
-    : reply.error || "could not record the answer (" + response.status + ")";
+  const said = {
+    delivered: "answer delivered: the run goes on",
+    queued: "answer queued: the process driving the run takes it shortly",
+    recorded: "answer recorded: the run goes on when it is resumed (orchestrate resume " + state.runId + ")",
+  };
+  if (response.ok) {
+    // Outside the form: the answer's own event may remove the form before this reply lands.
+    $("answer-note").textContent = node + ": " + (said[reply.route] || said.recorded);
+    form.querySelector(".answer-status").textContent = "";
+  } else {
+    form.querySelector(".answer-status").textContent = reply.error || "could not record the answer (" + response.status + ")";
+  }
 }
 
 function setStatus(status) {
