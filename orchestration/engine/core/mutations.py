@@ -355,17 +355,18 @@ def _detach(state: GraphState, node_ids: Sequence[str], what: str, *, keep_route
                     f"{node_id!r}; ACTIVE nodes are protected"
                 )
     touched: list[NodeRecord] = []
-    for node_id in node_ids:
-        rec = state.nodes[node_id]
-        for edge in rec.inn:
-            if keep_routes and edge.source not in doomed:
-                source = state.nodes[edge.source]
-                if source.spec.kind is _SWITCH and all(
-                    e.target in doomed for e in (*source.out, *source.back)
-                ):
-                    raise GraphMutationError(
-                        f"cannot {what}: switch {edge.source!r} would have no routes left"
-                    )
+    if keep_routes:  # every switch, not only the doomed nodes' sources: back-edges are no inputs
+        for source in state.nodes.values():
+            routes = (*source.out, *source.back)
+            if (
+                source.spec.kind is _SWITCH
+                and source.spec.id not in doomed
+                and routes
+                and all(e.target in doomed for e in routes)
+            ):
+                raise GraphMutationError(
+                    f"cannot {what}: switch {source.spec.id!r} would have no routes left"
+                )
     for node_id in node_ids:
         rec = state.nodes.pop(node_id)
         if rec.state == NodeState.READY:

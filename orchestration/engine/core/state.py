@@ -550,14 +550,15 @@ class GraphState:
         reset: set[str] = set()
         for edge in fired:
             target = self.nodes[edge.target]
-            cap = target.spec.max_visits
-            if cap is not None and target.visits >= cap:
+            spent = self._exhausted(target)
+            if spent is not None:
+                cap = spent.spec.max_visits
                 exits = tuple(e.target for e in rec.out)
-                if target.spec.on_exhausted == "fail" or rec.spec.kind is not _SWITCH or not exits:
-                    why = "" if target.spec.on_exhausted == "fail" else f"; {rec.spec.id!r} has no exit route"
+                if spent.spec.on_exhausted == "fail" or rec.spec.kind is not _SWITCH or not exits:
+                    why = "" if spent.spec.on_exhausted == "fail" else f"; {rec.spec.id!r} has no exit route"
                     self.error = self.error or (
-                        f"loop from {rec.spec.id!r} would enter {target.spec.id!r} a "
-                        f"{target.visits + 1}th time, past its max_visits={cap}{why}"
+                        f"loop from {rec.spec.id!r} would enter {spent.spec.id!r} a "
+                        f"{spent.visits + 1}th time, past its max_visits={cap}{why}"
                     )
                     continue
                 if rec.routes is not None:
@@ -567,6 +568,18 @@ class GraphState:
                 continue
             reset.update(self.reenter(target, rec.spec.id))
         return reset
+
+    def _exhausted(self, target: NodeRecord) -> NodeRecord | None:
+        """The node a loop into ``target`` would enter past its ``max_visits``: the target, or
+        a capped node downstream of it that the loop would run again (a nested loop's head)."""
+        cap = target.spec.max_visits
+        if cap is not None and target.visits >= cap:
+            return target
+        for rec in self.descendants(target.spec.id)[1:]:
+            cap = rec.spec.max_visits
+            if cap is not None and rec.visits >= cap:
+                return rec
+        return None
 
     def reenter(self, target: NodeRecord, trigger: str) -> list[str]:
         """Reset ``target`` and its descendants to PENDING; ``target`` starts its next visit.

@@ -98,8 +98,8 @@ def graphs(
             if kind is SWITCH and index > 0 and draw(st.booleans()):
                 target = draw(st.integers(0, index - 1))
                 pairs.append((index, target))
-                if draw(st.booleans()):
-                    caps[target] = draw(st.integers(1, 3))
+                # every loop is capped (a drawn route list may never take the exit)
+                caps[target] = draw(st.integers(1, 3)) if draw(st.booleans()) else CAP
     if capped:  # every node: loops the changes close end too (past the cap: exit or fail)
         caps = {index: caps.get(index, CAP) for index in range(count)}
     nodes = []
