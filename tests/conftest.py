@@ -9,6 +9,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# CI checks the same examples on every run (a red build names a change, not a lucky draw);
+# elsewhere each run draws new ones, and a failure found is kept in .hypothesis and replayed.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 def require_service(name: str, available: bool, how: str) -> None:
