@@ -48,6 +48,9 @@ class CompletionRequest:
     response_format: OutputSchema | None = None
 
     def __post_init__(self) -> None:
+        options = self.options
+        if options and ("tools" in options or "response_format" in options):
+            _lift_tool_options(self)
         if self.tools or self.tool_choice is not None or self.response_format is not None:
             _check_tools(self)
 
@@ -143,6 +146,29 @@ class CompletionRequest:
                 self.response_format.to_dict() if self.response_format is not None else None,
             )
         return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def _lift_tool_options(request: CompletionRequest) -> None:
+    """Typed tool fields passed among the options (``call_llm(prompt, tools=[ToolSpec(...)],
+    response_format=OutputSchema(...))`` puts its extra keywords there) become the fields;
+    a vendor's raw dicts stay options, sent as they are."""
+    options = dict(request.options)
+    tools = options.get("tools")
+    if (
+        not request.tools
+        and isinstance(tools, (list, tuple))
+        and tools
+        and all(isinstance(t, ToolSpec) for t in tools)
+    ):
+        object.__setattr__(request, "tools", tuple(options.pop("tools")))
+        if request.tool_choice is None and isinstance(options.get("tool_choice"), str):
+            object.__setattr__(request, "tool_choice", options.pop("tool_choice"))
+        if request.parallel_tool_calls is None and isinstance(options.get("parallel_tool_calls"), bool):
+            object.__setattr__(request, "parallel_tool_calls", options.pop("parallel_tool_calls"))
+    if request.response_format is None and isinstance(options.get("response_format"), OutputSchema):
+        object.__setattr__(request, "response_format", options.pop("response_format"))
+    if len(options) != len(request.options):
+        object.__setattr__(request, "options", options)
 
 
 def _check_tools(request: CompletionRequest) -> None:

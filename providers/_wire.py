@@ -84,7 +84,7 @@ def str_or_none(value: Any) -> str | None:
 def estimate_usage(request: CompletionRequest, model: str | None, content: str) -> Usage:
     """Usage counted with the offline tokenizer, marked estimated (the server gave none)."""
     return Usage(
-        input_tokens=count_message_tokens(request.messages, model).tokens,
+        input_tokens=count_message_tokens(request.counted_messages, model).tokens,
         output_tokens=count_tokens(content, model).tokens,
         calls=1,
         estimated=True,
