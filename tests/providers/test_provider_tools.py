@@ -17,7 +17,6 @@ from orchestration import (
     StructuredOutputError,
     ToolArgumentsError,
     ToolBox,
-    ToolCall,
     ToolSpec,
     complete_structured,
 )
@@ -124,7 +123,7 @@ async def test_malformed_arguments_are_kept_and_refused_when_read(
         completion = await answer(provider, asked(), stream)
     broken, mistyped = completion.tool_calls
     assert broken.problem is not None and "not valid JSON" in broken.problem
-    with pytest.raises(ToolArgumentsError, match="'weather' .*not valid JSON") as caught:
+    with pytest.raises(ToolArgumentsError, match=r"'weather' .*not valid JSON") as caught:
         _ = broken.arguments
     assert caught.value.tool == "weather" and caught.value.call_id == "call_1"
     assert mistyped.problem is None and mistyped.arguments == {"city": 7}
