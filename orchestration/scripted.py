@@ -18,6 +18,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from .completions import output_text
 from .errors import ConfigError
@@ -74,6 +75,7 @@ class ScriptedProvider(Provider):
             queue = list(failures)
             self._failures = lambda n, _r: queue[n - 1] if n <= len(queue) else None
         self._count_tokens = count_tokens
+        #: Every request, with its messages as they were when it was made.
         self.calls: list[CompletionRequest] = []
 
     @property
@@ -118,7 +120,12 @@ class ScriptedProvider(Provider):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Answer from the script (after the configured latency and failures)."""
-        self.calls.append(request)
+        # A snapshot: a tool loop appends to the list it passed, after the call.
+        self.calls.append(
+            request
+            if isinstance(request.messages, tuple)
+            else replace(request, messages=tuple(request.messages))
+        )
         number = len(self.calls)
         latency = self._latency(request) if callable(self._latency) else self._latency
         if latency:
