@@ -151,6 +151,7 @@ class ToolSpec:
     parameters: Mapping[str, Any] = field(default_factory=_empty_object)
     strict: bool = False
     _validator: Any = field(default=None, init=False, repr=False, compare=False)
+    _openai: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_name(self.name, "tool")
@@ -183,8 +184,14 @@ class ToolSpec:
         return data
 
     def to_openai(self) -> dict[str, Any]:
-        """The tool in OpenAI's ``tools`` shape (``{"type": "function", "function": ...}``)."""
-        return {"type": "function", "function": self.to_dict()}
+        """The tool in OpenAI's ``tools`` shape (``{"type": "function", "function": ...}``).
+
+        Built once per spec (every request that offers the tool sends it): do not change it."""
+        shape = self._openai
+        if shape is None:
+            shape = {"type": "function", "function": self.to_dict()}
+            object.__setattr__(self, "_openai", shape)
+        return shape  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ToolSpec:
@@ -240,7 +247,7 @@ class ToolCall:
                 )
                 problem = f"the arguments are not valid JSON{where}: {_snippet(raw)!r}"
             else:
-                if _SURROGATE_ESCAPE.search(raw):
+                if "\\u" in raw and _SURROGATE_ESCAPE.search(raw):
                     parsed = _valid_json(parsed)
                 if not isinstance(parsed, dict):
                     problem = (

@@ -17,10 +17,9 @@ answer: its JSON is the completion's ``content`` (streamed as text deltas).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from orchestration.completions import output_text
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
 from orchestration.toolcalls import OutputSchema, ToolCall
 from orchestration.usage import Usage, UsageReader
@@ -38,7 +37,11 @@ _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
 
 
 def parse_anthropic_usage(
-    raw: Mapping[str, Any] | None, request: CompletionRequest, model: str, content: str
+    raw: Mapping[str, Any] | None,
+    request: CompletionRequest,
+    model: str,
+    content: str,
+    tool_calls: Sequence[ToolCall] = (),
 ) -> tuple[Usage, tuple[str, ...]]:
     """Usage from Anthropic's counters: input = input + cache writes + cache reads.
 
@@ -53,7 +56,7 @@ def parse_anthropic_usage(
     cached = read.count(source, "cache_read_input_tokens") or 0
     estimated = fresh is None or output is None
     if estimated:
-        guess = estimate_usage(request, model, content)
+        guess = estimate_usage(request, model, content, tool_calls)
         if fresh is None:  # the offline count is of the whole prompt, cache traffic included
             fresh = max(0, guess.input_tokens - written - cached)
         if output is None:
@@ -161,7 +164,7 @@ class AnthropicProvider(HttpProvider):
                 finish = "tool_use"  # the model asked for tools besides the answer
             raw = data.get("usage")
             usage, rejected = parse_anthropic_usage(
-                raw if isinstance(raw, Mapping) else None, request, model, output_text(content, calls)
+                raw if isinstance(raw, Mapping) else None, request, model, content, calls
             )
             slot.settle(usage)
         return Completion(
@@ -237,9 +240,7 @@ class AnthropicProvider(HttpProvider):
                 if blocks.answered and finish == "tool_use" and not calls:
                     finish = "end_turn"
             tool_calls: tuple[ToolCall, ...] = tuple(call for call in calls if call is not None)
-            usage, rejected = parse_anthropic_usage(
-                counters, request, model, output_text("".join(parts), tool_calls)
-            )
+            usage, rejected = parse_anthropic_usage(counters, request, model, "".join(parts), tool_calls)
             slot.settle(usage)
         yield CompletionChunk(
             usage=usage,

@@ -16,7 +16,7 @@ still answer in text).  Structured output is Ollama's ``format`` (the JSON schem
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from orchestration.completions import output_text
@@ -56,7 +56,11 @@ def normalize_ollama_host(host: str) -> str:
 
 
 def parse_ollama_usage(
-    raw: Mapping[str, Any], request: CompletionRequest, model: str, content: str
+    raw: Mapping[str, Any],
+    request: CompletionRequest,
+    model: str,
+    content: str,
+    tool_calls: Sequence[ToolCall] = (),
 ) -> tuple[Usage, tuple[str, ...]]:
     """Usage from a final Ollama object; a missing count (or one that cannot be right:
     negative, NaN, infinite) is estimated offline; the second value lists the latter."""
@@ -67,7 +71,7 @@ def parse_ollama_usage(
     if prompt is None:
         prompt = count_message_tokens(request.counted_messages, model).tokens
     if output is None:
-        output = count_tokens(content, model).tokens
+        output = count_tokens(output_text(content, tool_calls), model).tokens
     usage = Usage(input_tokens=prompt, output_tokens=output, calls=1, estimated=estimated)
     return usage, tuple(read.rejected)
 
@@ -142,7 +146,7 @@ class OllamaProvider(HttpProvider):
                 raise self._malformed("no 'message' in the answer", model)
             content = str(message.get("content") or "")
             calls = self._tool_calls(message, model, 0)
-            usage, rejected = parse_ollama_usage(data, request, model, output_text(content, calls))
+            usage, rejected = parse_ollama_usage(data, request, model, content, calls)
             slot.settle(usage)
         return Completion(
             content=content,
@@ -205,7 +209,7 @@ class OllamaProvider(HttpProvider):
                         break
                 if final is None:
                     raise self._cut(model, response, 'the final "done": true line')
-            usage, rejected = parse_ollama_usage(final, request, model, output_text("".join(parts), calls))
+            usage, rejected = parse_ollama_usage(final, request, model, "".join(parts), calls)
             slot.settle(usage)
         yield CompletionChunk(
             usage=usage,

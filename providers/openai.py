@@ -13,12 +13,11 @@ Tools go as ``tools``/``tool_choice``/``parallel_tool_calls``, structured output
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
 
-from orchestration.completions import output_text
 from orchestration.errors import ProviderError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
 from orchestration.toolcalls import ToolCall
@@ -35,14 +34,14 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 def parse_openai_usage(
-    raw: Any, request: CompletionRequest, model: str, content: str
+    raw: Any, request: CompletionRequest, model: str, content: str, tool_calls: Sequence[ToolCall] = ()
 ) -> tuple[Usage, tuple[str, ...]]:
     """Usage from an OpenAI ``usage`` object; cached tokens are part of the prompt and
     reasoning tokens part of the completion, as OpenAI reports them.  Missing counts,
     and counts that cannot be right (negative, NaN, infinite), are estimated offline
     (and the usage marked so); the second value lists the ones that could not be right."""
     if not isinstance(raw, Mapping):
-        return estimate_usage(request, model, content), ()
+        return estimate_usage(request, model, content, tool_calls), ()
     read = UsageReader()
     prompt = read.count(raw, "prompt_tokens")
     completion = read.count(raw, "completion_tokens")
@@ -53,7 +52,7 @@ def parse_openai_usage(
     cost = read.cost(raw, "cost")  # OpenRouter and some gateways report what they charged
     estimated = prompt is None or completion is None
     if estimated:
-        guess = estimate_usage(request, model, content)
+        guess = estimate_usage(request, model, content, tool_calls)
         prompt = guess.input_tokens if prompt is None else prompt
         completion = guess.output_tokens if completion is None else completion
     usage = Usage(
@@ -154,9 +153,7 @@ class OpenAIProvider(HttpProvider):
             message = choice.get("message")
             content = _text(message.get("content")) if isinstance(message, Mapping) else ""
             calls = self._tool_calls(message, model) if isinstance(message, Mapping) else ()
-            usage, rejected = parse_openai_usage(
-                data.get("usage"), request, model, output_text(content, calls)
-            )
+            usage, rejected = parse_openai_usage(data.get("usage"), request, model, content, calls)
             slot.settle(usage)
         return Completion(
             content=content,
@@ -235,9 +232,7 @@ class OpenAIProvider(HttpProvider):
                 if not done and finish is None:
                     raise self._cut(model, response, "data: [DONE]")
                 calls = self._assembled(deltas, model, response) if deltas else ()
-            usage, rejected = parse_openai_usage(
-                usage_raw, request, model, output_text("".join(parts), calls)
-            )
+            usage, rejected = parse_openai_usage(usage_raw, request, model, "".join(parts), calls)
             slot.settle(usage)
         yield CompletionChunk(
             usage=usage,

@@ -199,6 +199,8 @@ class FakeVendor:
 
     def __init__(self, *, record: bool = True) -> None:
         self.default = Reply.ok()
+        #: The reply to a request that offers tools when nothing is scripted (None: ``default``).
+        self.tool_default: Reply | None = None
         self.record = record
         self.requests: list[Recorded] = []
         self._script: collections.deque[Reply] = collections.deque()
@@ -234,6 +236,7 @@ class FakeVendor:
             self._script.clear()
             self.requests.clear()
             self.default = Reply.ok()
+            self.tool_default = None
 
     def paths(self) -> list[str]:
         """The paths of the recorded requests, in order."""
@@ -243,7 +246,11 @@ class FakeVendor:
         with self._lock:
             if self.record:
                 self.requests.append(Recorded(request.url.path, dict(request.headers), body, at))
-            return self._script.popleft() if self._script else self.default
+            if self._script:
+                return self._script.popleft()
+            if self.tool_default is not None and isinstance(body, dict) and body.get("tools"):
+                return self.tool_default
+            return self.default
 
     def start(self, port: int = 0) -> FakeVendor:
         """Serve in a background thread; returns when the port is bound."""
@@ -562,6 +569,13 @@ class FakeVendor:
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers=reply.headers)
 
 
+#: What the fake vendor's own process answers to a request with tools: two parallel calls.
+BENCH_TOOL_CALLS = (
+    {"id": "call_w", "name": "weather", "arguments": {"city": "Paris", "days": 3, "units": "celsius"}},
+    {"id": "call_t", "name": "local_time", "arguments": {"city": "Tokyo", "format": "24h"}},
+)
+
+
 def _openai_tool_deltas(reply: Reply) -> list[dict[str, Any]]:
     """The ``tool_calls`` delta entries of an OpenAI stream: each call's first entry has
     its index, id and name, then its argument text follows in fragments."""
@@ -617,6 +631,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     vendor = FakeVendor(record=False)
     vendor.default = replace(vendor.default, content="Hello from the fake vendor, served fast.")
+    vendor.tool_default = Reply.tools(*BENCH_TOOL_CALLS)
     if args.die_with:
         vendor.default = replace(vendor.default, kind="die", signal=args.die_with)
     vendor.start(port=args.port)
