@@ -35,10 +35,22 @@ from .errors import (
     RunNotFoundError,
     ServiceUnavailableError,
     StepFailedError,
+    StructuredOutputError,
+    ToolArgumentsError,
+    ToolCallError,
     WorkflowError,
 )
 from .events import EventType, StreamEvent
-from .llm import Completion, CompletionChunk, CompletionRequest, Provider, as_provider
+from .llm import (
+    Completion,
+    CompletionChunk,
+    CompletionRequest,
+    OutputSchema,
+    Provider,
+    ToolCall,
+    ToolSpec,
+    as_provider,
+)
 from .models import (
     AgentResult,
     AgentType,
@@ -74,6 +86,8 @@ if TYPE_CHECKING:
     from patterns.swarm import DreamSwarmConfig, DreamSwarmOrchestrator
 
     from .graph import Contract, Edge, Graph, GraphResult, Node, NodeContext, NodeKind, NodeOutput, NodeState
+    from .structured import complete_structured
+    from .toolbox import Tool, ToolBox, ToolResult
     from .workflow import Flow, Workflow, WorkflowResult, step
 
 # name -> module that defines it; imported on first attribute access.
@@ -104,6 +118,10 @@ _LAZY = {
     "Flow": "orchestration.workflow",
     "WorkflowResult": "orchestration.workflow",
     "step": "orchestration.workflow",
+    "Tool": "orchestration.toolbox",
+    "ToolBox": "orchestration.toolbox",
+    "ToolResult": "orchestration.toolbox",
+    "complete_structured": "orchestration.structured",
 }
 
 
@@ -162,6 +180,7 @@ __all__ = (
     "OrchestrationError",
     "OrchestratorConfig",
     "OrchestratorResult",
+    "OutputSchema",
     "OverloadedError",
     "Plan",
     "PlanError",
@@ -185,9 +204,17 @@ __all__ = (
     "ServiceUnavailableError",
     "StepFailedError",
     "StreamEvent",
+    "StructuredOutputError",
     "SubTask",
     "SynthesisResult",
     "TaskStatus",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolBox",
+    "ToolCall",
+    "ToolCallError",
+    "ToolResult",
+    "ToolSpec",
     "Usage",
     "Workflow",
     "WorkflowError",
@@ -196,6 +223,7 @@ __all__ = (
     "build_plan",
     "calculate_progress",
     "chunk_list",
+    "complete_structured",
     "count_message_tokens",
     "count_tokens",
     "create_progress_bar_callback",

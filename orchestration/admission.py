@@ -80,7 +80,7 @@ async def hold_call(
     guarded = run.guardrails is not None
     if budget.cap is None and not guarded:
         return None
-    prompt = (await count_message_tokens_async(request.messages, request.model)).tokens
+    prompt = (await count_message_tokens_async(request.counted_messages, request.model)).tokens
     worst = _worst_cost(run, request, prices, prompt)
     max_tokens = request.max_tokens or 0
     ready = None
@@ -127,7 +127,7 @@ def hold_call_now(
     guarded = run.guardrails is not None
     if budget.cap is None and not guarded:
         return None
-    prompt = count_message_tokens(request.messages, request.model).tokens
+    prompt = count_message_tokens(request.counted_messages, request.model).tokens
     worst = _worst_cost(run, request, prices, prompt)
     max_tokens = request.max_tokens or 0
     try:
@@ -189,7 +189,7 @@ async def finish_call(
     """
     if completion.usage.impossible():
         estimate = Usage(
-            input_tokens=(await count_message_tokens_async(request.messages, request.model)).tokens,
+            input_tokens=(await count_message_tokens_async(request.counted_messages, request.model)).tokens,
             output_tokens=(await count_tokens_async(completion.content, request.model)).tokens,
         )
         completion = _repaired(completion, estimate)
@@ -231,7 +231,7 @@ def finish_call_now(
     """:func:`finish_call` without the awaits (the event is written with the next batch)."""
     if completion.usage.impossible():
         estimate = Usage(
-            input_tokens=count_message_tokens(request.messages, request.model).tokens,
+            input_tokens=count_message_tokens(request.counted_messages, request.model).tokens,
             output_tokens=count_tokens(completion.content, request.model).tokens,
         )
         completion = _repaired(completion, estimate)
@@ -264,6 +264,8 @@ def finish_call_now(
             "response": completion.content,
             "finish_reason": completion.finish_reason,
         }
+        if completion.tool_calls:  # recorded, so a replayed call asks for the same tools
+            data["tool_calls"] = [call.to_dict() for call in completion.tool_calls]
         if started_at is not None:
             data["started_at"] = started_at
         if held is not None:
@@ -280,15 +282,7 @@ def finish_call_now(
         run.emit(EventType.COST_UPDATE, data, agent_id)
         if guard_after and held is not None and held.guarded:
             guard.after_call(run, usage, (time.monotonic() - held.started) * 1000, agent_id)
-    return Completion(
-        completion.content,
-        usage,
-        model,
-        completion.finish_reason,
-        completion.request_id,
-        completion.provider,
-        completion.rejected_usage,
-    )
+    return replace(completion, usage=usage, model=model)
 
 
 def _repaired(completion: Completion, estimate: Usage) -> Completion:

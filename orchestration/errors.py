@@ -3,7 +3,9 @@
 Every error the framework raises derives from :class:`OrchestrationError`.  Provider
 failures are mapped onto provider-agnostic classes that carry ``status_code``,
 ``retry_after`` and ``request_id`` so that retry decisions are made by class, never by
-parsing vendor messages.  No error message ever contains an API key or URL credentials:
+parsing vendor messages.  A model's answer that cannot be used as asked is a
+:class:`ToolCallError`, not a provider failure: :class:`ToolArgumentsError` (a tool
+call's arguments) or :class:`StructuredOutputError` (a structured answer).  No error message ever contains an API key or URL credentials:
 providers pass messages through :func:`redact` before raising.
 """
 
@@ -41,6 +43,9 @@ __all__ = [
     "StoreError",
     "StepFailedError",
     "StoreUnavailableError",
+    "StructuredOutputError",
+    "ToolArgumentsError",
+    "ToolCallError",
     "WorkflowError",
     "describe",
     "redact",
@@ -267,6 +272,41 @@ class ContextLengthError(BadRequestError):
 
 class MalformedResponseError(ProviderError):
     """The provider answered with something that is not its documented format."""
+
+
+class ToolCallError(OrchestrationError, ValueError):
+    """What a model answered cannot be used as asked: a tool call's arguments, or a
+    structured answer.  Not a provider failure: the model can be shown the error and
+    asked again (``ToolBox`` and structured output do so)."""
+
+
+class ToolArgumentsError(ToolCallError):
+    """A tool call's arguments are not a JSON object, or do not match the tool's schema.
+
+    ``tool`` and ``call_id`` name the call, ``errors`` lists what is wrong."""
+
+    def __init__(
+        self, message: str, *, tool: str, call_id: str = "", errors: list[str] | None = None
+    ) -> None:
+        super().__init__(valid_text(message))  # it quotes the model's text
+        self.tool = tool
+        self.call_id = call_id
+        self.errors = list(errors or ())
+
+
+class StructuredOutputError(ToolCallError):
+    """An answer is not JSON that follows the requested schema (after its retries).
+
+    ``errors`` lists what is wrong, ``content`` is the answer, ``attempts`` how many
+    answers were asked for."""
+
+    def __init__(
+        self, message: str, *, errors: list[str] | None = None, content: str = "", attempts: int = 1
+    ) -> None:
+        super().__init__(valid_text(message))
+        self.errors = list(errors or ())
+        self.content = content
+        self.attempts = attempts
 
 
 class GraphError(OrchestrationError, ValueError):

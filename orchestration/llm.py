@@ -6,6 +6,13 @@ and optionally an async ``stream`` yielding :class:`CompletionChunk` objects.  T
 adapters in ``providers/`` and :class:`~orchestration.scripted.ScriptedProvider` are
 native.
 
+Tool calls are part of the protocol: a request may offer ``tools`` (:class:`ToolSpec`),
+say how to choose (``tool_choice``) and ask for structured output (``response_format``,
+an :class:`OutputSchema`); a completion carries the :class:`ToolCall` objects the model
+asked for (a stream, on its last chunk).  Messages are plain dicts in the OpenAI Chat
+Completions shape: ``completion.message()`` is the assistant turn to append,
+``call.result(...)`` a tool's answer; each adapter translates them for its vendor.
+
 Any other object is adapted by :func:`as_provider`:
 
 - the seed README shape, ``complete(messages, **kwargs)`` (sync or async) returning an
@@ -20,13 +27,12 @@ object reports no usage, tokens are counted offline and the usage is marked esti
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
+from .completions import Completion, CompletionChunk, CompletionRequest, output_text
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -40,152 +46,29 @@ from .errors import (
     redact,
 )
 from .retry import is_retryable
-from .text import valid_text
 from .tokens import count_message_tokens, count_tokens
+from .toolcalls import (
+    OutputSchema,
+    ToolCall,
+    ToolSpec,
+    openai_messages,
+    openai_tool_choice,
+    tool_result_message,
+)
 from .usage import Usage, UsageReader
 
 __all__ = [
     "Completion",
     "CompletionChunk",
     "CompletionRequest",
+    "OutputSchema",
     "Provider",
+    "ToolCall",
+    "ToolSpec",
     "as_provider",
     "is_native_provider",
+    "tool_result_message",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class CompletionRequest:
-    """One model call: messages plus the options every vendor understands.
-
-    ``options`` carries vendor-specific extras unchanged.  ``fingerprint()`` is a stable
-    hash of everything that determines the answer (used for recording and replay).
-    """
-
-    messages: Sequence[Mapping[str, Any]]
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    stop: Sequence[str] | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def system(self) -> str | None:
-        """The concatenated system messages, if any (for vendors that take it separately)."""
-        parts = [str(m.get("content", "")) for m in self.messages if m.get("role") == "system"]
-        return "\n\n".join(parts) if parts else None
-
-    @property
-    def prompt_text(self) -> str:
-        """The last user message's text."""
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                content = message.get("content", "")
-                return content if isinstance(content, str) else json.dumps(content)
-        return ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "messages": [dict(m) for m in self.messages],
-            "model": self.model,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "stop": list(self.stop) if self.stop is not None else None,
-            "options": dict(self.options),
-        }
-
-    def fingerprint(self) -> str:
-        """A stable hash (BLAKE2b, 128 bits) of everything that determines the answer.
-
-        It hashes the request exactly as built (message keys in their order, options
-        sorted), so the same code building the same request, in this process or another,
-        gets the same fingerprint.
-        """
-        canonical = repr(
-            (
-                self.messages if isinstance(self.messages, list) else list(self.messages),
-                self.model,
-                self.max_tokens,
-                self.temperature,
-                list(self.stop) if self.stop is not None else None,
-                sorted(self.options.items()) if self.options else (),
-            )
-        )
-        return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A model's answer: text, usage, and which model produced it.
-
-    Every string in it is valid UTF-8 (:func:`~orchestration.text.valid_text`): this is
-    where a provider's text enters the system, so a lone surrogate in an answer never
-    reaches a report, a store or a stream.  ``rejected_usage`` lists the usage numbers the
-    provider reported that cannot be right (``"prompt_tokens=-5"``) and were counted
-    offline instead; the run reports them in a warning event.
-    """
-
-    content: str
-    usage: Usage = field(default_factory=Usage)
-    model: str | None = None
-    finish_reason: str | None = None
-    request_id: str | None = None
-    provider: str | None = None
-    rejected_usage: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        _make_valid(self, ("content", "model", "finish_reason", "request_id", "provider"))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "content": self.content,
-            "usage": self.usage.to_dict(),
-            "model": self.model,
-            "finish_reason": self.finish_reason,
-            "request_id": self.request_id,
-            "provider": self.provider,
-            "rejected_usage": list(self.rejected_usage),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Completion:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            content=data["content"],
-            usage=Usage.from_dict(data.get("usage") or {}),
-            model=data.get("model"),
-            finish_reason=data.get("finish_reason"),
-            request_id=data.get("request_id"),
-            provider=data.get("provider"),
-            rejected_usage=tuple(data.get("rejected_usage") or ()),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CompletionChunk:
-    """A piece of a streamed answer.  The last chunk carries ``usage`` and ``finish_reason``
-    (and ``rejected_usage``, as :class:`Completion` does).  Its strings are valid UTF-8."""
-
-    delta: str = ""
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    model: str | None = None
-    rejected_usage: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        _make_valid(self, ("delta", "finish_reason", "model"))
-
-
-def _make_valid(answer: Completion | CompletionChunk, names: tuple[str, ...]) -> None:
-    """Replace each of ``answer``'s string fields ``names`` by its valid UTF-8 form."""
-    for name in names:
-        value = getattr(answer, name)
-        if isinstance(value, str) and not value.isascii():  # ASCII is valid: the common case costs one check
-            valid = valid_text(value)
-            if valid is not value:
-                object.__setattr__(answer, name, valid)
 
 
 @runtime_checkable
@@ -250,7 +133,7 @@ async def _call(method: Any, **kwargs: Any) -> Any:
     return result
 
 
-def _text_of(response: Any) -> str:
+def _text_of(response: Any, tool_calls: tuple[ToolCall, ...] = ()) -> str:
     if isinstance(response, str):
         return response
     if isinstance(response, Mapping):
@@ -262,14 +145,74 @@ def _text_of(response: Any) -> str:
         if isinstance(value, str):
             return value
         if isinstance(value, Sequence) and value and not isinstance(value, (bytes, str)):
-            first = value[0]  # e.g. Anthropic's list of content blocks
-            text = getattr(first, "text", None)
-            if isinstance(text, str):
-                return "".join(str(getattr(block, "text", "")) for block in value)
+            # e.g. Anthropic's list of content blocks (tool_use blocks have no text)
+            texts = [getattr(block, "text", None) for block in value]
+            if any(isinstance(text, str) for text in texts) or tool_calls:
+                return "".join(text for text in texts if isinstance(text, str))
+    if tool_calls:
+        return ""  # an answer that is only tool calls
     raise MalformedResponseError(
         f"provider returned {type(response).__name__}, which has no text content; "
         "return a str or an object with .content or .text"
     )
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def _tool_calls_of(response: Any) -> tuple[ToolCall, ...]:
+    """The tool calls in a foreign answer: ``.tool_calls`` (ToolCall objects, OpenAI's
+    shape as dicts or SDK objects, or ``{"name", "arguments"}``) or Anthropic's
+    ``tool_use`` content blocks."""
+    if isinstance(response, str):
+        return ()
+    raw = _field(response, "tool_calls")
+    calls: list[ToolCall] = []
+    if isinstance(raw, Sequence) and not isinstance(raw, (str, bytes)):
+        for item in raw:
+            if isinstance(item, ToolCall):
+                calls.append(item)
+                continue
+            function = _field(item, "function")
+            source = function if function is not None else item
+            name, arguments, call_id = _field(source, "name"), _field(source, "arguments"), _field(item, "id")
+            if not isinstance(name, str):
+                raise MalformedResponseError(
+                    f"a tool call in the provider's answer has no name: {describe_value(item)}"
+                )
+            if arguments is not None and not isinstance(arguments, (str, Mapping)):
+                arguments = json.dumps(arguments, default=str)  # shown to the model as malformed
+            calls.append(ToolCall(name, arguments, id=call_id if isinstance(call_id, str) else ""))
+        return tuple(calls)
+    blocks = _field(response, "content")
+    if isinstance(blocks, Sequence) and not isinstance(blocks, (str, bytes)):
+        for block in blocks:
+            if _field(block, "type") == "tool_use":
+                name, arguments, call_id = _field(block, "name"), _field(block, "input"), _field(block, "id")
+                if isinstance(name, str):
+                    if not isinstance(arguments, (str, Mapping)):
+                        arguments = json.dumps(arguments, default=str)
+                    calls.append(ToolCall(name, arguments, id=call_id if isinstance(call_id, str) else ""))
+    return tuple(calls)
+
+
+def describe_value(value: Any) -> str:
+    """A short repr of ``value`` for an error message."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _tool_kwargs(request: CompletionRequest) -> dict[str, Any]:
+    """A request's tool fields as OpenAI-style keyword arguments (for a foreign client)."""
+    if not request.uses_tools and request.tool_choice is None:
+        return {}
+    return {
+        "tools": [t.to_openai() for t in request.tools] or None,
+        "tool_choice": openai_tool_choice(request.tool_choice) if request.tool_choice else None,
+        "parallel_tool_calls": request.parallel_tool_calls,
+        "response_format": request.response_format.to_openai() if request.response_format else None,
+    }
 
 
 def _usage_of(response: Any, request: CompletionRequest, content: str) -> tuple[Usage, tuple[str, ...]]:
@@ -290,7 +233,7 @@ def _usage_of(response: Any, request: CompletionRequest, content: str) -> tuple[
         total = read.count(raw, "total_tokens")
     estimated = prompt is None or completion is None
     if prompt is None:
-        prompt = count_message_tokens(request.messages, request.model).tokens
+        prompt = count_message_tokens(request.counted_messages, request.model).tokens
         if completion is None and total is not None:  # only a total: split it with the prompt's count
             prompt = min(total, prompt)
     if completion is None:
@@ -365,11 +308,13 @@ class _CompleteAdapter:
                 "max_tokens": request.max_tokens,
                 "temperature": request.temperature,
                 "stop": request.stop,
+                **_tool_kwargs(request),
                 **request.options,
             },
         )
         try:
-            response = await _call(method, messages=[dict(m) for m in request.messages], **kwargs)
+            # Strictly in OpenAI's shape: the client may hand them to an OpenAI-style API.
+            response = await _call(method, messages=openai_messages(request.messages), **kwargs)
         except Exception as error:
             self._raise_clean(error)
         return _completion(response, request, self.name)
@@ -382,6 +327,7 @@ class _CompleteAdapter:
             usage=completion.usage,
             model=completion.model,
             rejected_usage=completion.rejected_usage,
+            tool_calls=completion.tool_calls,
         )
 
 
@@ -414,8 +360,9 @@ class _ChatAdapter(_CompleteAdapter):
 
 def _completion(response: Any, request: CompletionRequest, provider: str) -> Completion:
     """A user's object's answer as a :class:`Completion`."""
-    content = _text_of(response)
-    usage, rejected = _usage_of(response, request, content)
+    tool_calls = _tool_calls_of(response)
+    content = _text_of(response, tool_calls)
+    usage, rejected = _usage_of(response, request, output_text(content, tool_calls))
     model = getattr(response, "model", None)
     return Completion(
         content=content,
@@ -423,4 +370,5 @@ def _completion(response: Any, request: CompletionRequest, provider: str) -> Com
         model=model if isinstance(model, str) and model else request.model,
         provider=provider,
         rejected_usage=rejected,
+        tool_calls=tool_calls,
     )

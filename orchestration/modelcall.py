@@ -5,6 +5,11 @@ against the budget (:mod:`orchestration.admission`: it may wait for calls in fli
 call the provider with retries (each attempt under the configured timeout), price the
 real usage, settle the reservation and emit a ``cost_update`` event billed to the current
 agent.  When a model fails for good the next one is tried (``model_fallback`` event).
+
+A request with a ``response_format`` has its answer validated
+(:mod:`orchestration.structured`): one that does not match is shown its errors and asked
+again (a ``model_retry`` event, then a call of its own, billed and recorded like any).
+A streamed answer's tool calls come on its last chunk.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from .admission import Held, finish_call, finish_call_now, hold_call, release_call
+from .completions import output_text
 from .config import OrchestratorConfig
 from .engine import guard
 from .engine.run import RunContext, current_scope
@@ -25,7 +31,9 @@ from .events import EventType
 from .llm import Completion, CompletionRequest, Provider
 from .pricing import PriceTable
 from .retry import RetryPolicy, retry_call
+from .structured import structured_call
 from .tokens import count_message_tokens_async, count_tokens_async
+from .toolcalls import ToolCall
 from .usage import Usage
 
 __all__ = ["EXHAUSTED", "INTERRUPTED", "call_model"]
@@ -48,8 +56,42 @@ async def call_model(
     """Answer ``request`` with the first model of ``models`` that succeeds.
 
     Inside a run the run's retry policy applies (and every phase of a run has its own
-    timeout); outside one, ``default_policy`` and ``config.timeout_seconds`` do.
+    timeout); outside one, ``default_policy`` and ``config.timeout_seconds`` do.  A
+    structured request (``response_format``) is answered until its answer matches
+    (``completion.parsed``), or raises ``StructuredOutputError``.
     """
+    if request.response_format is None:
+        return await _call_chain(
+            llm, request, models, config=config, prices=prices, default_policy=default_policy, stream=stream
+        )
+
+    async def attempt(asked: CompletionRequest) -> Completion:
+        return await _call_chain(
+            llm, asked, models, config=config, prices=prices, default_policy=default_policy, stream=stream
+        )
+
+    def on_mismatch(number: int, error: BaseException) -> None:
+        scope = current_scope()
+        if scope is not None:
+            scope.run.emit(
+                EventType.MODEL_RETRY,
+                {"model": request.model, "attempt": number, "error": describe(error), "wait_seconds": 0.0},
+                scope.agent_id,
+            )
+
+    return await structured_call(request, attempt, on_mismatch)
+
+
+async def _call_chain(
+    llm: Provider,
+    request: CompletionRequest,
+    models: Sequence[str | None],
+    *,
+    config: OrchestratorConfig,
+    prices: PriceTable,
+    default_policy: RetryPolicy | None,
+    stream: bool,
+) -> Completion:
     scope = current_scope()
     run = scope.run if scope is not None else None
     agent_id = scope.agent_id if scope is not None else None
@@ -194,6 +236,7 @@ async def _streamed(
     model: str | None = None
     finish: str | None = None
     rejected: tuple[str, ...] = ()
+    calls: tuple[ToolCall, ...] = ()
     stream = llm.stream(request)  # type: ignore[attr-defined]
     chars = 0
     try:
@@ -209,6 +252,8 @@ async def _streamed(
             model = chunk.model or model
             finish = chunk.finish_reason or finish
             rejected = chunk.rejected_usage or rejected
+            if chunk.tool_calls:
+                calls += chunk.tool_calls
     except BaseException as error:
         if parts:  # content was already delivered: a retry would bill and show it twice
             _set(error, "no_retry", True)
@@ -224,8 +269,8 @@ async def _streamed(
     content = "".join(parts)
     if usage is None:
         usage = Usage(
-            input_tokens=(await count_message_tokens_async(request.messages, request.model)).tokens,
-            output_tokens=(await count_tokens_async(content, request.model)).tokens,
+            input_tokens=(await count_message_tokens_async(request.counted_messages, request.model)).tokens,
+            output_tokens=(await count_tokens_async(output_text(content, calls), request.model)).tokens,
             calls=1,
             estimated=True,
         )
@@ -236,6 +281,7 @@ async def _streamed(
         finish_reason=finish,
         provider=getattr(llm, "name", None),
         rejected_usage=rejected,
+        tool_calls=calls,
     )
 
 
@@ -255,7 +301,7 @@ async def _bill_partial(
     try:
         prompt = held.prompt_tokens if held is not None else None
         if prompt is None:
-            prompt = (await count_message_tokens_async(request.messages, request.model)).tokens
+            prompt = (await count_message_tokens_async(request.counted_messages, request.model)).tokens
         output = (await count_tokens_async(partial.content, partial.model or request.model)).tokens
     except BaseException:  # cancelled again while counting: give back what the call held
         if held is not None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from .errors import OrchestrationError
 from .events import EventType, StreamEvent
-from .llm import Completion, CompletionRequest, Provider
+from .llm import Completion, CompletionRequest, Provider, ToolCall
 from .usage import Usage
 
 __all__ = ["RecordedProvider", "Recording", "ReplayMismatchError"]
@@ -44,6 +44,7 @@ class Recording:
                     model=event.data.get("model"),
                     finish_reason=event.data.get("finish_reason"),
                     provider="recording",
+                    tool_calls=tuple(ToolCall.from_dict(c) for c in event.data.get("tool_calls") or ()),
                 )
             )
             self.size += 1

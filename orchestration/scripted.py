@@ -1,12 +1,15 @@
 """A deterministic, offline provider for tests, examples and the demo.
 
 ``ScriptedProvider`` answers from a script: a list of replies (used in order), a mapping
-from a substring of the prompt to a reply, a callable ``(request) -> str``, or by default
-an echo that summarises the prompt.  Usage is realistic (tokens counted with the offline
-tokenizer, and marked estimated unless the model is OpenAI's, whose tokenizer that is) and
-priced like a small hosted model, so cost arithmetic is visible.  It can
-wait (``latency``) and fail on chosen calls (``failures``) to exercise retries,
-fallbacks and timeouts.
+from a substring of the prompt to a reply, a callable ``(request) -> reply``, or by
+default an echo that summarises the prompt.  A reply is text, a
+:class:`~orchestration.toolcalls.ToolCall` (the model calls a tool), a list of them
+(parallel calls), or a whole :class:`~orchestration.llm.Completion` (text and calls
+together), so a tool-calling loop or a planner runs offline.  Usage is realistic (tokens
+counted with the offline tokenizer, and marked estimated unless the model is OpenAI's,
+whose tokenizer that is) and priced like a small hosted model, so cost arithmetic is
+visible.  It can wait (``latency``) and fail on chosen calls (``failures``) to exercise
+retries, fallbacks and timeouts.
 """
 
 from __future__ import annotations
@@ -15,14 +18,20 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
+from .completions import output_text
+from .errors import ConfigError
 from .llm import Completion, CompletionChunk, CompletionRequest, Provider
 from .tokens import count_message_tokens_async, count_tokens_async
+from .toolcalls import ToolCall
 from .usage import Usage
 
 __all__ = ["ScriptedProvider", "demo_provider", "demo_responder"]
 
-Reply = str | Callable[[CompletionRequest], str]
+#: What one scripted answer is: text, one tool call, parallel tool calls, or a whole answer.
+Answer = str | ToolCall | Sequence[ToolCall] | Completion
+Reply = Answer | Callable[[CompletionRequest], Answer]
 
 
 class ScriptedProvider(Provider):
@@ -31,7 +40,11 @@ class ScriptedProvider(Provider):
     Args:
         replies: a sequence of replies used in call order (``IndexError``-free: when it
             runs out the echo reply is used), a mapping ``{substring: reply}`` matched
-            against the last user message (first match wins), or a callable.
+            against the last user message (first match wins), or a callable.  Each reply
+            is a string, a ``ToolCall``, a list of ``ToolCall`` (parallel calls), a
+            ``Completion`` (its usage is counted when it has none), or a callable of
+            the request returning one of those.  Calls without an id get
+            ``call_<call number>_<index>``.
         model: the model id reported when the request names none.
         latency: seconds each call waits (``asyncio.sleep``), or a callable of the request.
         failures: per call, in order, an exception to raise or None to answer normally;
@@ -62,6 +75,7 @@ class ScriptedProvider(Provider):
             queue = list(failures)
             self._failures = lambda n, _r: queue[n - 1] if n <= len(queue) else None
         self._count_tokens = count_tokens
+        #: Every request, with its messages as they were when it was made.
         self.calls: list[CompletionRequest] = []
 
     @property
@@ -69,10 +83,12 @@ class ScriptedProvider(Provider):
         """How many calls were made (including failed ones)."""
         return len(self.calls)
 
-    def _reply(self, request: CompletionRequest, number: int) -> str:
+    def _reply(self, request: CompletionRequest, number: int) -> Answer:
         replies = self._replies
         if replies is None:
             return _echo(request)
+        if isinstance(replies, (str, ToolCall, Completion)):
+            return replies
         if callable(replies):
             return replies(request)
         if isinstance(replies, Mapping):
@@ -81,8 +97,6 @@ class ScriptedProvider(Provider):
                 if needle in prompt:
                     return reply(request) if callable(reply) else reply
             return _echo(request)
-        if isinstance(replies, str):
-            return replies
         if number <= len(replies):
             reply = replies[number - 1]
             return reply(request) if callable(reply) else reply
@@ -93,19 +107,25 @@ class ScriptedProvider(Provider):
 
         Counted off the event loop when that is slow (the tokenizer's first use in the
         process takes a quarter of a second), as a real provider's network wait would be."""
+        messages = request.counted_messages
         if self._count_tokens:
-            prompt = await count_message_tokens_async(request.messages, request.model)
+            prompt = await count_message_tokens_async(messages, request.model)
             output = await count_tokens_async(content, request.model)
             exact = prompt.exact and output.exact
             return Usage(
                 input_tokens=prompt.tokens, output_tokens=output.tokens, calls=1, estimated=not exact
             )
-        prompt_words = sum(len(str(m.get("content", "")).split()) + 4 for m in request.messages)
+        prompt_words = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
         return Usage(input_tokens=prompt_words, output_tokens=len(content.split()), calls=1, estimated=True)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Answer from the script (after the configured latency and failures)."""
-        self.calls.append(request)
+        # A snapshot: a tool loop appends to the list it passed, after the call.
+        self.calls.append(
+            request
+            if isinstance(request.messages, tuple)
+            else replace(request, messages=tuple(request.messages))
+        )
         number = len(self.calls)
         latency = self._latency(request) if callable(self._latency) else self._latency
         if latency:
@@ -114,25 +134,76 @@ class ScriptedProvider(Provider):
             failure = self._failures(number, request)
             if failure is not None:
                 raise failure
-        content = self._reply(request, number)
+        answer = self._reply(request, number)
+        if isinstance(answer, Completion):
+            return await self._scripted_completion(request, number, answer)
+        content, calls = _split(answer)
         if request.max_tokens is not None:
             content = _truncate_words(content, request.max_tokens)
+        calls = _with_ids(calls, number)
         return Completion(
             content=content,
-            usage=await self._usage(request, content),
+            usage=await self._usage(request, output_text(content, calls)),
             model=request.model or self.model,
-            finish_reason="stop",
+            finish_reason="tool_calls" if calls else "stop",
             provider=self.name,
+            tool_calls=calls,
+        )
+
+    async def _scripted_completion(
+        self, request: CompletionRequest, number: int, answer: Completion
+    ) -> Completion:
+        calls = _with_ids(answer.tool_calls, number)
+        usage = answer.usage
+        if usage.calls == 0 and usage.total_tokens == 0:
+            usage = await self._usage(request, output_text(answer.content, calls))
+        return Completion(
+            content=answer.content,
+            usage=usage,
+            model=answer.model or request.model or self.model,
+            finish_reason=answer.finish_reason or ("tool_calls" if calls else "stop"),
+            request_id=answer.request_id,
+            provider=answer.provider or self.name,
+            rejected_usage=answer.rejected_usage,
+            tool_calls=calls,
+            parsed=answer.parsed,
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
-        """Stream the scripted answer word by word; the last chunk carries usage."""
+        """Stream the scripted answer word by word; the last chunk carries usage (and the
+        tool calls)."""
         completion = await self.complete(request)
         words = re.split(r"(\s+)", completion.content)
         for word in words:
             if word:
                 yield CompletionChunk(delta=word, model=completion.model)
-        yield CompletionChunk(usage=completion.usage, finish_reason="stop", model=completion.model)
+        yield CompletionChunk(
+            usage=completion.usage,
+            finish_reason=completion.finish_reason,
+            model=completion.model,
+            tool_calls=completion.tool_calls,
+        )
+
+
+def _split(answer: Answer) -> tuple[str, tuple[ToolCall, ...]]:
+    """A scripted answer's text and tool calls."""
+    if isinstance(answer, str):
+        return answer, ()
+    if isinstance(answer, ToolCall):
+        return "", (answer,)
+    if isinstance(answer, Sequence) and all(isinstance(call, ToolCall) for call in answer):
+        return "", tuple(answer)  # type: ignore[arg-type]
+    raise ConfigError(
+        f"a scripted reply must be a str, a ToolCall, a list of ToolCall or a Completion, "
+        f"not {type(answer).__name__}"
+    )
+
+
+def _with_ids(calls: Sequence[ToolCall], number: int) -> tuple[ToolCall, ...]:
+    """``calls`` with an id each (deterministic: the call number and the position)."""
+    return tuple(
+        call if call.id else call.with_id(f"call_{number}_{index}") for index, call in enumerate(calls)
+    )
 
 
 def _truncate_words(text: str, limit: int) -> str:

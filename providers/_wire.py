@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeGuard
 
+from orchestration.completions import output_text
 from orchestration.errors import ProviderError
-from orchestration.llm import CompletionRequest
+from orchestration.llm import CompletionRequest, ToolCall
 from orchestration.tokens import count_message_tokens, count_tokens
 from orchestration.usage import Usage
 
@@ -81,11 +82,14 @@ def str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def estimate_usage(request: CompletionRequest, model: str | None, content: str) -> Usage:
-    """Usage counted with the offline tokenizer, marked estimated (the server gave none)."""
+def estimate_usage(
+    request: CompletionRequest, model: str | None, content: str, tool_calls: Sequence[ToolCall] = ()
+) -> Usage:
+    """Usage counted with the offline tokenizer, marked estimated (the server gave none):
+    the prompt with its tool definitions, the answer with its tool calls."""
     return Usage(
-        input_tokens=count_message_tokens(request.messages, model).tokens,
-        output_tokens=count_tokens(content, model).tokens,
+        input_tokens=count_message_tokens(request.counted_messages, model).tokens,
+        output_tokens=count_tokens(output_text(content, tool_calls), model).tokens,
         calls=1,
         estimated=True,
     )

@@ -6,18 +6,27 @@ when the request has none.  Anthropic reports ``input_tokens`` *excluding* promp
 reads and writes; our :class:`~orchestration.usage.Usage` counts them inside
 ``input_tokens``, so we add them.  In a stream, ``message_delta`` carries the
 *cumulative* output count.
+
+Tools go as ``tools`` (``input_schema``) and ``tool_choice``; the answer's ``tool_use``
+blocks (in a stream: ``input_json_delta`` fragments) become
+:class:`~orchestration.toolcalls.ToolCall` objects, and the framework's tool results go
+back as ``tool_result`` blocks.  Structured output is a forced tool whose input is the
+answer: its JSON is the completion's ``content`` (streamed as text deltas).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
+from orchestration.toolcalls import OutputSchema, ToolCall
 from orchestration.usage import Usage, UsageReader
 
 from ._errors import request_id_of
 from ._http import HttpProvider
+from ._tools import anthropic_messages, anthropic_output, anthropic_tool_fields, tool_call
 from ._wire import estimate_usage, is_number, no_retry_once_delivered, str_or_none
 
 __all__ = ["ANTHROPIC_BASE_URL", "ANTHROPIC_VERSION", "AnthropicProvider", "parse_anthropic_usage"]
@@ -28,7 +37,11 @@ _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
 
 
 def parse_anthropic_usage(
-    raw: Mapping[str, Any] | None, request: CompletionRequest, model: str, content: str
+    raw: Mapping[str, Any] | None,
+    request: CompletionRequest,
+    model: str,
+    content: str,
+    tool_calls: Sequence[ToolCall] = (),
 ) -> tuple[Usage, tuple[str, ...]]:
     """Usage from Anthropic's counters: input = input + cache writes + cache reads.
 
@@ -43,7 +56,7 @@ def parse_anthropic_usage(
     cached = read.count(source, "cache_read_input_tokens") or 0
     estimated = fresh is None or output is None
     if estimated:
-        guess = estimate_usage(request, model, content)
+        guess = estimate_usage(request, model, content, tool_calls)
         if fresh is None:  # the offline count is of the whole prompt, cache traffic included
             fresh = max(0, guess.input_tokens - written - cached)
         if output is None:
@@ -103,11 +116,7 @@ class AnthropicProvider(HttpProvider):
         return headers
 
     def _payload(self, request: CompletionRequest, model: str, stream: bool) -> dict[str, Any]:
-        messages = [
-            {"role": m.get("role"), "content": m.get("content")}
-            for m in request.messages
-            if m.get("role") != "system"
-        ]
+        messages = anthropic_messages(request.messages)
         payload: dict[str, Any] = {
             "model": model,
             "max_tokens": request.max_tokens or self.default_max_tokens,
@@ -120,6 +129,8 @@ class AnthropicProvider(HttpProvider):
             payload["temperature"] = request.temperature
         if request.stop:
             payload["stop_sequences"] = list(request.stop)
+        if request.uses_tools or request.tool_choice is not None:
+            payload.update(anthropic_tool_fields(request))
         payload.update(request.options)
         if stream:
             payload["stream"] = True
@@ -133,34 +144,50 @@ class AnthropicProvider(HttpProvider):
             data, headers = await self._post_json(self.messages_path, payload, model, slot)
             if not isinstance(data, Mapping) or not isinstance(data.get("content"), list):
                 raise self._malformed("no 'content' list in the answer", model)
-            content = "".join(
-                str(block.get("text", ""))
-                for block in data["content"]
-                if isinstance(block, Mapping) and block.get("type") == "text"
-            )
+            blocks = [block for block in data["content"] if isinstance(block, Mapping)]
+            content = "".join(str(block.get("text", "")) for block in blocks if block.get("type") == "text")
+            calls: list[ToolCall] = []
+            schema = request.response_format
+            finish = str_or_none(data.get("stop_reason"))
+            for index, block in enumerate(blocks):
+                if block.get("type") != "tool_use":
+                    continue
+                if schema is not None and block.get("name") == schema.name:
+                    content = anthropic_output(schema, block.get("input"))  # the structured answer
+                    finish = "end_turn" if finish == "tool_use" else finish
+                    continue
+                call = tool_call(block.get("name"), block.get("input"), block.get("id"), f"toolu_{index}")
+                if call is None:
+                    raise self._malformed(f"tool_use block {index} has no name", model)
+                calls.append(call)
+            if calls and finish == "end_turn":
+                finish = "tool_use"  # the model asked for tools besides the answer
             raw = data.get("usage")
             usage, rejected = parse_anthropic_usage(
-                raw if isinstance(raw, Mapping) else None, request, model, content
+                raw if isinstance(raw, Mapping) else None, request, model, content, calls
             )
             slot.settle(usage)
         return Completion(
             content=content,
             usage=usage,
             model=str_or_none(data.get("model")) or model,
-            finish_reason=str_or_none(data.get("stop_reason")),
+            finish_reason=finish,
             request_id=request_id_of(headers) or str_or_none(data.get("id")),
             provider=self.name,
             rejected_usage=rejected,
+            tool_calls=tuple(calls),
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
-        """Stream text deltas; the last chunk carries usage and the stop reason."""
+        """Stream text deltas; the last chunk carries usage, the stop reason and the tool
+        calls (assembled from their ``input_json_delta`` fragments)."""
         model = self._model(request)
         payload = self._payload(request, model, stream=True)
         parts: list[str] = []
         counters: dict[str, Any] = {}
         finish: str | None = None
         answered_model = model
+        blocks = _ToolBlocks(request.response_format)
         async with (
             self._limited(request, model) as slot,
             self._open_stream(self.messages_path, payload, model, slot) as response,
@@ -172,11 +199,19 @@ class AnthropicProvider(HttpProvider):
                     kind = event.get("type")
                     if kind == "content_block_delta":
                         delta = event.get("delta")
-                        if isinstance(delta, Mapping) and delta.get("type") == "text_delta":
-                            text = str(delta.get("text", ""))
-                            if text:
-                                parts.append(text)
-                                yield CompletionChunk(delta=text, model=answered_model)
+                        if not isinstance(delta, Mapping):
+                            continue
+                        text = blocks.delta(event.get("index"), delta)
+                        if text:
+                            parts.append(text)
+                            yield CompletionChunk(delta=text, model=answered_model)
+                    elif kind == "content_block_start":
+                        blocks.start(event.get("index"), event.get("content_block"))
+                    elif kind == "content_block_stop":
+                        text = blocks.stop(event.get("index"))
+                        if text:
+                            parts.append(text)
+                            yield CompletionChunk(delta=text, model=answered_model)
                     elif kind == "message_start":
                         message = event.get("message")
                         if isinstance(message, Mapping):
@@ -192,13 +227,99 @@ class AnthropicProvider(HttpProvider):
                         break
                     elif kind == "error":
                         raise self._stream_error(event, model, response)
-                    # ping, content_block_start/stop and unknown new events are ignored
+                    # ping and unknown new events are ignored
                 if not stopped:
                     raise self._cut(model, response, "message_stop")
-            usage, rejected = parse_anthropic_usage(counters, request, model, "".join(parts))
+                text = blocks.leftover()
+                if text:  # a structured answer that never used its tool: its text, for the check
+                    parts.append(text)
+                    yield CompletionChunk(delta=text, model=answered_model)
+                calls = blocks.calls()
+                if any(call is None for call in calls):
+                    raise self._malformed("a streamed tool_use block has no name", model, response)
+                if blocks.answered and finish == "tool_use" and not calls:
+                    finish = "end_turn"
+            tool_calls: tuple[ToolCall, ...] = tuple(call for call in calls if call is not None)
+            usage, rejected = parse_anthropic_usage(counters, request, model, "".join(parts), tool_calls)
             slot.settle(usage)
         yield CompletionChunk(
-            usage=usage, finish_reason=finish, model=answered_model, rejected_usage=rejected
+            usage=usage,
+            finish_reason=finish,
+            model=answered_model,
+            rejected_usage=rejected,
+            tool_calls=tool_calls,
+        )
+
+
+class _ToolBlocks:
+    """The content blocks of one streamed answer: text deltas pass through; a
+    ``tool_use`` block's ``input_json_delta`` fragments are kept until it stops.
+
+    With structured output the output tool's fragments *are* the answer's text (streamed
+    as they come; a wrapped non-object answer is unwrapped when its block stops), and
+    other text is held back: if no output tool comes, it is the answer after all."""
+
+    def __init__(self, schema: OutputSchema | None) -> None:
+        self.schema = schema
+        self.answered = False  # the output tool was used
+        self._tools: dict[Any, list[Any]] = {}  # index -> [id, name, fragments]
+        self._order: list[Any] = []
+        self._output: Any = None  # the output tool's block index
+        self._held: list[str] = []
+
+    def start(self, index: Any, block: Any) -> None:
+        if not isinstance(block, Mapping) or block.get("type") != "tool_use":
+            return
+        name = block.get("name")
+        if self.schema is not None and name == self.schema.name:
+            self._output, self.answered = index, True
+            self._held.clear()
+            return
+        self._tools[index] = [block.get("id"), name, []]
+        self._order.append(index)
+
+    def delta(self, index: Any, delta: Mapping[str, Any]) -> str:
+        """The text this delta adds to the answer ('' for a tool's fragment)."""
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = str(delta.get("text", ""))
+            if self.schema is not None:
+                if not self.answered:
+                    self._held.append(text)
+                return ""
+            return text
+        if kind == "input_json_delta":
+            piece = str(delta.get("partial_json", ""))
+            if index == self._output and self._output is not None:
+                assert self.schema is not None
+                if self.schema.is_object:
+                    return piece
+                self._held.append(piece)
+            elif index in self._tools:
+                self._tools[index][2].append(piece)
+        return ""
+
+    def stop(self, index: Any) -> str:
+        """Text to add when a block stops (a wrapped structured answer, unwrapped)."""
+        if index != self._output or self._output is None or self.schema is None or self.schema.is_object:
+            return ""
+        raw = "".join(self._held)
+        self._held.clear()
+        try:
+            return anthropic_output(self.schema, json.loads(raw))
+        except ValueError:
+            return raw  # not JSON: the check says so, and the model is asked again
+
+    def leftover(self) -> str:
+        """Held-back text of a structured answer that never used its tool."""
+        text = "".join(self._held) if not self.answered else ""
+        self._held.clear()
+        return text
+
+    def calls(self) -> tuple[ToolCall | None, ...]:
+        return tuple(
+            tool_call(self._tools[i][1], "".join(self._tools[i][2]), self._tools[i][0], f"toolu_{i}")
+            for i in self._order
         )
 
 

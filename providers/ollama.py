@@ -5,19 +5,29 @@ Streaming is newline-delimited JSON; the final object (``"done": true``) carries
 ``prompt_eval_count`` when the whole prompt came from its cache; that count is then
 estimated offline and the usage marked so.  (Ollama also speaks the OpenAI format on
 ``/v1``: use :class:`~providers.openai.OpenAIProvider` with that base URL if you prefer.)
+
+Tools go as ``tools``; the answer's ``message.tool_calls`` (argument objects; in a stream
+each answer's calls come whole in one line) become
+:class:`~orchestration.toolcalls.ToolCall` objects; tool results go back with
+``tool_name``.  Ollama cannot force a tool call: ``tool_choice="none"`` sends no tools,
+a tool's name sends only that tool, and ``"required"`` sends them all (the model may
+still answer in text).  Structured output is Ollama's ``format`` (the JSON schema).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from orchestration.completions import output_text
 from orchestration.errors import ProviderError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
 from orchestration.tokens import count_message_tokens, count_tokens
+from orchestration.toolcalls import ToolCall
 from orchestration.usage import Usage, UsageReader
 
 from ._http import HttpProvider
+from ._tools import ollama_messages, tool_call
 from ._wire import no_retry_once_delivered, str_or_none
 
 __all__ = ["OLLAMA_DEFAULT_HOST", "OllamaProvider", "normalize_ollama_host", "parse_ollama_usage"]
@@ -46,7 +56,11 @@ def normalize_ollama_host(host: str) -> str:
 
 
 def parse_ollama_usage(
-    raw: Mapping[str, Any], request: CompletionRequest, model: str, content: str
+    raw: Mapping[str, Any],
+    request: CompletionRequest,
+    model: str,
+    content: str,
+    tool_calls: Sequence[ToolCall] = (),
 ) -> tuple[Usage, tuple[str, ...]]:
     """Usage from a final Ollama object; a missing count (or one that cannot be right:
     negative, NaN, infinite) is estimated offline; the second value lists the latter."""
@@ -55,9 +69,9 @@ def parse_ollama_usage(
     output = read.count(raw, "eval_count")
     estimated = prompt is None or output is None
     if prompt is None:
-        prompt = count_message_tokens(request.messages, model).tokens
+        prompt = count_message_tokens(request.counted_messages, model).tokens
     if output is None:
-        output = count_tokens(content, model).tokens
+        output = count_tokens(output_text(content, tool_calls), model).tokens
     usage = Usage(input_tokens=prompt, output_tokens=output, calls=1, estimated=estimated)
     return usage, tuple(read.rejected)
 
@@ -93,9 +107,16 @@ class OllamaProvider(HttpProvider):
             options["stop"] = list(request.stop)
         payload: dict[str, Any] = {
             "model": model,
-            "messages": [dict(m) for m in request.messages],
+            "messages": ollama_messages(request.messages),
             "stream": stream,
         }
+        if request.tools and request.tool_choice != "none":
+            tools = request.tools
+            if request.tool_choice is not None and request.tool_choice not in ("auto", "required"):
+                tools = tuple(tool for tool in tools if tool.name == request.tool_choice)
+            payload["tools"] = [tool.to_openai() for tool in tools]
+        if request.response_format is not None:
+            payload["format"] = dict(request.response_format.schema)
         for key, value in request.options.items():
             if key == "options" and isinstance(value, Mapping):
                 options.update(value)
@@ -124,7 +145,8 @@ class OllamaProvider(HttpProvider):
             if not isinstance(message, Mapping):
                 raise self._malformed("no 'message' in the answer", model)
             content = str(message.get("content") or "")
-            usage, rejected = parse_ollama_usage(data, request, model, content)
+            calls = self._tool_calls(message, model, 0)
+            usage, rejected = parse_ollama_usage(data, request, model, content, calls)
             slot.settle(usage)
         return Completion(
             content=content,
@@ -133,13 +155,36 @@ class OllamaProvider(HttpProvider):
             finish_reason=str_or_none(data.get("done_reason")) or ("stop" if data.get("done") else None),
             provider=self.name,
             rejected_usage=rejected,
+            tool_calls=calls,
         )
+
+    def _tool_calls(self, message: Mapping[str, Any], model: str, first: int) -> tuple[ToolCall, ...]:
+        """The calls in one message (``first``: how many came before, for their ids)."""
+        raw = message.get("tool_calls")
+        if not raw:
+            return ()
+        if not isinstance(raw, list):
+            raise self._malformed("'tool_calls' is not a list", model)
+        calls = []
+        for offset, entry in enumerate(raw):
+            function = entry.get("function") if isinstance(entry, Mapping) else None
+            index = first + offset
+            call = (
+                tool_call(function.get("name"), function.get("arguments"), entry.get("id"), f"call_{index}")
+                if isinstance(function, Mapping) and isinstance(entry, Mapping)
+                else None
+            )
+            if call is None:
+                raise self._malformed(f"tool call {index} has no function name", model)
+            calls.append(call)
+        return tuple(calls)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
         """Stream newline-delimited JSON deltas; the last chunk carries usage."""
         model = self._model(request)
         payload = self._payload(request, model, stream=True)
         parts: list[str] = []
+        calls: tuple[ToolCall, ...] = ()
         async with (
             self._limited(request, model) as slot,
             self._open_stream(self.chat_path, payload, model, slot) as response,
@@ -157,16 +202,19 @@ class OllamaProvider(HttpProvider):
                     if text:
                         parts.append(text)
                         yield CompletionChunk(delta=text, model=str_or_none(obj.get("model")) or model)
+                    if isinstance(message, Mapping) and message.get("tool_calls"):
+                        calls += self._tool_calls(message, model, len(calls))
                     if obj.get("done"):
                         final = obj
                         break
                 if final is None:
                     raise self._cut(model, response, 'the final "done": true line')
-            usage, rejected = parse_ollama_usage(final, request, model, "".join(parts))
+            usage, rejected = parse_ollama_usage(final, request, model, "".join(parts), calls)
             slot.settle(usage)
         yield CompletionChunk(
             usage=usage,
             finish_reason=str_or_none(final.get("done_reason")) or "stop",
             model=str_or_none(final.get("model")) or model,
             rejected_usage=rejected,
+            tool_calls=calls,
         )

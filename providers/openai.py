@@ -4,21 +4,28 @@ Works for OpenAI and the many servers that speak its format: vLLM, llama.cpp ser
 LM Studio, Ollama's ``/v1``, Groq, Together, xAI, OpenRouter...  Streaming asks for
 usage with ``stream_options: {"include_usage": true}``; servers that still send none
 get their usage counted offline and marked estimated.
+
+Tools go as ``tools``/``tool_choice``/``parallel_tool_calls``, structured output as
+``response_format: {"type": "json_schema", ...}``; the answer's ``message.tool_calls``
+(in a stream: indexed deltas whose argument text comes in fragments) become
+:class:`~orchestration.toolcalls.ToolCall` objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
 
 from orchestration.errors import ProviderError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
+from orchestration.toolcalls import ToolCall, openai_messages
 from orchestration.usage import Usage, UsageReader
 
 from ._errors import error_class, request_id_of, vendor_error
 from ._http import HttpProvider
+from ._tools import OpenAIToolDeltas, openai_tool_fields, tool_call
 from ._wire import estimate_usage, no_retry_once_delivered, str_or_none
 
 __all__ = ["OPENAI_BASE_URL", "OpenAIProvider", "parse_openai_usage"]
@@ -27,14 +34,14 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 def parse_openai_usage(
-    raw: Any, request: CompletionRequest, model: str, content: str
+    raw: Any, request: CompletionRequest, model: str, content: str, tool_calls: Sequence[ToolCall] = ()
 ) -> tuple[Usage, tuple[str, ...]]:
     """Usage from an OpenAI ``usage`` object; cached tokens are part of the prompt and
     reasoning tokens part of the completion, as OpenAI reports them.  Missing counts,
     and counts that cannot be right (negative, NaN, infinite), are estimated offline
     (and the usage marked so); the second value lists the ones that could not be right."""
     if not isinstance(raw, Mapping):
-        return estimate_usage(request, model, content), ()
+        return estimate_usage(request, model, content, tool_calls), ()
     read = UsageReader()
     prompt = read.count(raw, "prompt_tokens")
     completion = read.count(raw, "completion_tokens")
@@ -45,7 +52,7 @@ def parse_openai_usage(
     cost = read.cost(raw, "cost")  # OpenRouter and some gateways report what they charged
     estimated = prompt is None or completion is None
     if estimated:
-        guess = estimate_usage(request, model, content)
+        guess = estimate_usage(request, model, content, tool_calls)
         prompt = guess.input_tokens if prompt is None else prompt
         completion = guess.output_tokens if completion is None else completion
     usage = Usage(
@@ -113,13 +120,15 @@ class OpenAIProvider(HttpProvider):
         self.max_tokens_field = max_tokens_field or ("max_completion_tokens" if official else "max_tokens")
 
     def _payload(self, request: CompletionRequest, model: str, stream: bool) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": model, "messages": [dict(m) for m in request.messages]}
+        payload: dict[str, Any] = {"model": model, "messages": openai_messages(request.messages)}
         if request.max_tokens is not None:
             payload[self.max_tokens_field] = request.max_tokens
         if request.temperature is not None:
             payload["temperature"] = request.temperature
         if request.stop:
             payload["stop"] = list(request.stop)
+        if request.uses_tools or request.tool_choice is not None:
+            payload.update(openai_tool_fields(request))
         payload.update(request.options)
         if stream:
             payload["stream"] = True
@@ -143,7 +152,8 @@ class OpenAIProvider(HttpProvider):
             choice = choices[0]
             message = choice.get("message")
             content = _text(message.get("content")) if isinstance(message, Mapping) else ""
-            usage, rejected = parse_openai_usage(data.get("usage"), request, model, content)
+            calls = self._tool_calls(message, model) if isinstance(message, Mapping) else ()
+            usage, rejected = parse_openai_usage(data.get("usage"), request, model, content, calls)
             slot.settle(usage)
         return Completion(
             content=content,
@@ -153,7 +163,27 @@ class OpenAIProvider(HttpProvider):
             request_id=request_id_of(headers) or str_or_none(data.get("id")),
             provider=self.name,
             rejected_usage=rejected,
+            tool_calls=calls,
         )
+
+    def _tool_calls(self, message: Mapping[str, Any], model: str) -> tuple[ToolCall, ...]:
+        raw = message.get("tool_calls")
+        if not raw:
+            return ()
+        if not isinstance(raw, list):
+            raise self._malformed("'tool_calls' is not a list", model)
+        calls = []
+        for index, entry in enumerate(raw):
+            function = entry.get("function") if isinstance(entry, Mapping) else None
+            call = (
+                tool_call(function.get("name"), function.get("arguments"), entry.get("id"), f"call_{index}")
+                if isinstance(function, Mapping) and isinstance(entry, Mapping)
+                else None
+            )
+            if call is None:
+                raise self._malformed(f"tool call {index} has no function name", model)
+            calls.append(call)
+        return tuple(calls)
 
     def _error_object(self, data: Mapping[str, Any], model: str, headers: httpx.Headers) -> ProviderError:
         vendor = vendor_error(data)
@@ -166,6 +196,7 @@ class OpenAIProvider(HttpProvider):
         model = self._model(request)
         payload = self._payload(request, model, stream=True)
         parts: list[str] = []
+        deltas = OpenAIToolDeltas()
         async with (
             self._limited(request, model) as slot,
             self._open_stream(self.chat_path, payload, model, slot) as response,
@@ -189,15 +220,33 @@ class OpenAIProvider(HttpProvider):
                         if not isinstance(choice, Mapping):
                             continue
                         delta = choice.get("delta")
-                        text = _text(delta.get("content")) if isinstance(delta, Mapping) else ""
+                        if not isinstance(delta, Mapping):
+                            delta = {}
+                        text = _text(delta.get("content"))
                         if text:
                             parts.append(text)
                             yield CompletionChunk(delta=text, model=answered_model or model)
+                        if "tool_calls" in delta:
+                            deltas.add(delta["tool_calls"])
                         finish = str_or_none(choice.get("finish_reason")) or finish
                 if not done and finish is None:
                     raise self._cut(model, response, "data: [DONE]")
-            usage, rejected = parse_openai_usage(usage_raw, request, model, "".join(parts))
+                calls = self._assembled(deltas, model, response) if deltas else ()
+            usage, rejected = parse_openai_usage(usage_raw, request, model, "".join(parts), calls)
             slot.settle(usage)
         yield CompletionChunk(
-            usage=usage, finish_reason=finish, model=answered_model or model, rejected_usage=rejected
+            usage=usage,
+            finish_reason=finish,
+            model=answered_model or model,
+            rejected_usage=rejected,
+            tool_calls=calls,
         )
+
+    def _assembled(
+        self, deltas: OpenAIToolDeltas, model: str, response: httpx.Response
+    ) -> tuple[ToolCall, ...]:
+        calls = deltas.calls()
+        for index, call in enumerate(calls):
+            if call is None:
+                raise self._malformed(f"streamed tool call {index} has no function name", model, response)
+        return calls  # type: ignore[return-value]  # no None left

@@ -10,7 +10,12 @@ thread or, with ``python fakevendor.py``, in its own process):
 Every request takes the next scripted :class:`Reply` (or the default one): a normal
 answer, an HTTP error in the vendor's own error format, a raw body (HTML page,
 malformed JSON), a slow answer, a huge body, or a stream fault (an error event after a
-few deltas, a stream that ends early, a connection dropped mid-stream).  JSON is written
+few deltas, a stream that ends early, a connection dropped mid-stream).  A reply may
+carry tool calls (:meth:`Reply.tools`), sent in each vendor's format: OpenAI's
+``tool_calls`` (streamed as indexed deltas whose argument text comes in fragments,
+optionally interleaved across parallel calls), Anthropic's ``tool_use`` blocks (streamed
+as ``input_json_delta`` fragments), Ollama's ``tool_calls`` with argument objects.
+Arguments given as text are sent as written, so a reply can carry malformed JSON.  JSON is written
 as Python's ``json.dumps`` writes it by default, so a hostile reply can carry what a real
 vendor's JSON can: ``"\ud800"`` escapes (lone surrogates) and ``NaN``/``Infinity``
 counts.  Every request is recorded (path, headers, JSON body) for assertions.
@@ -66,6 +71,11 @@ class Reply:
     declare_length: bool = True
     done_marker: bool = True  # OpenAI stream: send [DONE]
     signal: str = ""  # die: the signal the server process kills itself with (own process only)
+    # Tool calls: {"name": ..., "arguments": dict | str (sent as written), "id": ... (optional)}
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    fragment: int = 7  # streamed argument text: characters per fragment
+    interleave: bool = False  # OpenAI stream: parallel calls' fragments in turn, not one after another
+    stop_reason: str | None = None  # overrides the finish/stop reason
 
     @property
     def output_tokens(self) -> int | float:
@@ -82,6 +92,35 @@ class Reply:
     def ok(cls, content: str = "Hello from the fake vendor.", **fields: Any) -> Reply:
         """A normal answer (``usage=False`` leaves usage out)."""
         return cls(kind="ok", content=content, **fields)
+
+    @classmethod
+    def tools(cls, *calls: dict[str, Any], content: str = "", **fields: Any) -> Reply:
+        """An answer that calls tools (``content`` is text sent before the calls)."""
+        return cls(kind="ok", content=content, tool_calls=tuple(calls), **fields)
+
+    def call_id(self, index: int) -> str:
+        """The id of tool call ``index`` (its own, or ``call_fake_<index>``)."""
+        return str(self.tool_calls[index].get("id") or f"call_fake_{index}")
+
+    def arguments_text(self, index: int) -> str:
+        """Tool call ``index``'s arguments as JSON text (text arguments as written)."""
+        arguments = self.tool_calls[index].get("arguments", {})
+        return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+    def arguments_value(self, index: int) -> Any:
+        """Tool call ``index``'s arguments as a value (text that is not JSON stays text)."""
+        arguments = self.tool_calls[index].get("arguments", {})
+        if not isinstance(arguments, str):
+            return arguments
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+
+    def fragments(self, text: str) -> list[str]:
+        """``text`` cut into streamed fragments of :attr:`fragment` characters."""
+        size = max(1, self.fragment)
+        return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
     @classmethod
     def error(
@@ -160,6 +199,8 @@ class FakeVendor:
 
     def __init__(self, *, record: bool = True) -> None:
         self.default = Reply.ok()
+        #: The reply to a request that offers tools when nothing is scripted (None: ``default``).
+        self.tool_default: Reply | None = None
         self.record = record
         self.requests: list[Recorded] = []
         self._script: collections.deque[Reply] = collections.deque()
@@ -195,6 +236,7 @@ class FakeVendor:
             self._script.clear()
             self.requests.clear()
             self.default = Reply.ok()
+            self.tool_default = None
 
     def paths(self) -> list[str]:
         """The paths of the recorded requests, in order."""
@@ -204,7 +246,11 @@ class FakeVendor:
         with self._lock:
             if self.record:
                 self.requests.append(Recorded(request.url.path, dict(request.headers), body, at))
-            return self._script.popleft() if self._script else self.default
+            if self._script:
+                return self._script.popleft()
+            if self.tool_default is not None and isinstance(body, dict) and body.get("tools"):
+                return self.tool_default
+            return self.default
 
     def start(self, port: int = 0) -> FakeVendor:
         """Serve in a background thread; returns when the port is bound."""
@@ -312,19 +358,25 @@ class FakeVendor:
         )
         if reply.cost is not None:
             usage["cost"] = reply.cost
+        finish = reply.stop_reason or ("tool_calls" if reply.tool_calls else "stop")
         if not (body or {}).get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+            if reply.tool_calls:
+                message["content"] = reply.content or None
+                message["tool_calls"] = [
+                    {
+                        "id": reply.call_id(i),
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": reply.arguments_text(i)},
+                    }
+                    for i, call in enumerate(reply.tool_calls)
+                ]
             data: dict[str, Any] = {
                 "id": "chatcmpl-fake",
                 "object": "chat.completion",
                 "created": 0,
                 "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply.content},
-                        "finish_reason": "stop",
-                    }
-                ],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             }
             if reply.usage:
                 data["usage"] = usage
@@ -354,7 +406,9 @@ class FakeVendor:
                 return
             if reply.kind == "drop":
                 raise _Dropped
-            yield chunk({}, "stop")
+            for piece in _openai_tool_deltas(reply):
+                yield chunk({"tool_calls": [piece]})
+            yield chunk({}, finish)
             if include_usage and reply.usage:
                 yield f"data: {json.dumps({'id': 'chatcmpl-fake', 'choices': [], 'usage': usage})}\n\n"
             if reply.done_marker:
@@ -384,14 +438,27 @@ class FakeVendor:
                 "output_tokens": reply.output_tokens,
             }
         )
+        stop_reason = reply.stop_reason or ("tool_use" if reply.tool_calls else "end_turn")
         if not (body or {}).get("stream"):
+            blocks: list[dict[str, Any]] = []
+            if reply.content or not reply.tool_calls:
+                blocks.append({"type": "text", "text": reply.content})
+            blocks.extend(
+                {
+                    "type": "tool_use",
+                    "id": reply.call_id(i),
+                    "name": call["name"],
+                    "input": reply.arguments_value(i),
+                }
+                for i, call in enumerate(reply.tool_calls)
+            )
             data: dict[str, Any] = {
                 "id": "msg_fake",
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [{"type": "text", "text": reply.content}],
-                "stop_reason": "end_turn",
+                "content": blocks,
+                "stop_reason": stop_reason,
                 "stop_sequence": None,
             }
             if reply.usage:
@@ -413,9 +480,13 @@ class FakeVendor:
             if reply.usage:
                 start["usage"] = {**usage, "output_tokens": 1} if "output_tokens" in usage else usage
             yield event("message_start", {"message": start})
-            yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            text_block = bool(reply.content) or not reply.tool_calls
+            if text_block:
+                yield event(
+                    "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+                )
             yield event("ping", {})
-            for i, word in enumerate(_words(reply.content)):
+            for i, word in enumerate(_words(reply.content) if text_block else ()):
                 if reply.kind != "ok" and i == reply.after:
                     break
                 yield event(
@@ -428,8 +499,19 @@ class FakeVendor:
                 return
             if reply.kind == "drop":
                 raise _Dropped
-            yield event("content_block_stop", {"index": 0})
-            delta: dict[str, Any] = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
+            if text_block:
+                yield event("content_block_stop", {"index": 0})
+            for i, call in enumerate(reply.tool_calls):
+                index = i + int(text_block)
+                block = {"type": "tool_use", "id": reply.call_id(i), "name": call["name"], "input": {}}
+                yield event("content_block_start", {"index": index, "content_block": block})
+                for piece in reply.fragments(reply.arguments_text(i)):
+                    yield event(
+                        "content_block_delta",
+                        {"index": index, "delta": {"type": "input_json_delta", "partial_json": piece}},
+                    )
+                yield event("content_block_stop", {"index": index})
+            delta: dict[str, Any] = {"delta": {"stop_reason": stop_reason, "stop_sequence": None}}
             if reply.usage and "output_tokens" in usage:
                 delta["usage"] = {"output_tokens": reply.output_tokens}
             yield event("message_delta", delta)
@@ -455,8 +537,16 @@ class FakeVendor:
             final.update(
                 reply.report({"prompt_eval_count": reply.prompt_tokens, "eval_count": reply.output_tokens})
             )
+        calls = [
+            {"function": {"index": i, "name": call["name"], "arguments": reply.arguments_value(i)}}
+            | ({"id": call["id"]} if call.get("id") else {})
+            for i, call in enumerate(reply.tool_calls)
+        ]
         if not (body or {}).get("stream", True):
-            return _json({**final, "message": {"role": "assistant", "content": reply.content}})
+            message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+            if calls:
+                message["tool_calls"] = calls
+            return _json({**final, "message": message})
 
         async def lines() -> AsyncIterator[str]:
             for i, word in enumerate(_words(reply.content)):
@@ -471,9 +561,44 @@ class FakeVendor:
                 return
             if reply.kind == "drop":
                 raise _Dropped
+            if calls:  # Ollama sends each answer's calls whole, in a chunk of their own
+                message = {"role": "assistant", "content": "", "tool_calls": calls}
+                yield json.dumps({"model": model, "message": message, "done": False}) + "\n"
             yield json.dumps({**final, "message": {"role": "assistant", "content": ""}}) + "\n"
 
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers=reply.headers)
+
+
+#: What the fake vendor's own process answers to a request with tools: two parallel calls.
+BENCH_TOOL_CALLS = (
+    {"id": "call_w", "name": "weather", "arguments": {"city": "Paris", "days": 3, "units": "celsius"}},
+    {"id": "call_t", "name": "local_time", "arguments": {"city": "Tokyo", "format": "24h"}},
+)
+
+
+def _openai_tool_deltas(reply: Reply) -> list[dict[str, Any]]:
+    """The ``tool_calls`` delta entries of an OpenAI stream: each call's first entry has
+    its index, id and name, then its argument text follows in fragments."""
+    per_call = []
+    for i, call in enumerate(reply.tool_calls):
+        pieces: list[dict[str, Any]] = [
+            {
+                "index": i,
+                "id": reply.call_id(i),
+                "type": "function",
+                "function": {"name": call["name"], "arguments": ""},
+            }
+        ]
+        pieces.extend(
+            {"index": i, "function": {"arguments": p}} for p in reply.fragments(reply.arguments_text(i))
+        )
+        per_call.append(pieces)
+    if not reply.interleave:
+        return [piece for pieces in per_call for piece in pieces]
+    interleaved = []
+    for round_ in range(max((len(p) for p in per_call), default=0)):
+        interleaved.extend(pieces[round_] for pieces in per_call if round_ < len(pieces))
+    return interleaved
 
 
 def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -506,6 +631,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     vendor = FakeVendor(record=False)
     vendor.default = replace(vendor.default, content="Hello from the fake vendor, served fast.")
+    vendor.tool_default = Reply.tools(*BENCH_TOOL_CALLS)
     if args.die_with:
         vendor.default = replace(vendor.default, kind="die", signal=args.die_with)
     vendor.start(port=args.port)
