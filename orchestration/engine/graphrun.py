@@ -521,6 +521,11 @@ class GraphRun:
         stream_callback: called with every StreamEvent once it is stored (one callable or
             a list; each through its own bounded queue with a time limit per event, see
             :mod:`orchestration.engine.callbacks`; ``config`` sets the limits).
+        task, orchestrator: recorded with the run (listings show them).
+        outcome: decides how a run that ran to its end finished, from its final state:
+            ``(status, reason)`` (e.g. ``("partial", "stopped at the node cap")``), or None
+            for the usual verdict (failed if a node failed, else completed).  A front end
+            whose nodes may fail without failing the run (a planner that replans) sets it.
     """
 
     def __init__(
@@ -543,10 +548,16 @@ class GraphRun:
         config: OrchestratorConfig | None = None,
         prices: PriceTable | None = None,
         lease_seconds: float = 30.0,
+        task: str = "",
+        orchestrator: str = "graph",
+        outcome: Callable[[GraphState], tuple[str, str] | None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise GraphError(f"concurrency must be at least 1, not {concurrency!r}")
-        self._spec = RunStarted(tuple(nodes), tuple(edges), entry, payload, title=title)
+        self._spec = RunStarted(
+            tuple(nodes), tuple(edges), entry, payload, title=title, task=task, orchestrator=orchestrator
+        )
+        self._decide = outcome
         self.handlers = dict(handlers)
         self.store = store
         self.run_id = run_id or uuid.uuid4().hex
@@ -804,6 +815,9 @@ class GraphRun:
             return "cancelled", self.token.reason
         if state.error is not None:
             return "failed", state.error
+        decided = self._decide(state) if self._decide is not None else None
+        if decided is not None:
+            return decided
         failed = [node_id for node_id, rec in state.nodes.items() if rec.state == NodeState.FAILED]
         if failed:
             return "failed", f"node(s) {failed[:10]} failed"
