@@ -31,8 +31,9 @@ written from them.
 
 Limits: at most $max_nodes nodes in all, and $max_turns turns (each of your answers is one turn).""",
     "worker": """\
-You are one worker of a team working on this task: $task
+You are one worker of a team.
 
+Task: $task
 Your part ($node_id): $description
 $inputs
 Do your part and reply with its result only.""",

@@ -218,7 +218,8 @@ class PlannerRun:
             "added": [node_id for o in outcomes for node_id in o.added],
             "text": completion.content,
         }
-        self._emit_plan(turn)
+        if record["changes"]:
+            self._emit_plan(turn)
         return self._turn(turn, stop=stop, reason=reason, **record)
 
     def _turn(self, turn: int, *, stop: str | None, reason: str, **record: Any) -> NodeOutput:
@@ -339,6 +340,8 @@ class PlannerRun:
             self._wake()
             raise
         self._wake()
+        if not result.execution_time:
+            result = replace(result, execution_time=time.perf_counter() - started)
         self._emit(EventType.AGENT_COMPLETE, {"result": result.to_dict()}, agent_id)
         return NodeOutput(output=result.content, summary=clip(result.content, 300))
 
