@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.callbacks import StreamCallback
 from ..engine.core import Edge, GraphState, Node, NodeKind, NodeState
+from ..engine.guard import GuardrailRejectedError, RunPausedError
 from ..engine.run import attributed
 from ..errors import AgentFailedError, BudgetExceededError, ProviderError, describe
 from ..events import EventType
@@ -101,6 +102,15 @@ class PlannerRun:
     ) -> None:
         self.orch = orch
         self.config = orch.config
+        default_model = getattr(orch.llm, "model", None)
+        if (
+            provider is not None
+            and self.config.primary_model is None
+            and isinstance(default_model, str)
+            and default_model
+        ):
+            # Another provider answers (a replay's recording): requests name the model they named.
+            self.config = replace(self.config, primary_model=default_model)
         self.task = str(payload.get("task", ""))
         self.context: dict[str, Any] = dict(payload.get("context") or {})
         self._changed = asyncio.Event()
@@ -191,6 +201,8 @@ class PlannerRun:
                 )
         except BudgetExceededError as error:
             return self._turn(turn, stop="budget", reason=f"the budget ran out: {error}")
+        except (GuardrailRejectedError, RunPausedError) as error:
+            return self._turn(turn, stop="guardrail", reason=f"a guardrail stopped the planning: {error}")
         except (ProviderError, TimeoutError) as error:
             why = describe(error) if not isinstance(error, TimeoutError) else "it timed out"
             return self._turn(turn, stop="error", reason=f"the planner's model call failed ({why})")
@@ -284,6 +296,8 @@ class PlannerRun:
                 lines.append(f"[{node_id}] {state.name}: {rec.error or rec.reason or 'did not run'}")
                 if stop is None and (rec.error or "").startswith(BudgetExceededError.__name__):
                     stop, reason = "budget", f"the budget ran out while {node_id!r} ran"
+                elif stop is None and (rec.error or "").startswith(GuardrailRejectedError.__name__):
+                    stop, reason = "guardrail", f"a guardrail stopped {node_id!r}: {rec.error}"
         turns_left = config.max_planning_turns - turn
         if stop is None and turns_left <= 0:
             stop = "max_turns"
@@ -446,7 +460,13 @@ class PlannerRun:
                     "budget_exceeded",
                     _join_reasons(reason, f"the budget ran out for the synthesis: {error}"),
                 )
-        except (ProviderError, TimeoutError, AgentFailedError) as error:
+        except (
+            ProviderError,
+            TimeoutError,
+            AgentFailedError,
+            GuardrailRejectedError,
+            RunPausedError,
+        ) as error:
             answer, by = _fallback(results, context), "fallback"
             status = "partial" if results else "failed"
             reason = _join_reasons(reason, f"synthesis failed: {describe(error)}")
@@ -480,7 +500,7 @@ class PlannerRun:
             return "budget_exceeded", reason
         if stop in ("max_turns", "max_nodes"):
             return "partial", reason
-        if stop == "error":
+        if stop in ("error", "guardrail"):
             return ("partial" if any_result else "failed"), reason
         missed = [
             f"{n}: {self.state.nodes[n].error or NodeState(self.state.nodes[n].state).name.lower()}"
