@@ -14,8 +14,9 @@ The graph starts as a loop of four nodes::
   tool results, what changed), so every later turn rebuilds its conversation from
   stored outputs and a resumed turn asks exactly what it asked before (its answer comes
   from the run's recording, not a new call).
-- the planner's nodes (``worker``, and an AGGREGATE ``join`` for each split): each runs
-  the orchestrator's ``execute_subtask`` hook on the results of the nodes it depends on.
+- the planner's nodes (``worker``, and an AGGREGATE ``join`` for each split,
+  :mod:`.nodes`): each runs the orchestrator's ``execute_subtask`` hook on the results
+  of the nodes it depends on.
   They are not wired to the loop, so a failed one fails only itself and its dependents
   (the planner sees that and replans); a loop that re-enters ``planner`` does not reset
   them.
@@ -24,7 +25,7 @@ The graph starts as a loop of four nodes::
   (``max_planning_turns``, ``max_nodes``, the budget) ends the planning.
 - ``decide`` (a switch): back to ``planner``, or on to ``synthesizer``, which writes the
   final answer with the ``synthesize_results`` hook from what completed and decides the
-  run's status (:meth:`PlannerRun.outcome`).
+  run's status (:func:`.nodes.outcome` reads it back).
 
 Worker and synthesis hooks run billed to their node (``attributed``), so
 ``self.call_llm`` and ``self.provider`` in them spend the run's budget; every model call
@@ -37,23 +38,22 @@ like any orchestrator run.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..engine.callbacks import StreamCallback
 from ..engine.core import Edge, GraphState, Node, NodeKind, NodeState
 from ..engine.guard import GuardrailRejectedError, RunPausedError
-from ..engine.run import attributed
-from ..errors import AgentFailedError, BudgetExceededError, ProviderError, describe
+from ..errors import BudgetExceededError, ProviderError, describe
 from ..events import EventType
 from ..graph import GraphRun, NodeContext, NodeOutput
-from ..models import AgentResult, AgentType, SubTask, SynthesisResult, TaskStatus
-from ..usage import Usage
+from ..models import SubTask
+from . import nodes
 from .prompts import clip, render, result_text, task_message
-from .tools import FIXED_NODES, JOIN_HANDLER, TOOL_SPECS, WORKER_HANDLER, PlannerTools
+from .specs import TOOL_SPECS
+from .tools import FIXED_NODES, JOIN_HANDLER, WORKER_HANDLER, PlannerTools
 
 if TYPE_CHECKING:
     from ..engine.graphcalls import ModelAccess
@@ -79,12 +79,6 @@ def planner_graph(max_turns: int) -> tuple[list[Node], list[Edge]]:
         Edge(source="decide", target="synthesizer"),
     ]
     return nodes, edges
-
-
-def _json(value: dict[str, Any]) -> dict[str, Any]:
-    """``value`` as it reads back from the store (so a resumed turn rebuilds the same request)."""
-    loaded: dict[str, Any] = json.loads(json.dumps(value, ensure_ascii=False, default=str))
-    return loaded
 
 
 class PlannerRun:
@@ -114,18 +108,18 @@ class PlannerRun:
         self.task = str(payload.get("task", ""))
         self.context: dict[str, Any] = dict(payload.get("context") or {})
         self._changed = asyncio.Event()
-        nodes, edges = planner_graph(self.config.max_planning_turns)
-        handlers = {
+        loop_nodes, loop_edges = planner_graph(self.config.max_planning_turns)
+        handlers: dict[str, Callable[..., Any]] = {
             "planner": self._plan,
             "observe": self._observe,
             "decide": self._decide,
-            "synthesizer": self._synthesize,
-            WORKER_HANDLER: self._work,
-            JOIN_HANDLER: self._join,
+            "synthesizer": functools.partial(nodes.synthesize, self),
+            WORKER_HANDLER: functools.partial(nodes.work, self),
+            JOIN_HANDLER: functools.partial(nodes.join, self),
         }
         self.graph_run = GraphRun(
-            nodes,
-            edges,
+            loop_nodes,
+            loop_edges,
             handlers,
             entry="planner",
             payload=dict(payload),
@@ -140,7 +134,7 @@ class PlannerRun:
             lease_seconds=self.config.lease_seconds,
             task=self.task,
             orchestrator=orch.name,
-            outcome=self.outcome,
+            outcome=nodes.outcome,
         )
         models = self.graph_run.models
         assert models is not None  # a provider was given
@@ -153,10 +147,10 @@ class PlannerRun:
         """The graph's state now."""
         return self.graph_run.state
 
-    def _emit(self, kind: EventType, data: Mapping[str, Any], agent_id: str | None = None) -> None:
+    def emit(self, kind: EventType, data: Mapping[str, Any], agent_id: str | None = None) -> None:
         self.models.log.emit(kind, data, agent_id)
 
-    def _outputs(self, node_id: str) -> list[Any]:
+    def outputs(self, node_id: str) -> list[Any]:
         rec = self.state.nodes.get(node_id)
         return [c.output for c in rec.completions] if rec is not None else []
 
@@ -164,7 +158,7 @@ class PlannerRun:
         """The planner's nodes, in the order added."""
         return [node_id for node_id in self.state.nodes if node_id not in FIXED_NODES]
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         self._changed.set()
 
     # -- the planner's turn -----------------------------------------------------------------
@@ -183,7 +177,7 @@ class PlannerRun:
             {"role": "system", "content": system},
             {"role": "user", "content": task_message(self.task, self.context)},
         ]
-        turns, observed = self._outputs("planner"), self._outputs("observe")
+        turns, observed = self.outputs("planner"), self.outputs("observe")
         for record, observation in zip(turns[: turn - 1], observed[: turn - 1], strict=False):
             messages.append(record["message"])
             messages.extend(record["results"])
@@ -192,8 +186,8 @@ class PlannerRun:
 
     async def _plan(self, ctx: NodeContext) -> NodeOutput:
         turn = ctx.visit
-        earlier = self._outputs("planner")[: turn - 1]
-        self._emit(EventType.DECOMPOSITION_START, {"task": self.task, "turn": turn}, "planner")
+        earlier = self.outputs("planner")[: turn - 1]
+        self.emit(EventType.DECOMPOSITION_START, {"task": self.task, "turn": turn}, "planner")
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
                 completion = await ctx.call_llm(
@@ -245,7 +239,7 @@ class PlannerRun:
         }
         done.update(record, stop=stop, reason=reason)
         summary = f"turn {turn}: {len(done['changes'])} change(s)" + (f"; {reason}" if reason else "")
-        return NodeOutput(output=_json(done), summary=summary)
+        return NodeOutput(output=nodes.as_stored(done), summary=summary)
 
     def _emit_plan(self, turn: int) -> None:
         """The plan so far, as the orchestrator's ``decomposition_complete`` (displays, results)."""
@@ -258,7 +252,7 @@ class PlannerRun:
             ).to_dict()
             for node_id in self.workers()
         ]
-        self._emit(
+        self.emit(
             EventType.DECOMPOSITION_COMPLETE,
             {"subtasks": subtasks, "count": len(subtasks), "turn": turn},
             "planner",
@@ -278,7 +272,7 @@ class PlannerRun:
         turn = int(record["turn"])
         config = self.config
         reported: dict[str, list[Any]] = {}
-        for earlier in self._outputs("observe")[: turn - 1]:
+        for earlier in self.outputs("observe")[: turn - 1]:
             reported.update(earlier["reported"])
         lines, now = [], {}
         stop, reason = record["stop"], record["reason"]
@@ -302,7 +296,7 @@ class PlannerRun:
         if stop is None and turns_left <= 0:
             stop = "max_turns"
             reason = f"the planner used its {config.max_planning_turns} turns (max_planning_turns) without finishing"
-        added = sum(len(r["added"]) for r in self._outputs("planner")[:turn])
+        added = sum(len(r["added"]) for r in self.outputs("planner")[:turn])
         plan = ", ".join(f"{n} ({NodeState(self.state.nodes[n].state).name})" for n in self.workers())
         text = "\n\n".join(
             [
@@ -313,220 +307,7 @@ class PlannerRun:
                 "Call tools to revise the plan, or finish.",
             ]
         )
-        return _json({"turn": turn, "text": text, "reported": now, "stop": stop, "reason": reason})
+        return nodes.as_stored({"turn": turn, "text": text, "reported": now, "stop": stop, "reason": reason})
 
     def _decide(self, ctx: NodeContext) -> str:
         return "synthesizer" if ctx.input["stop"] else "planner"
-
-    # -- workers ----------------------------------------------------------------------------
-
-    async def _work(self, ctx: NodeContext) -> NodeOutput:
-        node = ctx.node
-        agent_id = node.id
-        subtask = SubTask(
-            id=node.id,
-            description=node.description or node.id,
-            dependencies=[e.source for e in self.state.nodes[node.id].inn],
-            model=node.model,
-            timeout_seconds=node.timeout,
-        )
-        self._emit(
-            EventType.AGENT_START,
-            {
-                "subtask_id": node.id,
-                "description": subtask.description,
-                "agent_type": "worker",
-                "visit": ctx.visit,
-            },
-            agent_id,
-        )
-        started = time.perf_counter()
-        try:
-            result = await self._execute(ctx, subtask)
-        except asyncio.CancelledError:
-            if not ctx.cancel.cancelled:  # the node's own time limit, not the run stopping
-                limit = f"timed out after {node.timeout}s" if node.timeout else "cancelled"
-                self._agent_failed(subtask, limit, started)
-            self._wake()
-            raise
-        except Exception as error:
-            self._agent_failed(subtask, describe(error), started)
-            self._wake()
-            raise
-        self._wake()
-        if not result.execution_time:
-            result = replace(result, execution_time=time.perf_counter() - started)
-        self._emit(EventType.AGENT_COMPLETE, {"result": result.to_dict()}, agent_id)
-        return NodeOutput(output=result.content, summary=clip(result.content, 300))
-
-    async def _execute(self, ctx: NodeContext, subtask: SubTask) -> AgentResult:
-        nodes = self.state.nodes
-        dependencies: dict[str, AgentResult] = {}
-        expectations: dict[str, str] = {}
-        for edge in nodes[subtask.id].inn:
-            source = nodes[edge.source]
-            if source.state == _DONE and source.completions:
-                dependencies[edge.source] = self._as_result(edge.source, source.completions[-1].output)
-            if edge.contract is not None and edge.contract.expectation:
-                expectations[edge.source] = edge.contract.expectation
-        context = {
-            **self.context,
-            "task": self.task,
-            "run_id": self.graph_run.run_id,
-            "agent_id": subtask.id,
-            "visit": ctx.visit,
-            "dependency_results": dependencies,
-            "expectations": expectations,
-        }
-        with attributed(self.models.context, subtask.id, subtask.model):
-            result = await self.orch.execute_subtask(subtask, context)
-        if not isinstance(result, AgentResult):
-            raise AgentFailedError(f"execute_subtask must return an AgentResult, not {type(result).__name__}")
-        usage = self.models.log.state.usage_for(subtask.id)
-        if usage is not None and not result.usage.calls:
-            result = replace(result, usage=usage, cost=usage.cost_usd)
-        if result.status is not TaskStatus.COMPLETED:
-            raise AgentFailedError(result.error or f"the worker reported {result.status}")
-        return result
-
-    def _as_result(self, node_id: str, output: Any) -> AgentResult:
-        description = self.state.nodes[node_id].spec.description
-        return AgentResult(
-            agent_id=node_id,
-            agent_type=AgentType.WORKER,
-            subtask_id=node_id,
-            content=result_text(output),
-            metadata={"description": description} if description else {},
-        )
-
-    def _agent_failed(self, subtask: SubTask, error: str, started: float) -> None:
-        failed = AgentResult(
-            agent_id=subtask.id,
-            agent_type=AgentType.WORKER,
-            subtask_id=subtask.id,
-            content="",
-            status=TaskStatus.FAILED,
-            error=error,
-            execution_time=time.perf_counter() - started,
-        )
-        self._emit(EventType.AGENT_ERROR, {"result": failed.to_dict()}, subtask.id)
-
-    def _join(self, ctx: NodeContext) -> dict[str, Any]:
-        try:
-            return ctx.inputs()
-        finally:
-            self._wake()
-
-    # -- the answer and the verdict ---------------------------------------------------------
-
-    def final_results(self) -> list[AgentResult]:
-        """The completed results the answer is written from: each completed node none of
-        whose dependents completed (a result another node built on is in that one)."""
-        nodes = self.state.nodes
-        final = []
-        for node_id in self.workers():
-            rec = nodes[node_id]
-            if rec.state != _DONE or not rec.completions:
-                continue
-            if any(nodes[e.target].state == _DONE for e in rec.out if e.target not in FIXED_NODES):
-                continue
-            final.append(self._as_result(node_id, rec.completions[-1].output))
-        return final
-
-    async def _synthesize(self, ctx: NodeContext) -> dict[str, Any]:
-        observation = ctx.input
-        stop, reason = observation["stop"], observation["reason"]
-        turns = self._outputs("planner")
-        results = self.final_results()
-        status, reason = self._status(stop, reason, bool(results))
-        self._emit(EventType.SYNTHESIS_START, {"inputs": len(results)}, "synthesizer")
-        started = time.perf_counter()
-        context = {
-            **self.context,
-            "task": self.task,
-            "run_id": self.graph_run.run_id,
-            "stopped_by": stop,
-            "reason": reason,
-            "planner_answer": turns[-1]["text"] if turns else "",
-        }
-        by = "model"
-        try:
-            with attributed(self.models.context, "synthesizer"):
-                answer = await self.orch.synthesize_results(results, context)
-        except BudgetExceededError as error:
-            answer, by = _fallback(results, context), "fallback"
-            if status != "budget_exceeded":
-                status, reason = (
-                    "budget_exceeded",
-                    _join_reasons(reason, f"the budget ran out for the synthesis: {error}"),
-                )
-        except (
-            ProviderError,
-            TimeoutError,
-            AgentFailedError,
-            GuardrailRejectedError,
-            RunPausedError,
-        ) as error:
-            answer, by = _fallback(results, context), "fallback"
-            status = "partial" if results else "failed"
-            reason = _join_reasons(reason, f"synthesis failed: {describe(error)}")
-        content = answer.content if isinstance(answer, SynthesisResult) else str(answer)
-        info = {
-            "turns": len(turns),
-            "stopped_by": stop,
-            "reason": reason,
-            "nodes": len(self.workers()),
-            "synthesized_by": by,
-        }
-        usage = self.models.log.state.usage_for("synthesizer")
-        synthesis = SynthesisResult(
-            content=content,
-            source_ids=[r.subtask_id for r in results],
-            agent_id="synthesizer",
-            model=self.config.primary_model,
-            cost=usage.cost_usd if usage is not None else 0.0,
-            execution_time=time.perf_counter() - started,
-            usage=usage if usage is not None else Usage(),
-            metadata={"planner": info},
-        )
-        self._emit(
-            EventType.SYNTHESIS_COMPLETE, {"synthesis": synthesis.to_dict(), "final": True}, "synthesizer"
-        )
-        return _json({"answer": content, "status": status, **info})
-
-    def _status(self, stop: str | None, reason: str, any_result: bool) -> tuple[str, str]:
-        """The run's status and why, from how the planning ended and what completed."""
-        if stop == "budget":
-            return "budget_exceeded", reason
-        if stop in ("max_turns", "max_nodes"):
-            return "partial", reason
-        if stop in ("error", "guardrail"):
-            return ("partial" if any_result else "failed"), reason
-        missed = [
-            f"{n}: {self.state.nodes[n].error or NodeState(self.state.nodes[n].state).name.lower()}"
-            for n in self.workers()
-            if self.state.nodes[n].state != _DONE
-        ]
-        if missed:
-            count = len(self.workers())
-            return "partial", f"{len(missed)} of {count} nodes did not complete ({'; '.join(missed[:3])})"
-        return "completed", ""
-
-    def outcome(self, state: GraphState) -> tuple[str, str] | None:
-        """How the run ended, from the synthesizer's verdict (None until it ran)."""
-        rec = state.nodes.get("synthesizer")
-        if rec is None or not rec.completions:
-            return None
-        verdict = rec.completions[-1].output
-        return str(verdict["status"]), str(verdict["reason"] or "")
-
-
-def _join_reasons(first: str, second: str) -> str:
-    return f"{first}; {second}" if first else second
-
-
-def _fallback(results: Sequence[AgentResult], context: Mapping[str, Any]) -> str:
-    """The answer when no model can write one: the results as they are."""
-    if not results:
-        return str(context.get("planner_answer") or "No node produced a result.")
-    return "\n\n".join(f"## {r.subtask_id}\n\n{r.content}" for r in results)

@@ -24,8 +24,7 @@ from typing import Any
 
 import msgspec
 
-from ..engine.core import Contract, Edge, Node, NodeKind, NodeState
-from ..engine.core.state import GraphState
+from ..engine.core import Contract, Edge, GraphState, Node, NodeKind, NodeState
 from ..errors import GraphError, ToolArgumentsError
 from ..graph import GraphHandle
 from ..graph.tools import (
@@ -37,9 +36,10 @@ from ..graph.tools import (
     RemoveNodeArgs,
     SplitNodeArgs,
 )
-from ..toolcalls import ToolCall, ToolSpec
+from ..toolcalls import ToolCall
+from .specs import ARGUMENTS, CheckTaskArgs, FinishArgs, ReworkArgs
 
-__all__ = ["FIXED_NODES", "JOIN_HANDLER", "TOOL_SPECS", "WORKER_HANDLER", "Outcome", "PlannerTools"]
+__all__ = ["FIXED_NODES", "JOIN_HANDLER", "WORKER_HANDLER", "Outcome", "PlannerTools"]
 
 #: The planner loop's own nodes: the model can neither name nor change them.
 FIXED_NODES = ("planner", "observe", "decide", "synthesizer")
@@ -49,89 +49,6 @@ JOIN_HANDLER = "join"
 
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-
-class _Args(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of the planner-only tools' arguments."""
-
-
-class ReworkArgs(_Args):
-    source: str
-    node_id: str
-    description: str = ""
-    consumer: str | None = None
-    reason: str = ""
-
-
-class CheckTaskArgs(_Args):
-    task_id: str
-
-
-class FinishArgs(_Args):
-    reason: str = ""
-
-
-def _parameters(args_type: type[msgspec.Struct]) -> dict[str, Any]:
-    """The arguments' JSON schema, inlined (no ``$ref``/``$defs``), as vendors want it."""
-    schema = msgspec.json.schema(args_type)
-    defs = schema.pop("$defs", {})
-
-    def inline(value: Any) -> Any:
-        if isinstance(value, dict):
-            ref = value.get("$ref")
-            if isinstance(ref, str):
-                return inline(dict(defs[ref.rsplit("/", 1)[-1]]))
-            return {k: inline(v) for k, v in value.items() if k != "title"}
-        if isinstance(value, list):
-            return [inline(v) for v in value]
-        return value
-
-    return dict(inline(schema))
-
-
-_TOOLS: dict[str, tuple[type[msgspec.Struct], str]] = {
-    "add_node": (
-        AddNodeArgs,
-        "Add a task for a worker. It starts as soon as its dependencies completed, with their "
-        "results as its input; `expectations` say what it needs from each dependency.",
-    ),
-    "split_node": (
-        SplitNodeArgs,
-        "Replace a node that has not started by parallel parts; a join node (join_id, default "
-        "<node_id>.join) collects their results for the nodes that depended on it.",
-    ),
-    "rework": (
-        ReworkArgs,
-        "A completed result falls short: add a corrective node `node_id` that gets `source`'s "
-        "result and the instructions in `description`. `consumer`, a node that used the result, "
-        "then runs again on the corrected one; without a consumer the correction replaces "
-        "`source`'s result in the final answer.",
-    ),
-    "refine_node": (
-        RefineNodeArgs,
-        "Make a node that has not started also wait for, and use, another's result.",
-    ),
-    "edit_node": (
-        EditNodeArgs,
-        "Change the description, priority or timeout of a node that has not started.",
-    ),
-    "remove_node": (
-        RemoveNodeArgs,
-        "Remove a node that is not running (with cascade, every node that depends on it too).",
-    ),
-    "list_nodes": (ListNodesArgs, "List the nodes (or those in one state) with their dependencies."),
-    "check_task": (CheckTaskArgs, "One node's state and its result so far."),
-    "history": (HistoryArgs, "The changes made to the plan so far, with their reasons, oldest first."),
-    "finish": (
-        FinishArgs,
-        "Stop planning. Once the nodes still running finish, the final answer is written from the results.",
-    ),
-}
-
-#: The tools offered to the planner model, in a stable order.
-TOOL_SPECS: tuple[ToolSpec, ...] = tuple(
-    ToolSpec(name=name, description=description, parameters=_parameters(args))
-    for name, (args, description) in _TOOLS.items()
-)
 
 _CHANGES = frozenset({"add_node", "split_node", "rework", "refine_node", "edit_node", "remove_node"})
 
@@ -189,9 +106,9 @@ class PlannerTools:
 
     def _one(self, call: ToolCall) -> Outcome:
         name = call.name
-        entry = _TOOLS.get(name)
+        entry = ARGUMENTS.get(name)
         if entry is None:
-            offered = ", ".join(_TOOLS)
+            offered = ", ".join(ARGUMENTS)
             hint = (
                 " (workers are run for you: add nodes instead)" if name in ("get_task", "finish_task") else ""
             )
