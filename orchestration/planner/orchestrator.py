@@ -293,9 +293,11 @@ class PlannerOrchestrator(BaseOrchestrator):
                 for node_id in run.workers()
             },
         }
-        return replace(
-            result, error=graph.error or result.error, metadata={**result.metadata, "planner": info}
-        )
+        error = graph.error or result.error
+        broken = [n for n in ("planner", "observe", "decide", "synthesizer") if n in graph.errors]
+        if broken:  # the loop itself failed (no provider, a store error, a bug): say where
+            error = f"the {broken[0]} node failed: {graph.errors[broken[0]]}"
+        return replace(result, error=error, metadata={**result.metadata, "planner": info})
 
     async def _write_reports(self, run_id: str) -> None:
         """Write the run's reports after its last event (so they show the whole run) and

@@ -148,9 +148,11 @@ class PlannerRun:
         return self.graph_run.state
 
     def emit(self, kind: EventType, data: Mapping[str, Any], agent_id: str | None = None) -> None:
+        """Add a non-graph event (an orchestrator kind: ``agent_complete``...) to the run's log."""
         self.models.log.emit(kind, data, agent_id)
 
     def outputs(self, node_id: str) -> list[Any]:
+        """A node's output of each completed visit, in order (the planner's: its turns)."""
         rec = self.state.nodes.get(node_id)
         return [c.output for c in rec.completions] if rec is not None else []
 
@@ -159,6 +161,7 @@ class PlannerRun:
         return [node_id for node_id in self.state.nodes if node_id not in FIXED_NODES]
 
     def wake(self) -> None:
+        """A planner node finished (however): ``observe`` looks again."""
         self._changed.set()
 
     # -- the planner's turn -----------------------------------------------------------------
@@ -243,12 +246,12 @@ class PlannerRun:
 
     def _emit_plan(self, turn: int) -> None:
         """The plan so far, as the orchestrator's ``decomposition_complete`` (displays, results)."""
-        nodes = self.state.nodes
+        records = self.state.nodes
         subtasks = [
             SubTask(
                 id=node_id,
-                description=nodes[node_id].spec.description,
-                dependencies=[e.source for e in nodes[node_id].inn],
+                description=records[node_id].spec.description,
+                dependencies=[e.source for e in records[node_id].inn],
             ).to_dict()
             for node_id in self.workers()
         ]
@@ -287,7 +290,14 @@ class PlannerRun:
                 result = clip(result_text(rec.completions[-1].output), config.result_chars)
                 lines.append(f"[{node_id}] completed (visit {rec.visits}):\n{result}")
             else:
-                lines.append(f"[{node_id}] {state.name}: {rec.error or rec.reason or 'did not run'}")
+                why = rec.error or rec.reason
+                if not why:
+                    why = (
+                        "a node it depends on did not complete"
+                        if state is NodeState.SKIPPED
+                        else "did not run"
+                    )
+                lines.append(f"[{node_id}] {state.name}: {why}")
                 if stop is None and (rec.error or "").startswith(BudgetExceededError.__name__):
                     stop, reason = "budget", f"the budget ran out while {node_id!r} ran"
                 elif stop is None and (rec.error or "").startswith(GuardrailRejectedError.__name__):

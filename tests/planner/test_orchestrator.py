@@ -204,3 +204,10 @@ async def test_hooks_that_misbehave_fail_their_node_clearly() -> None:
     )
     with pytest.raises(ConfigError, match="it has no decompose step"):
         await PlannerOrchestrator(store=MemoryStore()).decompose_task("tides")
+
+
+async def test_a_planner_without_a_provider_fails_saying_so() -> None:
+    result = await PlannerOrchestrator(store=MemoryStore()).execute_workflow("tides")
+    assert result.status is TaskStatus.FAILED
+    assert result.error is not None
+    assert result.error.startswith("the planner node failed: ConfigError: this orchestrator has no provider")

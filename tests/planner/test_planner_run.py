@@ -246,7 +246,7 @@ async def test_a_failed_node_fails_only_its_part_and_the_planner_replans() -> No
 
     observation = script.planner_requests[1].messages[-1]["content"]
     assert "[fetch] FAILED: AgentFailedError: the site is down" in observation
-    assert "[parse] SKIPPED" in observation
+    assert "[parse] SKIPPED: input(s) ['fetch'] failed or were cancelled" in observation
     removed, added = tool_results(script.planner_requests[2])[-2:]
     assert removed == {"ok": True, "removed": ["fetch", "parse"]}
     assert added == {"ok": True, "node_id": "estimate", "dependencies": []}
