@@ -307,7 +307,7 @@ async def child(base_url: str, name: str, calls: int) -> None:
         await paths.aclose()
 
 
-def instructions(base_url: str, name: str, low: int = 40, high: int = 120) -> float | None:
+def instructions(base_url: str, name: str, low: int = 20, high: int = 80) -> float | None:
     """Client instructions per call on ``name`` over loopback: (I(high) - I(low)) / (high - low)."""
     if shutil.which("valgrind") is None:
         return None
@@ -315,14 +315,16 @@ def instructions(base_url: str, name: str, low: int = 40, high: int = 120) -> fl
     for calls in (low, high):
         with tempfile.TemporaryDirectory() as folder:
             out = os.path.join(folder, "cg.out")
-            subprocess.run(
+            done = subprocess.run(
                 [
                     *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"),
                     *(sys.executable, __file__, "--child", base_url, name, str(calls)),
                 ],
-                check=True,
                 capture_output=True,
+                text=True,
             )
+            if done.returncode != 0:
+                raise SystemExit(f"the callgrind child for {name!r} failed:\n{done.stderr[-3000:]}")
             text = Path(out).read_text(encoding="utf-8")
             match = re.search(r"^summary:\s+(\d+)", text, flags=re.M) or re.search(
                 r"^totals:\s+(\d+)", text, re.M

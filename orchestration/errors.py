@@ -3,7 +3,9 @@
 Every error the framework raises derives from :class:`OrchestrationError`.  Provider
 failures are mapped onto provider-agnostic classes that carry ``status_code``,
 ``retry_after`` and ``request_id`` so that retry decisions are made by class, never by
-parsing vendor messages.  No error message ever contains an API key or URL credentials:
+parsing vendor messages.  A model's answer that cannot be used as asked is a
+:class:`ToolCallError`, not a provider failure: :class:`ToolArgumentsError` (a tool
+call's arguments) or :class:`StructuredOutputError` (a structured answer).  No error message ever contains an API key or URL credentials:
 providers pass messages through :func:`redact` before raising.
 """
 

@@ -47,7 +47,14 @@ from .errors import (
 )
 from .retry import is_retryable
 from .tokens import count_message_tokens, count_tokens
-from .toolcalls import OutputSchema, ToolCall, ToolSpec, openai_tool_choice, tool_result_message
+from .toolcalls import (
+    OutputSchema,
+    ToolCall,
+    ToolSpec,
+    openai_messages,
+    openai_tool_choice,
+    tool_result_message,
+)
 from .usage import Usage, UsageReader
 
 __all__ = [
@@ -306,7 +313,8 @@ class _CompleteAdapter:
             },
         )
         try:
-            response = await _call(method, messages=[dict(m) for m in request.messages], **kwargs)
+            # Strictly in OpenAI's shape: the client may hand them to an OpenAI-style API.
+            response = await _call(method, messages=openai_messages(request.messages), **kwargs)
         except Exception as error:
             self._raise_clean(error)
         return _completion(response, request, self.name)

@@ -8,26 +8,34 @@
   :class:`~orchestration.errors.ToolArgumentsError`, so a malformed call is never read
   as a silent ``{}``.  ``checked_arguments(spec)`` also validates them against the tool's
   schema.
-- :class:`OutputSchema`: a JSON schema the answer must follow (structured output).
+- :class:`~orchestration.schemas.OutputSchema` (re-exported here): a JSON schema the
+  answer must follow (structured output).
 
 Messages stay plain dicts in the OpenAI Chat Completions shape, which every adapter
 translates to its vendor's format: an assistant turn with calls is
 :meth:`Completion.message() <orchestration.llm.Completion.message>`, a tool's answer is
-:meth:`ToolCall.result`.  JSON schemas are checked with ``jsonschema`` (imported on
-first use: it takes a fifth of a second, so async code loads it in a thread with
-:func:`load_jsonschema`).
+:meth:`ToolCall.result`.  Schemas are checked by :mod:`orchestration.schemas`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError, StructuredOutputError, ToolArgumentsError
+from .errors import ConfigError, ToolArgumentsError
+from .schemas import (
+    OutputSchema,
+    check_name,
+    json_text,
+    load_jsonschema_async,
+    schema_errors,
+    schema_validator,
+    snippet,
+    surrogate_escape,
+    valid_json,
+)
 from .text import valid_text
 
 __all__ = [
@@ -35,97 +43,16 @@ __all__ = [
     "OutputSchema",
     "ToolCall",
     "ToolSpec",
-    "load_jsonschema",
+    "call_fields",
+    "content_text",
     "load_jsonschema_async",
+    "openai_messages",
     "openai_tool_choice",
-    "schema_errors",
     "tool_result_message",
 ]
 
 #: ``tool_choice`` values that are modes, not tool names.
 TOOL_CHOICES = frozenset({"auto", "none", "required"})
-
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-#: A JSON ``\\uD800``-``\\uDFFF`` escape: it decodes to a lone surrogate (not valid UTF-8).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_MAX_ERRORS = 5
-_SNIPPET = 200
-
-
-def _snippet(text: str) -> str:
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
-
-
-def _valid_json(value: Any) -> Any:
-    """``value`` with every string in it made valid UTF-8 (keys included)."""
-    if isinstance(value, str):
-        return valid_text(value)
-    if isinstance(value, list):
-        return [_valid_json(v) for v in value]
-    if isinstance(value, dict):
-        return {valid_text(k): _valid_json(v) for k, v in value.items()}
-    return value
-
-
-def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ConfigError(
-            f"{what} name {name!r} is not allowed: use 1-64 letters, digits, '_' or '-' (vendors require it)"
-        )
-    return name
-
-
-def _json_text(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(
-            f"{what} must be JSON (dicts, lists, strings, numbers, booleans): {error}"
-        ) from None
-
-
-# -- JSON schema validation -------------------------------------------------------------
-
-
-def load_jsonschema() -> Any:
-    """The ``jsonschema`` module (imported on first use)."""
-    import jsonschema
-
-    return jsonschema
-
-
-async def load_jsonschema_async() -> None:
-    """Import ``jsonschema`` in a worker thread, so the event loop does not wait for it."""
-    import sys
-
-    if "jsonschema" not in sys.modules:
-        await asyncio.to_thread(load_jsonschema)
-
-
-def _validator(schema: Mapping[str, Any], what: str) -> Any:
-    jsonschema = load_jsonschema()
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError as error:
-        raise ConfigError(f"{what} is not a valid JSON schema: {_snippet(error.message)}") from None
-    return cls(schema)
-
-
-def _path(parts: Any) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
-
-
-def schema_errors(validator: Any, value: Any) -> list[str]:
-    """Up to five readable problems of ``value`` under a ``jsonschema`` validator
-    (``"$.age: 'x' is not of type 'integer'"``); empty when it is valid."""
-    found = []
-    for error in validator.iter_errors(value):
-        found.append(f"{_path(error.absolute_path)}: {_snippet(error.message)}")
-        if len(found) == _MAX_ERRORS:
-            break
-    return found
-
 
 # -- tools ------------------------------------------------------------------------------
 
@@ -154,7 +81,7 @@ class ToolSpec:
     _openai: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_name(self.name, "tool")
+        check_name(self.name, "tool")
         if not isinstance(self.description, str):
             raise ConfigError(f"tool {self.name!r}: description must be a string")
         if not isinstance(self.parameters, Mapping) or self.parameters.get("type") != "object":
@@ -162,13 +89,13 @@ class ToolSpec:
                 f"tool {self.name!r}: parameters must be a JSON schema of an object, "
                 'e.g. {"type": "object", "properties": {"query": {"type": "string"}}}'
             )
-        _json_text(self.parameters, f"tool {self.name!r}: parameters")
+        json_text(self.parameters, f"tool {self.name!r}: parameters")
 
     def validate(self, arguments: Any) -> list[str]:
         """The problems of ``arguments`` under :attr:`parameters` (empty when valid)."""
         validator = self._validator
         if validator is None:
-            validator = _validator(self.parameters, f"tool {self.name!r}: parameters")
+            validator = schema_validator(self.parameters, f"tool {self.name!r}: parameters")
             object.__setattr__(self, "_validator", validator)
         return schema_errors(validator, arguments)
 
@@ -245,21 +172,21 @@ class ToolCall:
                     if isinstance(error, json.JSONDecodeError)
                     else ""
                 )
-                problem = f"the arguments are not valid JSON{where}: {_snippet(raw)!r}"
+                problem = f"the arguments are not valid JSON{where}: {snippet(raw)!r}"
             else:
-                if "\\u" in raw and _SURROGATE_ESCAPE.search(raw):
-                    parsed = _valid_json(parsed)
+                if "\\u" in raw and surrogate_escape.search(raw):
+                    parsed = valid_json(parsed)
                 if not isinstance(parsed, dict):
                     problem = (
-                        f"the arguments are a JSON {type(parsed).__name__}, not an object: {_snippet(raw)!r}"
+                        f"the arguments are a JSON {type(parsed).__name__}, not an object: {snippet(raw)!r}"
                     )
                     parsed = None
         elif isinstance(arguments, Mapping):
             parsed = dict(arguments)
-            raw = _json_text(parsed, f"tool call {name!r}: arguments")
+            raw = json_text(parsed, f"tool call {name!r}: arguments")
             checked = valid_text(raw)
             if checked is not raw:
-                raw, parsed = checked, _valid_json(parsed)
+                raw, parsed = checked, valid_json(parsed)
         else:
             raise ConfigError(
                 f"tool call {name!r}: arguments must be a dict or JSON text, not {type(arguments).__name__}"
@@ -346,6 +273,53 @@ def openai_tool_choice(choice: str) -> str | dict[str, Any]:
     return {"type": "function", "function": {"name": choice}}
 
 
+def call_fields(entry: Mapping[str, Any]) -> tuple[str, str, Any]:
+    """(id, name, arguments) of an assistant message's ``tool_calls`` entry, in OpenAI's
+    shape or the flat ``{"id", "name", "arguments"}``."""
+    function = entry.get("function")
+    source = function if isinstance(function, Mapping) else entry
+    return str(entry.get("id") or ""), str(source.get("name") or ""), source.get("arguments")
+
+
+def content_text(content: Any) -> str:
+    """A message's content as text (anything that is not a string as JSON)."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def openai_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Messages for Chat Completions: tool results keep only the fields OpenAI accepts,
+    and call arguments are JSON text (the common case is a plain copy)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "tool":
+            out.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message.get("tool_call_id"),
+                    "content": content_text(message.get("content")),
+                }
+            )
+        elif role == "assistant" and message.get("tool_calls"):
+            copy = dict(message)
+            calls = []
+            for entry in message["tool_calls"]:
+                call_id, name, arguments = call_fields(entry)
+                text = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+                calls.append(
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": text}}
+                )
+            copy["tool_calls"] = calls
+            out.append(copy)
+        else:
+            out.append(dict(message))
+    return out
+
+
 def tool_result_message(call: ToolCall, content: Any, *, error: bool = False) -> dict[str, Any]:
     """The ``{"role": "tool", ...}`` message that answers ``call``.
 
@@ -357,118 +331,3 @@ def tool_result_message(call: ToolCall, content: Any, *, error: bool = False) ->
     if error:
         message["is_error"] = True
     return message
-
-
-# -- structured output ------------------------------------------------------------------
-
-_FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n(.*?)\n?```$", re.S)
-
-
-@dataclass(frozen=True, slots=True)
-class OutputSchema:
-    """Structured output: the answer must be JSON that follows ``schema``.
-
-    Vendors that support it constrain the answer (OpenAI ``response_format``,
-    Anthropic through a forced tool, Ollama ``format``); the framework then validates
-    it, and when it does not match shows the model what is wrong and asks again, up to
-    ``retries`` times (``StructuredOutputError`` after that).
-
-    Args:
-        schema: the JSON schema of the answer.
-        name: what the vendor calls it (letters, digits, ``_``, ``-``).
-        description: what the answer is (some vendors show it to the model).
-        strict: OpenAI's strict mode (the schema must meet its rules).
-        retries: how many times a non-matching answer is sent back for correction.
-    """
-
-    schema: Mapping[str, Any]
-    name: str = "output"
-    description: str = ""
-    strict: bool = False
-    retries: int = 2
-    _validator: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        _check_name(self.name, "output schema")
-        if not isinstance(self.schema, Mapping):
-            raise ConfigError(
-                f"output schema {self.name!r}: schema must be a JSON schema dict, not {type(self.schema).__name__}"
-            )
-        _json_text(self.schema, f"output schema {self.name!r}")
-        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
-            raise ConfigError(f"output schema {self.name!r}: retries must be a whole number >= 0")
-
-    @property
-    def is_object(self) -> bool:
-        """True when the schema describes a JSON object (a tool's input must be one)."""
-        return self.schema.get("type") == "object"
-
-    def validate(self, value: Any) -> list[str]:
-        """The problems of ``value`` under the schema (empty when valid)."""
-        validator = self._validator
-        if validator is None:
-            validator = _validator(self.schema, f"output schema {self.name!r}")
-            object.__setattr__(self, "_validator", validator)
-        return schema_errors(validator, value)
-
-    def parse(self, text: str) -> Any:
-        """The JSON value of ``text`` (a Markdown code fence around it is allowed),
-        validated; ``StructuredOutputError`` says what is wrong."""
-        stripped = text.strip()
-        fenced = _FENCE.match(stripped)
-        if fenced:
-            stripped = fenced.group(1).strip()
-        if not stripped:
-            raise StructuredOutputError(
-                f"output {self.name!r}: the answer is empty, not JSON",
-                errors=["the answer is empty"],
-                content=text,
-            )
-        try:
-            value = json.loads(stripped)
-        except ValueError as error:
-            where = (
-                f" ({error.msg} at character {error.pos})" if isinstance(error, json.JSONDecodeError) else ""
-            )
-            problem = f"the answer is not valid JSON{where}"
-            raise StructuredOutputError(
-                f"output {self.name!r}: {problem}", errors=[problem], content=text
-            ) from None
-        if _SURROGATE_ESCAPE.search(stripped):
-            value = _valid_json(value)
-        errors = self.validate(value)
-        if errors:
-            raise StructuredOutputError(
-                f"output {self.name!r}: the answer does not match the schema: " + "; ".join(errors),
-                errors=errors,
-                content=text,
-            )
-        return value
-
-    def to_openai(self) -> dict[str, Any]:
-        """OpenAI's ``response_format`` for this schema (``json_schema``)."""
-        spec: dict[str, Any] = {"name": self.name, "schema": dict(self.schema), "strict": self.strict}
-        if self.description:
-            spec["description"] = self.description
-        return {"type": "json_schema", "json_schema": spec}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``from_dict`` reads it back)."""
-        return {
-            "schema": dict(self.schema),
-            "name": self.name,
-            "description": self.description,
-            "strict": self.strict,
-            "retries": self.retries,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OutputSchema:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            schema=data["schema"],
-            name=data.get("name") or "output",
-            description=data.get("description") or "",
-            strict=bool(data.get("strict", False)),
-            retries=int(data.get("retries", 2)),
-        )

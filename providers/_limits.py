@@ -88,7 +88,7 @@ async def limited_call(
         return
     tokens = 0
     if limiter.counts_tokens(provider, model):
-        tokens = count_message_tokens(request.messages, model).tokens + (request.max_tokens or 0)
+        tokens = count_message_tokens(request.counted_messages, model).tokens + (request.max_tokens or 0)
     slot = Slot(limiter, provider, model, await limiter.acquire(provider, model, tokens))
     try:
         yield slot

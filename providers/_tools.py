@@ -16,7 +16,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestration.completions import CompletionRequest
-from orchestration.toolcalls import OutputSchema, ToolCall, openai_tool_choice
+from orchestration.toolcalls import (
+    OutputSchema,
+    ToolCall,
+    call_fields,
+    content_text,
+    openai_tool_choice,
+)
 
 __all__ = [
     "OpenAIToolDeltas",
@@ -24,7 +30,6 @@ __all__ = [
     "anthropic_tool_fields",
     "anthropic_output",
     "ollama_messages",
-    "openai_messages",
     "openai_tool_fields",
     "tool_call",
 ]
@@ -44,14 +49,6 @@ def tool_call(name: Any, arguments: Any, call_id: Any, fallback_id: str) -> Tool
     return ToolCall(name, arguments, id=call_id if isinstance(call_id, str) and call_id else fallback_id)
 
 
-def _arguments_of(entry: Mapping[str, Any]) -> tuple[str, str, Any]:
-    """(id, name, arguments) of an assistant message's ``tool_calls`` entry, in OpenAI's
-    shape or the flat ``{"id", "name", "arguments"}``."""
-    function = entry.get("function")
-    source = function if isinstance(function, Mapping) else entry
-    return str(entry.get("id") or ""), str(source.get("name") or ""), source.get("arguments")
-
-
 def _argument_object(arguments: Any) -> dict[str, Any]:
     """Arguments as an object for vendors that want one ({} for text that is not an
     object: the model is told so by the tool's error result)."""
@@ -66,45 +63,7 @@ def _argument_object(arguments: Any) -> dict[str, Any]:
     return {}
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if content is None:
-        return ""
-    return json.dumps(content, ensure_ascii=False, default=str)
-
-
 # -- OpenAI ---------------------------------------------------------------------------------
-
-
-def openai_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Messages for Chat Completions: tool results keep only the fields OpenAI accepts,
-    and call arguments are JSON text (the common case is a plain copy)."""
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        role = message.get("role")
-        if role == "tool":
-            out.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": message.get("tool_call_id"),
-                    "content": _text(message.get("content")),
-                }
-            )
-        elif role == "assistant" and message.get("tool_calls"):
-            copy = dict(message)
-            calls = []
-            for entry in message["tool_calls"]:
-                call_id, name, arguments = _arguments_of(entry)
-                text = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
-                calls.append(
-                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": text}}
-                )
-            copy["tool_calls"] = calls
-            out.append(copy)
-        else:
-            out.append(dict(message))
-    return out
 
 
 def openai_tool_fields(request: CompletionRequest) -> dict[str, Any]:
@@ -195,7 +154,7 @@ def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, 
             block: dict[str, Any] = {
                 "type": "tool_result",
                 "tool_use_id": message.get("tool_call_id"),
-                "content": _text(message.get("content")),
+                "content": content_text(message.get("content")),
             }
             if message.get("is_error"):
                 block["is_error"] = True
@@ -211,7 +170,7 @@ def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, 
             if isinstance(text, str) and text:
                 blocks.append({"type": "text", "text": text})
             for entry in message["tool_calls"]:
-                call_id, name, arguments = _arguments_of(entry)
+                call_id, name, arguments = call_fields(entry)
                 blocks.append(
                     {"type": "tool_use", "id": call_id, "name": name, "input": _argument_object(arguments)}
                 )
@@ -299,7 +258,7 @@ def ollama_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
         if role == "assistant" and message.get("tool_calls"):
             calls = []
             for entry in message["tool_calls"]:
-                call_id, name, arguments = _arguments_of(entry)
+                call_id, name, arguments = call_fields(entry)
                 names[call_id] = name
                 calls.append({"function": {"name": name, "arguments": _argument_object(arguments)}})
             content = message.get("content")
@@ -312,7 +271,7 @@ def ollama_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
             )
         elif role == "tool":
             call_id = str(message.get("tool_call_id") or "")
-            result: dict[str, Any] = {"role": "tool", "content": _text(message.get("content"))}
+            result: dict[str, Any] = {"role": "tool", "content": content_text(message.get("content"))}
             tool_name = message.get("name") or names.get(call_id)
             if tool_name:
                 result["tool_name"] = tool_name

@@ -20,12 +20,12 @@ import httpx
 
 from orchestration.errors import ProviderError
 from orchestration.llm import Completion, CompletionChunk, CompletionRequest
-from orchestration.toolcalls import ToolCall
+from orchestration.toolcalls import ToolCall, openai_messages
 from orchestration.usage import Usage, UsageReader
 
 from ._errors import error_class, request_id_of, vendor_error
 from ._http import HttpProvider
-from ._tools import OpenAIToolDeltas, openai_messages, openai_tool_fields, tool_call
+from ._tools import OpenAIToolDeltas, openai_tool_fields, tool_call
 from ._wire import estimate_usage, no_retry_once_delivered, str_or_none
 
 __all__ = ["OPENAI_BASE_URL", "OpenAIProvider", "parse_openai_usage"]

@@ -24,6 +24,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     2: (
         "llm",
         "completions",
+        "schemas",
         "toolcalls",
         "structured",
         "toolbox",
@@ -49,7 +50,17 @@ LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}
 PACKAGE_LAYER = 6  # orchestration/__init__.py: the public API, above everything it re-exports
 
 # What providers/ may use of orchestration: the Provider protocol and what it speaks.
-PROVIDER_MODULES = {"errors", "llm", "completions", "toolcalls", "usage", "tokens", "ratelimit", "utils"}
+PROVIDER_MODULES = {
+    "errors",
+    "llm",
+    "completions",
+    "schemas",
+    "toolcalls",
+    "usage",
+    "tokens",
+    "ratelimit",
+    "utils",
+}
 
 
 def _module_name(path: Path) -> list[str]:

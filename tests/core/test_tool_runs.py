@@ -15,8 +15,12 @@ from orchestration import (
     AgentResult,
     Completion,
     CompletionRequest,
+    Edge,
     EventType,
+    Graph,
     MemoryStore,
+    Node,
+    NodeKind,
     OrchestratorConfig,
     OutputSchema,
     ScriptedProvider,
@@ -27,6 +31,7 @@ from orchestration import (
     ToolSpec,
     as_provider,
 )
+from orchestration.graph import NodeContext
 
 from .helpers import GraphOrchestrator
 
@@ -190,3 +195,27 @@ async def test_a_foreign_client_is_offered_the_tools_and_its_calls_are_read() ->
     assert completion.content == "Searching."
     assert completion.tool_calls == (ToolCall("search", {"query": "z"}, id="toolu_1"),)
     assert completion.usage.estimated and completion.usage.output_tokens > 0
+
+
+async def test_graph_handlers_get_tool_calls_and_structured_answers() -> None:
+    async def plan(ctx: NodeContext) -> str:
+        completion = await ctx.call_llm("Plan the search.", tools=[SEARCH])
+        return str(completion.tool_calls[0].arguments["query"])
+
+    async def profile(ctx: NodeContext) -> object:
+        return (await ctx.call_llm("Who wrote the first program?", response_format=PERSON)).parsed
+
+    provider = ScriptedProvider(
+        {"Plan": ToolCall("search", {"query": "engines"}), "first program": '{"name": "Ada", "age": 36}'}
+    )
+    graph = Graph(
+        nodes=[Node(id="plan"), Node(id="profile", kind=NodeKind.TERMINAL)],
+        edges=[Edge(source="plan", target="profile")],
+        entry="plan",
+    )
+    store = MemoryStore()
+    result = await graph.run({"plan": plan, "profile": profile}, store=store, run_id="g", provider=provider)
+    assert result.status == "completed"
+    assert result.output("plan") == "engines" and result.output("profile") == {"name": "Ada", "age": 36}
+    bills = [e for e in await store.events("g") if e.event_type is EventType.COST_UPDATE]
+    assert bills[0].agent_id == "plan" and bills[0].data["tool_calls"][0]["name"] == "search"

@@ -467,3 +467,17 @@ async def test_ollama_tools_choice_and_generated_ids(vendor: FakeVendor) -> None
     weather, broken = completion.tool_calls
     assert (weather.id, weather.arguments) == ("call_0", {"city": "Lagos"})
     assert broken.id == "call_1" and broken.problem is not None
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("which", VENDORS)
+async def test_lone_surrogates_in_arguments_become_valid_text(
+    vendor: FakeVendor, which: Vendor, stream: bool
+) -> None:
+    # A "\ud800" escape in the model's JSON decodes to a lone surrogate: never stored as such.
+    vendor.script(Reply.tools({"id": "call_s", "name": "weather", "arguments": '{"city": "Par\\ud800is"}'}))
+    async with make(vendor, which) as provider:
+        completion = await answer(provider, asked(), stream)
+    (call,) = completion.tool_calls
+    assert call.arguments == {"city": "Par\ufffdis"}
+    json.dumps(call.to_dict(), ensure_ascii=False).encode("utf-8")
