@@ -16,6 +16,7 @@ from .config import OrchestratorConfig
 from .engine.graph import Plan, Scheduler, build_plan
 from .engine.state import RunState
 from .errors import (
+    AgentFailedError,
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     from patterns.swarm import DreamSwarmConfig, DreamSwarmOrchestrator
 
     from .graph import Contract, Edge, Graph, GraphResult, Node, NodeContext, NodeKind, NodeOutput, NodeState
+    from .planner import PlannerConfig, PlannerOrchestrator
     from .structured import complete_structured
     from .toolbox import Tool, ToolBox, ToolResult
     from .workflow import Flow, Workflow, WorkflowResult, step
@@ -101,6 +103,8 @@ _LAZY = {
     "IterativeOrchestrator": "patterns.iterative",
     "IterationResult": "patterns.iterative",
     "FanOutOrchestrator": "patterns.fanout",
+    "PlannerOrchestrator": "orchestration.planner",
+    "PlannerConfig": "orchestration.planner",
     "create_sse_callback": "orchestration.streaming",
     "create_websocket_callback": "orchestration.streaming",
     "create_progress_bar_callback": "orchestration.streaming",
@@ -139,6 +143,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = (
+    "AgentFailedError",
     "AgentResult",
     "AgentType",
     "AuthenticationError",
@@ -184,6 +189,8 @@ __all__ = (
     "OverloadedError",
     "Plan",
     "PlanError",
+    "PlannerConfig",
+    "PlannerOrchestrator",
     "PriceTable",
     "ProgressTracker",
     "Provider",

@@ -18,6 +18,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 from .text import valid_text
 
 __all__ = [
+    "AgentFailedError",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
@@ -342,6 +343,11 @@ class RunLeasedError(ConfigError):
 
 class WorkflowError(GraphError):
     """A workflow is built wrongly: an undecorated step, a second start, a branch with no routes."""
+
+
+class AgentFailedError(OrchestrationError):
+    """An agent reported that its task failed (a planner worker's ``execute_subtask``
+    returned a failed :class:`~orchestration.models.AgentResult`); the message is its error."""
 
 
 class StepFailedError(OrchestrationError):

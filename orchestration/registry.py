@@ -22,6 +22,7 @@ PATTERNS: dict[str, str] = {
     "conditional": "patterns.conditional:ConditionalOrchestrator",
     "iterative": "patterns.iterative:IterativeOrchestrator",
     "fanout": "patterns.fanout:FanOutOrchestrator",
+    "planner": "orchestration.planner:PlannerOrchestrator",
 }
 
 

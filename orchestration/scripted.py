@@ -218,9 +218,12 @@ def _echo(request: CompletionRequest) -> str:
     return f"Response to: {prompt}"
 
 
-def demo_responder(request: CompletionRequest) -> str:
+def demo_responder(request: CompletionRequest) -> Answer:
     """Plausible offline answers for the demo: JSON plans for decomposition prompts,
-    short findings for research prompts, a summary for synthesis prompts."""
+    short findings for research prompts, a summary for synthesis prompts, and for a
+    planner offered graph tools, a first turn that adds three nodes, then ``finish``."""
+    if any(tool.name == "add_node" for tool in request.tools):
+        return _demo_plan(request)
     prompt = request.prompt_text
     lowered = prompt.lower()
     if "json" in lowered and ("subtask" in lowered or "decompose" in lowered):
@@ -251,6 +254,29 @@ def demo_responder(request: CompletionRequest) -> str:
         f"Findings on {_topic(prompt)}: three key points were identified, with sources and "
         "caveats noted for each."
     )
+
+
+def _demo_plan(request: CompletionRequest) -> Answer:
+    """A planner's turn: two parallel nodes and a review of both, then ``finish``."""
+    if any(m.get("role") == "assistant" for m in request.messages):
+        return ToolCall("finish", {"reason": "the review covers the task"})
+    topic = next((_topic(str(m.get("content", ""))) for m in request.messages if m.get("role") == "user"), "")
+    return [
+        ToolCall(
+            "add_node", {"node_id": "background", "description": f"Background and definitions of {topic}"}
+        ),
+        ToolCall(
+            "add_node", {"node_id": "applications", "description": f"Practical applications of {topic}"}
+        ),
+        ToolCall(
+            "add_node",
+            {
+                "node_id": "review",
+                "description": f"Review the findings on {topic}: what holds, what is missing",
+                "dependencies": ["background", "applications"],
+            },
+        ),
+    ]
 
 
 def _topic(prompt: str) -> str:

@@ -43,7 +43,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "reports",
     ),
     3: ("engine", "stores", "admission", "_ledger_admission", "modelcall", "metered"),
-    4: ("base", "graph", "workflow", "registry"),
+    4: ("base", "graph", "workflow", "registry", "planner"),
     5: ("cli", "server", "backends"),
 }
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a pattern on a task")
     run.add_argument(
         "pattern",
-        help="built-in pattern (cascade, swarm, sequential, conditional, iterative, fanout) or module:Class",
+        help="built-in pattern (cascade, swarm, sequential, conditional, iterative, fanout, planner) or module:Class",
     )
     run.add_argument("task", help="what to do")
     _add_run_options(run)

@@ -284,7 +284,10 @@ async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOr
     start = next((e for e in events if e.event_type is EventType.WORKFLOW_START), None)
     if start is None:
         raise RunNotFoundError(f"no run {args.run_id!r} in the store")
-    class_path = start.data.get("orchestrator_class")
+    info: Mapping[str, Any] = start.data
+    if not info.get("orchestrator_class") and isinstance(info.get("payload"), Mapping):
+        info = info["payload"]  # a front end on the graph runtime (the planner) records it there
+    class_path = info.get("orchestrator_class")
     if not class_path:
         raise ConfigError(f"run {args.run_id} does not record its orchestrator class")
     if str(class_path).startswith("__main__:"):
@@ -295,12 +298,12 @@ async def _orchestrator_for(store: RunStore, args: argparse.Namespace) -> BaseOr
             f"await {name}(...).resume({args.run_id!r})"
         )
     cls = resolve_orchestrator(str(class_path))
-    config = cls.config_class.from_dict(dict(start.data.get("config") or {}))
-    provider_name = args.provider or str(start.data.get("provider") or "")
+    config = cls.config_class.from_dict(dict(info.get("config") or {}))
+    provider_name = args.provider or str(info.get("provider") or "")
     if not provider_name:
         raise ConfigError(f"run {args.run_id} does not record its provider; pass --provider NAME")
     provider = resolve_provider(provider_name, config.primary_model)
-    labels = start.data.get("labels")
+    labels = info.get("labels")
     extra: dict[str, Any] = {}
     if isinstance(labels, Mapping) and labels:  # a class without labels= still rebuilds when none were used
         extra = {"labels": dict(labels), **recorded_options(labels)}

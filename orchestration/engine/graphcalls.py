@@ -26,6 +26,7 @@ from ..pricing import PriceTable
 from ..replay import Recording
 from ..retry import RetryPolicy, is_retryable
 from ..stores.ledger import ledger_of
+from ..toolcalls import OutputSchema, ToolSpec
 from ..usage import Usage
 from .run import RunContext, attributed
 from .state import RunState
@@ -157,9 +158,20 @@ class ModelAccess:
         max_tokens: int | None = None,
         temperature: float | None = None,
         stream: bool = False,
+        tools: Sequence[ToolSpec | Mapping[str, Any]] = (),
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: OutputSchema | Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Completion:
-        """One model call billed to ``node`` (see the module docstring)."""
+        """One model call billed to ``node`` (see the module docstring).
+
+        ``tools`` (:class:`~orchestration.toolcalls.ToolSpec` objects, or dicts in OpenAI's
+        or Anthropic's shape), ``tool_choice``, ``parallel_tool_calls`` and
+        ``response_format`` are those of :class:`~orchestration.llm.CompletionRequest`: the
+        answer's ``tool_calls`` (recorded, so a resumed run gets the same ones back
+        without paying again) or its validated ``parsed`` value.
+        """
         config = self.config
         if (
             self.context.ledger is None and self._run.store is not None
@@ -177,6 +189,10 @@ class ModelAccess:
             max_tokens=max_tokens or config.max_tokens,
             temperature=temperature if temperature is not None else config.temperature,
             options=options,
+            tools=tuple(tools),  # type: ignore[arg-type]  # dicts become ToolSpecs in the request
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,  # type: ignore[arg-type]  # a dict becomes an OutputSchema
         )
         chain = (
             [primary, *[m for m in config.fallback_models if m != primary]]

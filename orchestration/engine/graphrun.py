@@ -126,8 +126,13 @@ class GraphRun:
         wait_for_answers: seconds a run with nothing left but open questions stays live,
             taking answers from any process, before it pauses (0: pause at once;
             ``math.inf``: wait until answered or cancelled).
+        task: recorded with the run (listings show it).
         orchestrator: what the run's listing names as its orchestrator (a workflow's
             ``module:Class``, so that ``orchestrate resume`` can rebuild it).
+        outcome: decides how a run that ran to its end finished, from its final state:
+            ``(status, reason)`` (e.g. ``("partial", "stopped at the node cap")``), or None
+            for the usual verdict (failed if a node failed, else completed).  A front end
+            whose nodes may fail without failing the run (a planner that replans) sets it.
     """
 
     def __init__(
@@ -152,7 +157,9 @@ class GraphRun:
         lease_seconds: float = 30.0,
         guardrails: Guardrails | None = None,
         wait_for_answers: float = 0.0,
+        task: str = "",
         orchestrator: str = "graph",
+        outcome: Callable[[GraphState], tuple[str, str] | None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise GraphError(f"concurrency must be at least 1, not {concurrency!r}")
@@ -161,8 +168,9 @@ class GraphRun:
         self.wait_for_answers = float(wait_for_answers)
         self._answered: asyncio.Event | None = None
         self._spec = RunStarted(
-            tuple(nodes), tuple(edges), entry, payload, title=title, orchestrator=orchestrator
+            tuple(nodes), tuple(edges), entry, payload, title=title, task=task, orchestrator=orchestrator
         )
+        self._decide = outcome
         self.handlers = dict(handlers)
         self.store = store
         self.run_id = run_id or uuid.uuid4().hex
@@ -444,6 +452,9 @@ class GraphRun:
             return "cancelled", self.token.reason
         if state.error is not None:
             return "failed", state.error
+        decided = self._decide(state) if self._decide is not None else None
+        if decided is not None:
+            return decided
         failed = [node_id for node_id, rec in state.nodes.items() if rec.state == NodeState.FAILED]
         if failed:
             return "failed", f"node(s) {failed[:10]} failed"

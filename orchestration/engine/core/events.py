@@ -343,6 +343,7 @@ EVENT_TYPES: Mapping[type[GraphEvent], EventType] = {
 
 _FINISHED_TYPES = {
     "completed": EventType.WORKFLOW_COMPLETE,
+    "partial": EventType.WORKFLOW_COMPLETE,  # ended with a result, short of the whole task
     "cancelled": EventType.WORKFLOW_CANCELLED,
     "paused": EventType.WORKFLOW_PAUSED,
 }
