@@ -273,6 +273,9 @@ async def _is_graph_run(store: RunStore, run_id: str) -> bool:
     first = await store.events(run_id)
     if not first:
         raise RunNotFoundError(f"no run {run_id!r} in the store")
+    payload = first[0].data.get("payload")
+    if isinstance(payload, Mapping) and payload.get("orchestrator_class"):
+        return False  # an orchestrator on the graph runtime (the planner): resumed as one
     return is_graph_event(first[0])
 
 
