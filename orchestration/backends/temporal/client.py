@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...errors import ConfigError, OrchestrationError, RunNotFoundError
@@ -87,13 +87,13 @@ async def run_worker(
     task_queue: str = DEFAULT_TASK_QUEUE,
     concurrency: int = 100,
     namespace: str = "default",
-    ready: asyncio.Event | None = None,
+    on_ready: Callable[[], Any] | None = None,
 ) -> None:
-    """Run a worker until cancelled (``orchestrate worker``); ``ready`` is set once it polls."""
+    """Run a worker until cancelled (``orchestrate worker``); ``on_ready()`` once it polls."""
     client = await connect(address, namespace)
     async with worker_for(client, store, task_queue=task_queue, concurrency=concurrency):
-        if ready is not None:
-            ready.set()
+        if on_ready is not None:
+            on_ready()
         await asyncio.Event().wait()
 
 

@@ -3,9 +3,11 @@
 A run names its *target*; each worker imports it and builds the same :class:`Program`
 (the graph, its handlers, and the provider and config its model calls use):
 
-- ``module:graph`` naming a :class:`~orchestration.graph.Graph`: the module also defines
+- ``module:NAME`` naming a :class:`~orchestration.graph.Graph`: the module also defines
   ``handlers`` (a mapping, as for ``graph.run``), and may define ``provider`` and
   ``config`` (objects, or zero-argument callables that build them on the worker);
+  ``NAME_handlers``, ``NAME_provider`` and ``NAME_config`` win over those, so one module
+  can hold several graphs;
 - ``module:Class`` naming a :class:`~orchestration.workflow.Workflow` subclass (built with
   no arguments): its steps are the handlers;
 - a built-in pattern name (``fanout``, ``cascade``...) or ``module:Class`` naming a
@@ -145,15 +147,20 @@ def load_program(spec: TargetSpec) -> Program:
     obj = _load(spec.target)
     if isinstance(obj, Graph):
         obj.validate()
-        module = importlib.import_module(spec.target.partition(":")[0])
-        handlers = _load(spec.handlers) if spec.handlers else getattr(module, "handlers", None)
+        module_name, _, name = spec.target.partition(":")
+        module = importlib.import_module(module_name)
+
+        def beside(what: str) -> Any:  # ``NAME_what``, else the module's ``what``
+            return getattr(module, f"{name}_{what}", getattr(module, what, None))
+
+        handlers = _load(spec.handlers) if spec.handlers else beside("handlers")
         if not isinstance(handlers, Mapping):
             raise ConfigError(
-                f"target {spec.target!r} is a graph: its module needs `handlers` (a dict of node id "
-                "or NodeKind -> function), or name them with handlers='module:name'"
+                f"target {spec.target!r} is a graph: its module needs `handlers` (or `{name}_handlers`: "
+                "a dict of node id or NodeKind -> function), or name them with handlers='module:name'"
             )
-        provider = _built(getattr(module, "provider", None))
-        config = _built(getattr(module, "config", None))
+        provider = _built(beside("provider"))
+        config = _built(beside("config"))
         if provider is None and spec.provider:
             provider = _provider(spec, config)
         if config is None and spec.options:

