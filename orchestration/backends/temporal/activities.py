@@ -90,6 +90,10 @@ class RunActivities:
     @activity.defn(name=ACTIVITY_START)
     async def start(self, request: dict[str, Any]) -> dict[str, Any]:
         """Build the run's program, take its lease; what the workflow folds first."""
+        async with _heartbeats(float(request["heartbeat_seconds"])):
+            return await self._start(request)
+
+    async def _start(self, request: dict[str, Any]) -> dict[str, Any]:
         run_id = request["run_id"]
         program = self.program(request["target"])
         try:
@@ -126,9 +130,10 @@ class RunActivities:
         run_id = request["run_id"]
         batch = [wrap(decode_event(item["event"]), run_id, 0, item["time"]) for item in request["events"]]
         try:
-            return await self.appender.append(
-                run_id, batch, owner=request["owner"], lease_seconds=request["lease_seconds"]
-            )
+            async with _heartbeats(float(request["heartbeat_seconds"])):
+                return await self.appender.append(
+                    run_id, batch, owner=request["owner"], lease_seconds=request["lease_seconds"]
+                )
         except LeaseLostError as error:
             raise _fatal(error) from None
 
@@ -152,7 +157,8 @@ class RunActivities:
     @activity.defn(name=ACTIVITY_RELEASE)
     async def release(self, request: dict[str, Any]) -> None:
         """Give the run's lease up (it ended)."""
-        await self.store.release_lease(request["run_id"], request["owner"])
+        async with _heartbeats(float(request["heartbeat_seconds"])):
+            await self.store.release_lease(request["run_id"], request["owner"])
         self.appender.forget(request["run_id"])
 
     @activity.defn(name=ACTIVITY_NODE)

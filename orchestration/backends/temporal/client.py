@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -77,6 +78,8 @@ def worker_for(
         activities=activities.all(),
         max_concurrent_activities=concurrency,
         workflow_runner=_sandbox(),
+        # A dead worker's cached workflows move to a live one after this, not the default 10s.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )
 
 
@@ -136,13 +139,13 @@ class TemporalBackend:
         handlers: str | None = None,
         concurrency: int = 100,
         lease_seconds: float = 30.0,
-        heartbeat_seconds: float = 5.0,
+        heartbeat_seconds: float = 2.0,
         max_attempts: int = 0,
     ) -> str:
         """Start a run of ``target`` (see :mod:`.targets`) on the workers; its run id.
 
-        ``heartbeat_seconds``: how long a worker may go silent before its nodes are given
-        to another worker (nodes heartbeat three times as often).  ``max_attempts``: how
+        ``heartbeat_seconds``: how often a running node tells Temporal its worker lives;
+        after three missed beats its node goes to another worker.  ``max_attempts``: how
         often a node's activity is tried when workers die (0: until it completes).
         """
         if concurrency < 1:
@@ -204,8 +207,12 @@ async def stored_result(store: RunStore, run_id: str) -> Any:
     """A stored graph run's :class:`~orchestration.graph.GraphResult`, or an orchestrator
     run's :class:`~orchestration.models.OrchestratorResult`."""
     from ...engine.core import GraphState, decode, is_graph_event
-    from ...engine.graphrun import _result
     from ...engine.state import RunState
+
+    try:  # the engine's module split names it build_result
+        from ...engine.graphresult import build_result  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        from ...engine.graphrun import _result as build_result
 
     events = await store.events(run_id)
     if not events:
@@ -222,5 +229,5 @@ async def stored_result(store: RunStore, run_id: str) -> Any:
 
     if is_orchestrator_run(events):
         return orchestrator_result(run_id, events)
-    return _result(run_id, state, RunState.from_events(run_id, rest).usage)
+    return build_result(run_id, state, RunState.from_events(run_id, rest).usage)
 

@@ -59,7 +59,9 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["RunWorkflow"]
 
 _DONE = NodeState.COMPLETED
-_SHORT = timedelta(seconds=60)
+#: Store work (start, append, release) is short; it heartbeats, so a worker that dies
+#: in the middle is noticed after three missed beats, not after this.
+_SHORT = timedelta(seconds=120)
 _STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))
 
 
@@ -95,8 +97,12 @@ class RunWorkflow:
             ACTIVITY_APPEND,
             {**self._lease(), "events": batch},
             start_to_close_timeout=_SHORT,
+            heartbeat_timeout=self._beat(),
             retry_policy=_STORE_RETRY,
         )
+
+    def _beat(self) -> timedelta:
+        return timedelta(seconds=float(self.request["heartbeat_seconds"]) * 3)
 
     def _lease(self) -> dict[str, Any]:
         request = self.request
@@ -104,6 +110,7 @@ class RunWorkflow:
             "run_id": request["run_id"],
             "owner": request["owner"],
             "lease_seconds": request["lease_seconds"],
+            "heartbeat_seconds": request["heartbeat_seconds"],
         }
 
     # -- running --------------------------------------------------------------------
@@ -113,7 +120,11 @@ class RunWorkflow:
         """Run (or continue) the run ``request`` describes; ``{"run_id", "status", "error"}``."""
         self.request = request
         started = await workflow.execute_activity(
-            ACTIVITY_START, request, start_to_close_timeout=_SHORT, retry_policy=_STORE_RETRY
+            ACTIVITY_START,
+            request,
+            start_to_close_timeout=_SHORT,
+            heartbeat_timeout=self._beat(),
+            retry_policy=_STORE_RETRY,
         )
         events = [decode_event(item) for item in started["events"]]
         if len(events) == 1 and not self.state.nodes:
@@ -134,7 +145,7 @@ class RunWorkflow:
             ACTIVITY_WATCH,
             self._lease(),
             start_to_close_timeout=timedelta(days=365),
-            heartbeat_timeout=timedelta(seconds=float(request["heartbeat_seconds"]) * 3),
+            heartbeat_timeout=self._beat(),
             retry_policy=_STORE_RETRY,
         )
         try:
@@ -207,7 +218,6 @@ class RunWorkflow:
         if not launches:
             return
         await self.flush()  # the store has each NodeStarted before its node's own events
-        heartbeat = float(self.request["heartbeat_seconds"])
         for node_id, visit, request in launches:
             timeout = state.nodes[node_id].spec.timeout
             handle = workflow.start_activity(
@@ -215,7 +225,7 @@ class RunWorkflow:
                 request,
                 activity_id=f"{node_id}#{visit}",
                 start_to_close_timeout=timedelta(seconds=(timeout or 86_400.0) + 60.0),
-                heartbeat_timeout=timedelta(seconds=heartbeat * 3),
+                heartbeat_timeout=self._beat(),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(milliseconds=200),
                     maximum_interval=timedelta(seconds=5),
@@ -229,7 +239,6 @@ class RunWorkflow:
         request = self.request
         return {
             **self._lease(),
-            "heartbeat_seconds": request["heartbeat_seconds"] / 3,
             "target": request["target"],
             "title": request.get("title") or "",
             "payload": self.state.payload,
@@ -328,7 +337,11 @@ class RunWorkflow:
 
     async def _release(self) -> None:
         await workflow.execute_activity(
-            ACTIVITY_RELEASE, self._lease(), start_to_close_timeout=_SHORT, retry_policy=_STORE_RETRY
+            ACTIVITY_RELEASE,
+            self._lease(),
+            start_to_close_timeout=_SHORT,
+            heartbeat_timeout=self._beat(),
+            retry_policy=_STORE_RETRY,
         )
 
     def _summary(self) -> dict[str, Any]:
