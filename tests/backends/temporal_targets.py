@@ -120,3 +120,27 @@ class Report(Workflow):
 
     def build(self, flow: Flow) -> None:
         flow.start(self.outline).then([self.research, self.critique]).then(self.write)
+
+
+# -- an orchestrator with dependencies -------------------------------------------------------
+
+from orchestration import AgentResult, BaseOrchestrator, SubTask  # noqa: E402
+
+
+class Chain(BaseOrchestrator):
+    """Research two angles, then compare them (a dependency), then synthesize."""
+
+    async def decompose_task(self, task: str, context: dict[str, Any] | None = None) -> list[SubTask]:
+        return [
+            SubTask(id="causes", description=f"causes of {task}"),
+            SubTask(id="effects", description=f"effects of {task}"),
+            SubTask(id="compare", description="compare", dependencies=["causes", "effects"]),
+        ]
+
+    async def execute_subtask(self, subtask: SubTask, context: dict[str, Any] | None = None) -> AgentResult:
+        seen = sorted((context or {}).get("dependency_results", {}))
+        answer = (await self.call_llm(f"{subtask.description} after {seen}")).content
+        return AgentResult(agent_id="", agent_type=subtask.agent_type, subtask_id=subtask.id, content=answer)
+
+    async def synthesize_results(self, agent_results: list[AgentResult], context: dict[str, Any] | None = None) -> str:
+        return " | ".join(f"{r.subtask_id}: {r.content}" for r in agent_results)

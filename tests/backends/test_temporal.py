@@ -204,3 +204,50 @@ def test_a_missing_sdk_names_the_extra() -> None:
     )
     ran = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "pip install -e '.[temporal]'" in ran.stdout, ran.stderr
+
+
+def _orchestrator_kinds(events: list[Any]) -> collections.Counter[tuple[str, str | None]]:
+    from orchestration.engine.core import is_graph_event
+
+    # A Temporal orchestrator run's start is the graph's (its RunStarted), a local one's not.
+    return collections.Counter(
+        (e.event_type.value, e.agent_id)
+        for e in events
+        if not is_graph_event(e) or e.event_type is EventType.WORKFLOW_START
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "options"),
+    [("fanout", {"num_agents": 3}), (f"{TARGETS}:Chain", {})],
+    ids=["pattern", "orchestrator"],
+)
+async def test_orchestrator_run_on_temporal_gives_the_local_result_and_events(
+    backend: Any, tmp_path: Any, target: str, options: dict[str, Any]
+) -> None:
+    from orchestration.cli.options import split_options
+    from orchestration.registry import resolve_orchestrator, resolve_provider
+
+    cls = resolve_orchestrator(target)
+    fields, kwargs = split_options(cls, options)
+    local_store = open_store(f"sqlite:///{tmp_path}/local.db")
+    orchestrator = cls(cls.config_class.from_dict(fields), resolve_provider("scripted"), store=local_store, **kwargs)
+    local = await orchestrator.execute_workflow("tides", title="tides run")
+
+    run_id = await backend.submit(target, task="tides", title="tides run", provider="scripted", options=options)
+    remote = await backend.result(run_id)
+
+    assert remote.status == local.status == "completed"
+    assert remote.final_synthesis == local.final_synthesis
+    assert [(a.subtask_id, a.status, a.content) for a in remote.agent_results] == [
+        (a.subtask_id, a.status, a.content) for a in local.agent_results
+    ]
+    assert remote.usage.calls == local.usage.calls
+    assert remote.total_cost == pytest.approx(local.total_cost)
+    assert remote.cost_by_agent.keys() == local.cost_by_agent.keys()
+    remote_events = await backend.store.events(run_id)
+    assert _orchestrator_kinds(remote_events) == _orchestrator_kinds(await local_store.events(local.run_id))
+    summary = await backend.store.get_run(run_id)
+    assert summary is not None and str(summary.status) == "completed" and summary.title == "tides run"
+    assert summary.total_cost == pytest.approx(local.total_cost)
+    await local_store.close()

@@ -34,7 +34,7 @@ from ...engine import leases
 from ...engine.core import GraphState, RunStarted, decode, is_graph_event, wrap
 from ...engine.graphrun import _Interrupt, _interrupt_in
 from ...errors import GraphError, LeaseLostError, OrchestrationError, redact
-from ...events import StreamEvent
+from ...events import EventType, StreamEvent
 from ...replay import Recording
 from ...stores.base import RunStore
 from .appender import Appender
@@ -128,7 +128,19 @@ class RunActivities:
     async def append(self, request: dict[str, Any]) -> int:
         """Append the workflow's graph events (``{"event", "time"}`` items) to the run's log."""
         run_id = request["run_id"]
-        batch = [wrap(decode_event(item["event"]), run_id, 0, item["time"]) for item in request["events"]]
+        batch = [
+            wrap(decode_event(item["event"]), run_id, 0, item["time"])
+            if "event" in item
+            else StreamEvent(
+                EventType(item["stream"]["kind"]),
+                run_id,
+                0,
+                item["time"],
+                item["stream"]["data"],
+                item["stream"].get("agent_id"),
+            )
+            for item in request["events"]
+        ]
         try:
             async with _heartbeats(float(request["heartbeat_seconds"])):
                 return await self.appender.append(
@@ -144,11 +156,18 @@ class RunActivities:
         run_id, owner = request["run_id"], request["owner"]
         lease_seconds = float(request["lease_seconds"])
         renewed = time.monotonic()
+        ended = False
         while True:
             activity.heartbeat()
-            if await self.store.cancel_requested(run_id):
+            if not ended and await self.store.cancel_requested(run_id):
                 return "cancel"
-            if time.monotonic() - renewed >= lease_seconds / 3:
+            if not ended and time.monotonic() - renewed >= lease_seconds / 3:
+                summary = await self.store.get_run(run_id)
+                if summary is not None and summary.status.is_terminal:
+                    # The run ended: never renew a released lease; the workflow cancels this
+                    # activity (delivered with a heartbeat), so it is not completed late.
+                    ended = True
+                    continue
                 if not await self.store.acquire_lease(run_id, owner, lease_seconds):
                     return "lost"
                 renewed = time.monotonic()
@@ -192,6 +211,8 @@ class RunActivities:
         outcome = await self._run_handler(run, program, node, context, float(request["heartbeat_seconds"]))
         await run.flushed()
         outcome["changes"] = run.changes
+        if run.terminal is not None:
+            outcome["terminal"] = run.terminal
         if run.aborted is not None:
             outcome["aborted"] = run.aborted
         return outcome

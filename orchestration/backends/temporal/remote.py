@@ -24,7 +24,7 @@ from ...engine.core import GraphEvent, Node, NodeKind, NodeState
 from ...engine.core.context import ArtifactRef, AttributedContext
 from ...engine.core.events import NodeRemoved
 from ...errors import GraphError
-from ...events import EventType, StreamEvent
+from ...events import TERMINAL_EVENTS, EventType, StreamEvent
 from ...graph import CancellationToken, GraphHandle, NodeContext
 from .targets import Handler, Program
 from .wire import decode_context, encode
@@ -87,6 +87,8 @@ class NodeRun:
         self.models: Any = None
         self.changes: list[dict[str, Any]] = []
         self.aborted: str | None = None
+        #: The run's closing event a handler emitted (an orchestrator's verdict), if any.
+        self.terminal: dict[str, Any] | None = None
         #: Stops the handler (set by the activity running it).
         self.on_abort: Callable[[], Any] | None = None
         self._inputs = dict(inputs)
@@ -116,7 +118,11 @@ class NodeRun:
         self, kind: EventType, data: Mapping[str, Any], agent_id: str | None = None, progress: float = 0.0
     ) -> StreamEvent:
         event = StreamEvent(kind, self.run_id, 0, time.time(), data, agent_id, progress)
-        self._buffer.append(event)
+        if kind in TERMINAL_EVENTS:
+            # An orchestrator's verdict: written after the graph's own end (the workflow does).
+            self.terminal = {"kind": kind.value, "data": encode(data), "agent_id": agent_id}
+        else:
+            self._buffer.append(event)
         return event
 
     async def flushed(self) -> None:

@@ -77,6 +77,8 @@ class RunWorkflow:
         self.stopping: str | None = None
         self.aborted: str | None = None
         self.cancelled: str | None = None
+        #: A closing event a node emitted (an orchestrator's verdict): stored after RunFinished.
+        self.closing: dict[str, Any] | None = None
 
     # -- recording ------------------------------------------------------------------
 
@@ -155,7 +157,10 @@ class RunWorkflow:
             self._stop("cancelled through Temporal", cancel=True)
             await self._drain()
         watcher.cancel()
-        self.record(RunFinished(*self._outcome()))
+        status, reason = self._outcome()
+        self.record(RunFinished(status, reason))
+        if self.closing is not None and status != "cancelled":
+            self.outbox.append({"stream": self.closing, "time": workflow.now().timestamp()})
         await self.flush()
         await self._release()
         return self._summary()
@@ -279,6 +284,8 @@ class RunWorkflow:
                 return
         if outcome.get("aborted"):
             self._abort(str(outcome["aborted"]))
+        if outcome.get("terminal"):
+            self.closing = outcome["terminal"]
         status = outcome["status"]
         if status == "completed":
             routes = outcome.get("routes")
