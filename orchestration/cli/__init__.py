@@ -195,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.task.strip():
             raise ConfigError("TASK is empty; say what the orchestration should do")
         if getattr(args, "temporal", None):  # submitted to Temporal workers, not run here
-            return asyncio.run(run_on_temporal(args, _options(args), _pairs(args.context, "--context"), out, err))
+            return asyncio.run(
+                run_on_temporal(args, _options(args), _pairs(args.context, "--context"), out, err)
+            )
         provider = "scripted" if args.command == "demo" else args.provider or _default_provider_name()
         orchestrator = _build(args.pattern, provider, args)
         result = asyncio.run(_run_and_close(orchestrator, args, err))

@@ -32,7 +32,9 @@ def add_temporal_options(parser: argparse.ArgumentParser) -> None:
         help="submit the run to Temporal workers (orchestrate worker) instead of running it here",
     )
     parser.add_argument("--task-queue", default=None, help="the workers' task queue (default: orchestration)")
-    parser.add_argument("--detach", action="store_true", help="with --temporal: print the run id, do not wait")
+    parser.add_argument(
+        "--detach", action="store_true", help="with --temporal: print the run id, do not wait"
+    )
 
 
 def add_worker_command(commands: Any) -> None:
@@ -115,10 +117,13 @@ async def run_on_temporal(
                 follow.cancel()
             return await backend.result(run_id)
 
-        def cancel() -> None:
-            asyncio.ensure_future(store.request_cancel(run_id))
+        requests: list[asyncio.Task[bool]] = []
+
+        def cancel() -> None:  # Ctrl-C: ask the workers to stop the run, then wait for its end
+            requests.append(asyncio.get_running_loop().create_task(store.request_cancel(run_id)))
 
         result = await run_with_display(start, cancel, args, err)
+        await asyncio.gather(*requests)
     finally:
         await store.close()
     if isinstance(result, OrchestratorResult):

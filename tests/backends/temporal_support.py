@@ -67,11 +67,11 @@ class DevServer:
             stderr=subprocess.PIPE,
         )
 
-    async def ready(self, timeout: float = 60.0) -> None:
+    async def ready(self, within: float = 60.0) -> None:
         """Return once a client can connect (raise with the server's output if it died)."""
         from orchestration.backends.temporal.client import connect
 
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             if self._process.poll() is not None:
                 output = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
@@ -101,11 +101,17 @@ class CountingVendor:
         self.calls: collections.Counter[str] = collections.Counter()
         self.started = 0
         self.in_flight = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def wait_started(self, count: int, timeout: float = 120.0) -> None:
+        """Block until ``count`` calls started and one is in flight."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self.started >= count and self.in_flight > 0, timeout):
+                raise TimeoutError(f"the vendor saw {self.started} calls, not {count}")
 
     def snapshot(self) -> tuple[int, collections.Counter[str]]:
         with self._lock:
@@ -120,6 +126,7 @@ class CountingVendor:
             self.calls[prompt] += 1
             self.started += 1
             self.in_flight += 1
+            self._lock.notify_all()
         try:
             await asyncio.sleep(self.delay)
         finally:
@@ -132,7 +139,11 @@ class CountingVendor:
                 "object": "chat.completion",
                 "model": body.get("model", "gpt-4o-mini"),
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
                 ],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
             }

@@ -52,7 +52,10 @@ parity_handlers = {"plan": _plan, NodeKind.TASK: _part, "draft": _draft, "review
 
 def parity_provider() -> ScriptedProvider:
     return ScriptedProvider(
-        {"Facts about research.tides": "Tides follow the moon.", "Facts about research.moon": "The moon is far."}
+        {
+            "Facts about research.tides": "Tides follow the moon.",
+            "Facts about research.moon": "The moon is far.",
+        }
     )
 
 
@@ -85,9 +88,10 @@ vendor_config = OrchestratorConfig(max_retries=0)
 
 # -- slow: a node that runs until cancelled ---------------------------------------------------
 
-slow = Graph(nodes=[Node(id="first"), Node(id="wait"), Node(id="after")], edges=[
-    Edge(source="first", target="wait"), Edge(source="wait", target="after")
-])
+slow = Graph(
+    nodes=[Node(id="first"), Node(id="wait"), Node(id="after")],
+    edges=[Edge(source="first", target="wait"), Edge(source="wait", target="after")],
+)
 
 
 async def _forever(ctx: Any) -> str:
@@ -142,5 +146,7 @@ class Chain(BaseOrchestrator):
         answer = (await self.call_llm(f"{subtask.description} after {seen}")).content
         return AgentResult(agent_id="", agent_type=subtask.agent_type, subtask_id=subtask.id, content=answer)
 
-    async def synthesize_results(self, agent_results: list[AgentResult], context: dict[str, Any] | None = None) -> str:
+    async def synthesize_results(
+        self, agent_results: list[AgentResult], context: dict[str, Any] | None = None
+    ) -> str:
         return " | ".join(f"{r.subtask_id}: {r.content}" for r in agent_results)

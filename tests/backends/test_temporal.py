@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -129,7 +130,9 @@ async def test_a_target_that_does_not_load_is_one_line_error(backend: Any) -> No
     from orchestration.backends.temporal import TemporalRunError
 
     run_id = await backend.submit("tests.backends.no_such_module:graph")
-    with pytest.raises(TemporalRunError, match="cannot import module 'tests.backends.no_such_module'"):
+    with pytest.raises(
+        TemporalRunError, match=re.escape("cannot import module 'tests.backends.no_such_module'")
+    ):
         await backend.result(run_id)
 
 
@@ -231,10 +234,14 @@ async def test_orchestrator_run_on_temporal_gives_the_local_result_and_events(
     cls = resolve_orchestrator(target)
     fields, kwargs = split_options(cls, options)
     local_store = open_store(f"sqlite:///{tmp_path}/local.db")
-    orchestrator = cls(cls.config_class.from_dict(fields), resolve_provider("scripted"), store=local_store, **kwargs)
+    orchestrator = cls(
+        cls.config_class.from_dict(fields), resolve_provider("scripted"), store=local_store, **kwargs
+    )
     local = await orchestrator.execute_workflow("tides", title="tides run")
 
-    run_id = await backend.submit(target, task="tides", title="tides run", provider="scripted", options=options)
+    run_id = await backend.submit(
+        target, task="tides", title="tides run", provider="scripted", options=options
+    )
     remote = await backend.result(run_id)
 
     assert remote.status == local.status == "completed"

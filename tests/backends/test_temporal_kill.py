@@ -75,10 +75,11 @@ async def test_killed_workers_lose_no_completed_node_and_pay_at_most_the_calls_i
             rng = random.Random(20_000 + trial)
             payloads = [f"t{trial}r{i}" for i in range(RUNS)]
             base = vendor.started
-            run_ids = [await backend.submit(f"{TARGETS}:vendor", payload=p, heartbeat_seconds=0.5) for p in payloads]
+            run_ids = [
+                await backend.submit(f"{TARGETS}:vendor", payload=p, heartbeat_seconds=0.5) for p in payloads
+            ]
             threshold = base + rng.randint(1, max(1, RUNS * VENDOR_NODES // 2))
-            while vendor.started < threshold or vendor.in_flight == 0:
-                await asyncio.sleep(0.01)
+            await asyncio.to_thread(vendor.wait_started, threshold)
             completed_before: set[tuple[str, str]] = set()
             for run_id, payload in zip(run_ids, payloads, strict=True):
                 for node in _completed_nodes(await store.events(run_id)):
@@ -100,7 +101,9 @@ async def test_killed_workers_lose_no_completed_node_and_pay_at_most_the_calls_i
                     assert calls[f"{payload}:{node}"] == 1, (trial, payload, node)
             extra = sum(calls[prompt] - 1 for prompt in prompts)
             assert extra <= in_flight, (trial, extra, in_flight)
-            print(f"trial {trial}: {time.monotonic() - began:.1f}s, {in_flight} in flight at the kill, {extra} extra")
+            print(
+                f"trial {trial}: {time.monotonic() - began:.1f}s, {in_flight} in flight at the kill, {extra} extra"
+            )
     finally:
         for worker in workers:
             worker.stop()

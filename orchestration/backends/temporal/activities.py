@@ -26,9 +26,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from ._sdk import activity
-from ._sdk import ApplicationError
-
 from ...admission import carry_in_flight
 from ...engine import leases
 from ...engine.core import GraphState, RunStarted, decode, is_graph_event, wrap
@@ -37,6 +34,7 @@ from ...errors import GraphError, LeaseLostError, OrchestrationError, redact
 from ...events import EventType, StreamEvent
 from ...replay import Recording
 from ...stores.base import RunStore
+from ._sdk import ApplicationError, activity
 from .appender import Appender
 from .remote import NodeRun, RemoteContext, failed, outcome_of
 from .targets import Program, TargetSpec, load_program

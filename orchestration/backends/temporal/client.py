@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from ...errors import ConfigError, OrchestrationError, RunNotFoundError
@@ -184,7 +184,7 @@ class TemporalBackend:
         try:
             outcome: dict[str, Any] = await handle.result()
         except WorkflowFailureError as error:
-            cause = error.cause
+            cause: Any = error.cause
             while getattr(cause, "cause", None) is not None and not isinstance(cause, ApplicationError):
                 cause = cause.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
@@ -230,4 +230,3 @@ async def stored_result(store: RunStore, run_id: str) -> Any:
     if is_orchestrator_run(events):
         return orchestrator_result(run_id, events)
     return build_result(run_id, state, RunState.from_events(run_id, rest).usage)
-

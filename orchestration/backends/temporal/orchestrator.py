@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...engine.core import Edge, Node, NodeKind, RunStarted
+from ...engine.core import Edge, Node, RunStarted
 from ...engine.driver import WorkflowDriver, agent_id_for, title_from
 from ...errors import BudgetExceededError, ConfigError, PlanError, describe
 from ...events import EventType, StreamEvent
@@ -169,7 +169,9 @@ class OrchestratorAdapter:
         failed = [d for d in subtask.dependencies if run.results[d].status is not TaskStatus.COMPLETED]
         if failed or run.budget.exhausted:
             reason = (
-                f"dependency {failed[0]!r} did not complete" if failed else "not started: the budget was exhausted"
+                f"dependency {failed[0]!r} did not complete"
+                if failed
+                else "not started: the budget was exhausted"
             )
             skipped = AgentResult(
                 agent_id=agent_id_for(subtask),

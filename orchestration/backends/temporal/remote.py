@@ -216,4 +216,3 @@ def outcome_of(node: Node, value: Any, context: NodeContext, duration: float) ->
 def failed(error: str, error_type: str) -> dict[str, Any]:
     """The outcome of a handler that raised."""
     return {"status": "failed", "error": error, "error_type": error_type}
-

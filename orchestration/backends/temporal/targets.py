@@ -132,9 +132,9 @@ def _load(path: str) -> Any:
 
 def _built(value: Any) -> Any:
     """A module's ``provider``/``config``: the object, or what a zero-argument callable builds."""
-    if callable(value) and not hasattr(value, "complete") and not isinstance(value, OrchestratorConfig):
-        if inspect.isclass(value) or not inspect.signature(value).parameters:
-            return value()
+    builds = callable(value) and not hasattr(value, "complete") and not isinstance(value, OrchestratorConfig)
+    if builds and (inspect.isclass(value) or not inspect.signature(value).parameters):
+        return value()
     return value
 
 
@@ -172,7 +172,14 @@ def load_program(spec: TargetSpec) -> Program:
         config = OrchestratorConfig.from_dict(dict(spec.options)) if spec.options else None
         provider = _provider(spec, config) if spec.provider else None
         return Program(
-            "workflow", obj.__name__, graph.nodes, graph.edges, graph.entry, workflow.handlers(), provider, config
+            "workflow",
+            obj.__name__,
+            graph.nodes,
+            graph.edges,
+            graph.entry,
+            workflow.handlers(),
+            provider,
+            config,
         )
     if isinstance(obj, type) and issubclass(obj, BaseOrchestrator):
         from .orchestrator import orchestrator_program

@@ -18,6 +18,7 @@ the workflow's history, and Temporal retries only an activity that did not compl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -62,7 +63,9 @@ _DONE = NodeState.COMPLETED
 #: Store work (start, append, release) is short; it heartbeats, so a worker that dies
 #: in the middle is noticed after three missed beats, not after this.
 _SHORT = timedelta(seconds=120)
-_STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))
+_STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
+)
 
 
 @workflow.defn(name=WORKFLOW_NAME, sandboxed=True)
@@ -189,10 +192,8 @@ class RunWorkflow:
         while self.running:
             handle = next(iter(self.running))
             node_id, visit = self.running.pop(handle)
-            try:
+            with contextlib.suppress(BaseException):  # a cancelled activity ends in an error
                 await handle
-            except BaseException:  # noqa: S110 - a cancelled activity ends in an error: recorded below
-                pass
             self._finish(node_id, visit, handle)
 
     def _watched(self, watcher: asyncio.Future[Any]) -> None:
@@ -274,7 +275,11 @@ class RunWorkflow:
 
         for change in outcome.get("changes") or ():
             event = decode_event(change["event"])
-            if change.get("cascade") and isinstance(event, NodeRemoved) and event.nodes[0] in self.state.nodes:
+            if (
+                change.get("cascade")
+                and isinstance(event, NodeRemoved)
+                and event.nodes[0] in self.state.nodes
+            ):
                 ids = tuple(rec.spec.id for rec in self.state.descendants(event.nodes[0]))
                 event = NodeRemoved(ids, event.reason, event.by)
             try:
