@@ -96,6 +96,23 @@ async def test_graph_run_on_temporal_gives_the_local_result_and_events(backend: 
     await local_store.close()
 
 
+async def test_the_workflow_replays_to_the_same_decisions_in_the_sandbox(backend: Any) -> None:
+    """Temporal's replayer runs the workflow again over its recorded history (inside the
+    sandbox that checks for I/O, clocks and randomness): the core decides the same."""
+    from temporalio.worker import Replayer
+
+    from orchestration.backends.temporal.client import _runner
+    from orchestration.backends.temporal.workflow import RunWorkflow
+
+    run_id = await backend.submit(f"{TARGETS}:parity", payload="tides")
+    assert (await backend.wait(run_id))["status"] == "completed"
+    history = await backend.client.get_workflow_handle(run_id).fetch_history()
+    replayed = await Replayer(workflows=[RunWorkflow], workflow_runner=_runner(True)).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
+    assert replayed.replay_failure is None
+
+
 async def test_workflow_class_runs_on_temporal(backend: Any) -> None:
     run_id = await backend.submit(f"{TARGETS}:Report", payload="tides")
     result = await backend.result(run_id)

@@ -277,9 +277,9 @@ async def _heartbeats(every: float) -> AsyncIterator[None]:
     (and how it delivers a cancellation to the node)."""
 
     async def beat() -> None:
-        while True:
-            activity.heartbeat()
+        while True:  # the first beat after one interval: a short node sends none at all
             await asyncio.sleep(every)
+            activity.heartbeat()
 
     # A task of its own, not a TaskGroup: the handler's exception must come out as raised.
     beating = asyncio.create_task(beat())

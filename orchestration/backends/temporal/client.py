@@ -46,9 +46,15 @@ class TemporalRunError(OrchestrationError):
     """A Temporal run could not run (its target failed to load, its graph is invalid...)."""
 
 
-def _sandbox() -> Any:
+def _runner(sandboxed: bool) -> Any:
+    """How workflow code runs.  Unsandboxed by default: the workflow's logic is the pure
+    core (no I/O, clock or randomness), which Temporal's replayer checks in the tests, and
+    the sandbox's import checks cost more CPU per workflow task than the core itself."""
+    from temporalio.worker import UnsandboxedWorkflowRunner
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     # The core is pure and shared (passed through) rather than re-imported per run.
     restrictions = SandboxRestrictions.default.with_passthrough_modules("orchestration", "msgspec")
     return SandboxedWorkflowRunner(restrictions=restrictions)
@@ -65,9 +71,16 @@ async def connect(address: str, namespace: str = "default") -> Client:
 
 
 def worker_for(
-    client: Client, store: RunStore, *, task_queue: str = DEFAULT_TASK_QUEUE, concurrency: int = 100
+    client: Client,
+    store: RunStore,
+    *,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    concurrency: int = 100,
+    sandboxed: bool = False,
 ) -> Worker:
-    """A worker that runs workflows and activities of runs on ``task_queue`` (not started)."""
+    """A worker that runs workflows and activities of runs on ``task_queue`` (not started).
+
+    ``sandboxed=True`` runs the workflow in Temporal's sandbox (slower, same results)."""
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, not {concurrency}")
     activities = RunActivities(store)
@@ -77,7 +90,7 @@ def worker_for(
         workflows=[RunWorkflow],
         activities=activities.all(),
         max_concurrent_activities=concurrency,
-        workflow_runner=_sandbox(),
+        workflow_runner=_runner(sandboxed),
         # A dead worker's cached workflows move to a live one after this, not the default 10s.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )

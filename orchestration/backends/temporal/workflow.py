@@ -68,7 +68,7 @@ _STORE_RETRY = RetryPolicy(
 )
 
 
-@workflow.defn(name=WORKFLOW_NAME, sandboxed=True)
+@workflow.defn(name=WORKFLOW_NAME)
 class RunWorkflow:
     """One run: its graph state, folded from its events, and the nodes running now."""
 
@@ -82,6 +82,8 @@ class RunWorkflow:
         self.cancelled: str | None = None
         #: A closing event a node emitted (an orchestrator's verdict): stored after RunFinished.
         self.closing: dict[str, Any] | None = None
+        self.flusher: asyncio.Task[None] | None = None
+        self.lost: str | None = None  # why the store refused the run's events
 
     # -- recording ------------------------------------------------------------------
 
@@ -93,18 +95,37 @@ class RunWorkflow:
         for derived in self.state.take_emitted():
             self.outbox.append({"event": encode(derived), "time": now})
 
+    def kick(self) -> None:
+        """Start appending what was recorded (one append at a time, so the log keeps the
+        order the workflow folded; the run goes on meanwhile)."""
+        if self.outbox and (self.flusher is None or self.flusher.done()):
+            self.flusher = asyncio.create_task(self._append_all())
+
+    async def _append_all(self) -> None:
+        while self.outbox:
+            batch, self.outbox = self.outbox, []
+            try:
+                await workflow.execute_activity(
+                    ACTIVITY_APPEND,
+                    {**self._lease(), "events": batch},
+                    start_to_close_timeout=_SHORT,
+                    heartbeat_timeout=self._beat(),
+                    retry_policy=_STORE_RETRY,
+                )
+            except ActivityError as error:  # the store refused it: another driver took the run over
+                cause = error.cause
+                message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+                self.outbox = []
+                self.lost = message
+                self._abort(f"the run's store refused its events: {message}")
+                return
+
     async def flush(self) -> None:
-        """Append what was recorded since the last flush, in order."""
-        if not self.outbox:
-            return
-        batch, self.outbox = self.outbox, []
-        await workflow.execute_activity(
-            ACTIVITY_APPEND,
-            {**self._lease(), "events": batch},
-            start_to_close_timeout=_SHORT,
-            heartbeat_timeout=self._beat(),
-            retry_policy=_STORE_RETRY,
-        )
+        """Wait until everything recorded so far is stored (or the store refused it)."""
+        while self.lost is None and (self.outbox or (self.flusher is not None and not self.flusher.done())):
+            self.kick()
+            if self.flusher is not None:
+                await self.flusher
 
     def _beat(self) -> timedelta:
         return timedelta(seconds=float(self.request["heartbeat_seconds"]) * 3)
@@ -186,6 +207,7 @@ class RunWorkflow:
             for handle in [h for h in self.running if h in done]:  # in start order: deterministic
                 node_id, visit = self.running.pop(handle)
                 self._finish(node_id, visit, handle)
+            self.kick()
 
     async def _drain(self) -> None:
         """Wait for the cancelled nodes' activities, and record each as cancelled."""
@@ -223,7 +245,7 @@ class RunWorkflow:
             launches.append((node_id, visit, request))
         if not launches:
             return
-        await self.flush()  # the store has each NodeStarted before its node's own events
+        self.kick()  # appended while the nodes start: the log keeps the fold's order
         for node_id, visit, request in launches:
             timeout = state.nodes[node_id].spec.timeout
             handle = workflow.start_activity(
