@@ -275,3 +275,18 @@ async def test_orchestrator_run_on_temporal_gives_the_local_result_and_events(
     assert summary is not None and str(summary.status) == "completed" and summary.title == "tides run"
     assert summary.total_cost == pytest.approx(local.total_cost)
     await local_store.close()
+
+
+async def test_a_run_taken_over_by_another_driver_writes_nothing_more(backend: Any) -> None:
+    """Fenced writes: once another driver holds the run's lease, the workflow's appends are
+    refused; it stops its nodes and ends without writing into the run again."""
+    run_id = await backend.submit(f"{TARGETS}:slow", lease_seconds=1.5)
+    await asyncio.wait_for(_wait_for(backend.store, run_id, "graph_node_started", "wait"), 60)
+    holder = await backend.store.lease_holder(run_id)
+    assert holder is not None and holder.startswith(f"temporal:{run_id}:")
+    assert await backend.store.take_over_lease(run_id, holder, "another-driver", 600)
+    taken_at = len(await backend.store.events(run_id))
+    outcome = await asyncio.wait_for(backend.wait(run_id), 60)
+    assert outcome["status"] == "failed"
+    assert len(await backend.store.events(run_id)) == taken_at  # nothing written after the takeover
+    assert await backend.store.lease_holder(run_id) == "another-driver"
