@@ -120,7 +120,7 @@ async def test_workflow_class_runs_on_temporal(backend: Any) -> None:
     assert result.output("write") == "tides: causes; tides: effects (2 sections)"
 
 
-async def _wait_for(store: RunStore, run_id: str, kind: str, node: str) -> None:
+async def _wait_for(store: RunStore, run_id: str, kind: str, node: str | None) -> None:
     """Return once the run's log has a ``kind`` event for ``node`` (polls the store)."""
     while True:
         events = await store.events(run_id)
@@ -290,3 +290,28 @@ async def test_a_run_taken_over_by_another_driver_writes_nothing_more(backend: A
     assert outcome["status"] == "failed"
     assert len(await backend.store.events(run_id)) == taken_at  # nothing written after the takeover
     assert await backend.store.lease_holder(run_id) == "another-driver"
+
+
+async def test_the_http_api_lists_shows_and_streams_a_temporal_run(backend: Any, tmp_path: Any) -> None:
+    import httpx
+
+    from orchestration.server import create_app
+    from tests.server.harness import AUTH, TOKEN, read_events, running_server
+
+    run_id = await backend.submit(f"{TARGETS}:Chain", task="tides", provider="scripted")
+    await asyncio.wait_for(_wait_for(backend.store, run_id, "workflow_start", None), 60)  # a worker took it
+    app = create_app(store=backend.store, token=TOKEN, reports_dir=tmp_path / "reports", poll_interval=0.1)
+    async with (
+        running_server(app) as base,
+        httpx.AsyncClient(base_url=base, headers=AUTH, timeout=60) as client,
+    ):
+        streamed = await read_events(client, f"/runs/{run_id}/events")  # follows the run to its end
+        assert [e.seq for e in streamed] == list(range(1, len(streamed) + 1))
+        assert streamed[-1].event_type is EventType.WORKFLOW_COMPLETE
+        assert streamed[-1].data["status"] == "completed" and streamed[-1].data["agents_completed"] == 3
+        assert sum(e.event_type is EventType.AGENT_COMPLETE for e in streamed) == 3
+        [row] = (await client.get("/runs")).json()["runs"]
+        assert (row["run_id"], row["status"]) == (run_id, "completed")
+        detail = (await client.get(f"/runs/{run_id}")).json()
+        assert detail["result"]["final_synthesis"].startswith("causes: ")
+        assert len(detail["result"]["agent_results"]) == 3

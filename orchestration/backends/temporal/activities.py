@@ -98,6 +98,9 @@ class RunActivities:
             await leases.acquire(self.store, run_id, request["owner"], request["lease_seconds"])
         except OrchestrationError as error:
             raise _fatal(error) from None
+        summary = await self.store.get_run(run_id)
+        if summary is not None and summary.status.is_terminal:
+            return {"events": [], "finished": str(summary.status)}  # submitted again: it is over
         stored = await self.store.events(run_id)
         graph = [encode(decode(event)) for event in stored if is_graph_event(event)]
         if graph:

@@ -80,7 +80,8 @@ class RunWorkflow:
         self.stopping: str | None = None
         self.aborted: str | None = None
         self.cancelled: str | None = None
-        #: A closing event a node emitted (an orchestrator's verdict): stored after RunFinished.
+        #: A closing event a node emitted (an orchestrator's verdict): stored instead of
+        #: the graph's RunFinished when the graph completed.
         self.closing: dict[str, Any] | None = None
         self.flusher: asyncio.Task[None] | None = None
         self.lost: str | None = None  # why the store refused the run's events
@@ -152,6 +153,9 @@ class RunWorkflow:
             heartbeat_timeout=self._beat(),
             retry_policy=_STORE_RETRY,
         )
+        if "finished" in started:
+            await self._release()
+            return {"run_id": request["run_id"], "status": started["finished"], "error": None}
         events = [decode_event(item) for item in started["events"]]
         if len(events) == 1 and not self.state.nodes:
             self.record(events[0])  # a new run: RunStarted, and the nodes it makes ready
@@ -182,9 +186,13 @@ class RunWorkflow:
             await self._drain()
         watcher.cancel()
         status, reason = self._outcome()
-        self.record(RunFinished(status, reason))
-        if self.closing is not None and status != "cancelled":
+        if self.closing is not None and status == "completed":
+            # An orchestrator's run ends with its own verdict (completed, partial, failed...),
+            # its one terminal event, as a local orchestrator run's log does.
+            self.state.apply(RunFinished(status, reason))
             self.outbox.append({"stream": self.closing, "time": workflow.now().timestamp()})
+        else:
+            self.record(RunFinished(status, reason))
         await self.flush()
         await self._release()
         return self._summary()
