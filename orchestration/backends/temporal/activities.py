@@ -88,8 +88,7 @@ class RunActivities:
     @activity.defn(name=ACTIVITY_START)
     async def start(self, request: dict[str, Any]) -> dict[str, Any]:
         """Build the run's program, take its lease; what the workflow folds first."""
-        async with _heartbeats(float(request["heartbeat_seconds"])):
-            return await self._start(request)
+        return await self._start(request)
 
     async def _start(self, request: dict[str, Any]) -> dict[str, Any]:
         run_id = request["run_id"]
@@ -103,8 +102,8 @@ class RunActivities:
             return {"events": [], "finished": str(summary.status)}  # submitted again: it is over
         stored = await self.store.events(run_id)
         graph = [encode(decode(event)) for event in stored if is_graph_event(event)]
-        if graph:
-            return {"events": graph}
+        if graph:  # a stored run, continued: the workflow's appends go after what it holds
+            return {"events": graph, "written": sum(1 for e in stored if is_graph_event(e) or e.is_terminal)}
         adapter = program.adapter
         spec = (
             adapter.run_started(request)
@@ -119,15 +118,26 @@ class RunActivities:
                 orchestrator=program.name,
             )
         )
+        state = GraphState()
         try:
-            GraphState().apply(spec)  # a graph that cannot run fails here, before anything is stored
+            state.apply(spec)  # a graph that cannot run fails here, before anything is stored
         except GraphError as error:
             raise _fatal(error) from None
-        return {"events": [encode(spec)]}
+        # Stored here, not sent back to be appended: a big graph's first batch is its biggest.
+        now = time.time()
+        first = [wrap(event, run_id, 0, now) for event in (spec, *state.take_emitted())]
+        try:
+            await self.appender.append(
+                run_id, first, owner=request["owner"], lease_seconds=request["lease_seconds"], first=0
+            )
+        except LeaseLostError as error:
+            raise _fatal(error) from None
+        return {"events": [encode(spec)], "written": len(first), "stored": True}
 
     @activity.defn(name=ACTIVITY_APPEND)
     async def append(self, request: dict[str, Any]) -> int:
-        """Append the workflow's graph events (``{"event", "time"}`` items) to the run's log."""
+        """Append a batch of the workflow's events (graph events, ``{"event", "time"}``, and
+        an orchestrator's verdict, ``{"stream", "time"}``) to the run's log, once."""
         run_id = request["run_id"]
         batch = [
             wrap(decode_event(item["event"]), run_id, 0, item["time"])
@@ -143,10 +153,13 @@ class RunActivities:
             for item in request["events"]
         ]
         try:
-            async with _heartbeats(float(request["heartbeat_seconds"])):
-                return await self.appender.append(
-                    run_id, batch, owner=request["owner"], lease_seconds=request["lease_seconds"]
-                )
+            return await self.appender.append(
+                run_id,
+                batch,
+                owner=request["owner"],
+                lease_seconds=request["lease_seconds"],
+                first=int(request["first"]),
+            )
         except LeaseLostError as error:
             raise _fatal(error) from None
 
@@ -177,8 +190,7 @@ class RunActivities:
     @activity.defn(name=ACTIVITY_RELEASE)
     async def release(self, request: dict[str, Any]) -> None:
         """Give the run's lease up (it ended)."""
-        async with _heartbeats(float(request["heartbeat_seconds"])):
-            await self.store.release_lease(request["run_id"], request["owner"])
+        await self.store.release_lease(request["run_id"], request["owner"])
         self.appender.forget(request["run_id"])
 
     @activity.defn(name=ACTIVITY_NODE)

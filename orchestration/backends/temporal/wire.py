@@ -41,8 +41,33 @@ for _cls in _ALL[1:]:
 
 
 def encode(value: Any) -> Any:
-    """``value`` (an event, a node, a context, a user output) as JSON-ready builtins."""
-    return to_builtins(value)
+    """``value`` (an event, a node, a context, a user output) as JSON-ready builtins.
+
+    Fields left at their defaults are left out (a node is usually just its id), so a
+    10,000-node graph stays well under Temporal's payload limit; decoding fills them in.
+    """
+    return to_builtins(_slim(value))
+
+
+def _slim(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct) and type(value).__module__.startswith("orchestration."):
+        out: dict[str, Any] = {}
+        tag = value.__struct_config__.tag
+        if tag is not None:
+            out[str(value.__struct_config__.tag_field)] = tag
+        for info in msgspec.structs.fields(value):
+            item = getattr(value, info.name)
+            if info.default is not msgspec.NODEFAULT and _same(item, info.default):
+                continue
+            out[info.encode_name] = _slim(item)
+        return out
+    if isinstance(value, tuple | list):
+        return [_slim(item) for item in value]
+    return value
+
+
+def _same(item: Any, default: Any) -> bool:
+    return item is default or (type(item) is type(default) and item == default)
 
 
 def decode_event(data: Mapping[str, Any]) -> GraphEvent:

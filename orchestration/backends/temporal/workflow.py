@@ -60,8 +60,10 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["RunWorkflow"]
 
 _DONE = NodeState.COMPLETED
-#: Store work (start, append, release) is short; it heartbeats, so a worker that dies
-#: in the middle is noticed after three missed beats, not after this.
+#: Events per append: a batch stays far below Temporal's payload limit (2 MB).
+_BATCH = 2000
+#: Store work (start, append, release) runs as local activities of the workflow's worker:
+#: if that worker dies, the workflow moves to another one, which runs them again.
 _SHORT = timedelta(seconds=120)
 _STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
@@ -84,6 +86,7 @@ class RunWorkflow:
         #: the graph's RunFinished when the graph completed.
         self.closing: dict[str, Any] | None = None
         self.flusher: asyncio.Task[None] | None = None
+        self.written = 0  # events handed to appends so far (the next batch's first index)
         self.lost: str | None = None  # why the store refused the run's events
 
     # -- recording ------------------------------------------------------------------
@@ -104,17 +107,20 @@ class RunWorkflow:
 
     async def _append_all(self) -> None:
         while self.outbox:
-            batch, self.outbox = self.outbox, []
+            batch, self.outbox = self.outbox[:_BATCH], self.outbox[_BATCH:]
+            first, self.written = self.written, self.written + len(batch)
             try:
-                await workflow.execute_activity(
+                # A local activity: no task-queue round trip per batch.  A try that stored the
+                # batch but died before saying so is retried: ``first`` lets it see the batch
+                # is already there (see Appender.append_once).
+                await workflow.execute_local_activity(
                     ACTIVITY_APPEND,
-                    {**self._lease(), "events": batch},
+                    {**self._lease(), "events": batch, "first": first},
                     start_to_close_timeout=_SHORT,
-                    heartbeat_timeout=self._beat(),
                     retry_policy=_STORE_RETRY,
                 )
-            except ActivityError as error:  # the store refused it: another driver took the run over
-                cause = error.cause
+            except (ActivityError, ApplicationError) as error:  # refused: another driver took the run over
+                cause = error.cause if isinstance(error, ActivityError) else error
                 message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
                 self.outbox = []
                 self.lost = message
@@ -146,19 +152,17 @@ class RunWorkflow:
     async def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run (or continue) the run ``request`` describes; ``{"run_id", "status", "error"}``."""
         self.request = request
-        started = await workflow.execute_activity(
-            ACTIVITY_START,
-            request,
-            start_to_close_timeout=_SHORT,
-            heartbeat_timeout=self._beat(),
-            retry_policy=_STORE_RETRY,
+        started = await workflow.execute_local_activity(
+            ACTIVITY_START, request, start_to_close_timeout=_SHORT, retry_policy=_STORE_RETRY
         )
         if "finished" in started:
             await self._release()
             return {"run_id": request["run_id"], "status": started["finished"], "error": None}
         events = [decode_event(item) for item in started["events"]]
-        if len(events) == 1 and not self.state.nodes:
-            self.record(events[0])  # a new run: RunStarted, and the nodes it makes ready
+        self.written = int(started.get("written", 0))
+        if started.get("stored"):  # a new run: RunStarted (and the nodes it makes ready) is stored
+            self.state.apply(events[0])
+            self.state.take_emitted()
         else:
             for event in events:
                 self.state.apply(event)
@@ -378,12 +382,8 @@ class RunWorkflow:
         return "completed", ""
 
     async def _release(self) -> None:
-        await workflow.execute_activity(
-            ACTIVITY_RELEASE,
-            self._lease(),
-            start_to_close_timeout=_SHORT,
-            heartbeat_timeout=self._beat(),
-            retry_policy=_STORE_RETRY,
+        await workflow.execute_local_activity(
+            ACTIVITY_RELEASE, self._lease(), start_to_close_timeout=_SHORT, retry_policy=_STORE_RETRY
         )
 
     def _summary(self) -> dict[str, Any]:
