@@ -143,6 +143,18 @@ async def test_cancel_through_the_store_stops_a_running_node(backend: Any) -> No
     assert (await backend.store.events(run_id))[-1].event_type is EventType.WORKFLOW_CANCELLED
 
 
+async def test_cancel_through_temporal_ends_the_run_cancelled(backend: Any) -> None:
+    run_id = await backend.submit(f"{TARGETS}:slow")
+    await asyncio.wait_for(_wait_for(backend.store, run_id, "graph_node_started", "wait"), 60)
+    await backend.client.get_workflow_handle(run_id).cancel()
+    outcome = await asyncio.wait_for(backend.wait(run_id), 60)
+    assert outcome["status"] == "cancelled"
+    result = await backend.result(run_id)
+    assert result.states["wait"] == NodeState.CANCELLED
+    summary = await backend.store.get_run(run_id)
+    assert summary is not None and str(summary.status) == "cancelled"
+
+
 async def test_a_target_that_does_not_load_is_one_line_error(backend: Any) -> None:
     from orchestration.backends.temporal import TemporalRunError
 

@@ -185,7 +185,7 @@ class RunWorkflow:
         try:
             await self._drive(watcher)
         except asyncio.CancelledError:
-            # Cancelled through Temporal (``orchestrate cancel``, a client's handle.cancel()).
+            # Cancelled through Temporal itself (``temporal workflow cancel``, handle.cancel()).
             self._stop("cancelled through Temporal", cancel=True)
             await self._drain()
         watcher.cancel()
