@@ -180,7 +180,8 @@ async def temporal(cluster: Cluster, client: Any, target: str, workers: int) -> 
     try:
         backend = TemporalBackend(client, store, task_queue=queue)
         began = time.perf_counter()
-        run_id = await backend.submit(f"distributed:{target}", concurrency=CONCURRENCY)
+        # 60 s workflow tasks: a worker that must replay a 10,000-node history has time to.
+        run_id = await backend.submit(f"distributed:{target}", concurrency=CONCURRENCY, task_timeout=60)
         outcome = await backend.wait(run_id)
         elapsed = time.perf_counter() - began
         assert outcome["status"] == "completed", outcome

@@ -91,8 +91,9 @@ def worker_for(
         activities=activities.all(),
         max_concurrent_activities=concurrency,
         workflow_runner=_runner(sandboxed),
-        # A dead worker's cached workflows move to a live one after this, not the default 10s.
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+        # A dead worker's cached workflows move to a live one after this (default 10s); a live
+        # worker slower than this to take its next task replays the run's history instead.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=5),
     )
 
 
@@ -154,12 +155,15 @@ class TemporalBackend:
         lease_seconds: float = 30.0,
         heartbeat_seconds: float = 2.0,
         max_attempts: int = 0,
+        task_timeout: float = 10.0,
     ) -> str:
         """Start a run of ``target`` (see :mod:`.targets`) on the workers; its run id.
 
         ``heartbeat_seconds``: how often a running node tells Temporal its worker lives;
         after three missed beats its node goes to another worker.  ``max_attempts``: how
         often a node's activity is tried when workers die (0: until it completes).
+        ``task_timeout``: how long one workflow task may take (Temporal's default, 10s); a
+        run of many thousands of nodes needs more when a worker has to replay its history.
         """
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, not {concurrency!r}")
@@ -183,7 +187,13 @@ class TemporalBackend:
         from temporalio.exceptions import WorkflowAlreadyStartedError
 
         try:
-            await self.client.start_workflow(WORKFLOW_NAME, request, id=run_id, task_queue=self.task_queue)
+            await self.client.start_workflow(
+                WORKFLOW_NAME,
+                request,
+                id=run_id,
+                task_queue=self.task_queue,
+                task_timeout=timedelta(seconds=task_timeout),
+            )
         except WorkflowAlreadyStartedError:
             raise ConfigError(f"run {run_id!r} is already running on Temporal") from None
         return run_id

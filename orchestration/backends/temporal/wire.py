@@ -6,6 +6,7 @@ same frozen structs; nothing here imports temporalio, so both sides (and tests) 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -52,18 +53,26 @@ def encode(value: Any) -> Any:
 def _slim(value: Any) -> Any:
     if isinstance(value, msgspec.Struct) and type(value).__module__.startswith("orchestration."):
         out: dict[str, Any] = {}
-        tag = value.__struct_config__.tag
-        if tag is not None:
-            out[str(value.__struct_config__.tag_field)] = tag
-        for info in msgspec.structs.fields(value):
-            item = getattr(value, info.name)
-            if info.default is not msgspec.NODEFAULT and _same(item, info.default):
+        kind, fields = _layout(type(value))
+        if kind is not None:
+            out[kind[0]] = kind[1]
+        for name, key, default in fields:
+            item = getattr(value, name)
+            if default is not msgspec.NODEFAULT and _same(item, default):
                 continue
-            out[info.encode_name] = _slim(item)
+            out[key] = _slim(item)
         return out
     if isinstance(value, tuple | list):
         return [_slim(item) for item in value]
     return value
+
+
+@functools.cache
+def _layout(cls: type[msgspec.Struct]) -> tuple[tuple[str, Any] | None, tuple[tuple[str, str, Any], ...]]:
+    """A struct type's tag and ``(name, encoded name, default)`` per field (read once per type)."""
+    config = cls.__struct_config__
+    tag = (str(config.tag_field), config.tag) if config.tag is not None else None
+    return tag, tuple((f.name, f.encode_name, f.default) for f in msgspec.structs.fields(cls))
 
 
 def _same(item: Any, default: Any) -> bool:
