@@ -221,7 +221,14 @@ class RunActivities:
         context = RemoteContext(run, node, visit, request.get("input"), request.get("context"))
         if program.adapter is not None:
             program.adapter.prepare(context, request)
-        outcome = await self._run_handler(run, program, node, context, float(request["heartbeat_seconds"]))
+        try:
+            outcome = await self._run_handler(
+                run, program, node, context, float(request["heartbeat_seconds"])
+            )
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # what its calls cost is stored, as a local run's is
+                await run.flushed()
+            raise
         await run.flushed()
         outcome["changes"] = run.changes
         if run.terminal is not None:
