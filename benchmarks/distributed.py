@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,9 @@ class Cluster:
             line = worker.stderr.readline().decode()
             if "worker polling" not in line:
                 raise SystemExit(f"a worker did not start: {line}{worker.stderr.read().decode()[-2000:]}")
+            # Keep reading what it logs: a full pipe would block the worker's event loop.
+            log = open(os.path.join(self.folder, f"worker-{worker.pid}.log"), "wb")  # noqa: SIM115
+            threading.Thread(target=shutil.copyfileobj, args=(worker.stderr, log), daemon=True).start()
             self.workers.append(worker)
 
     def stop_workers(self) -> None:
@@ -166,6 +170,10 @@ class Cluster:
 
     def stop(self) -> None:
         self.stop_workers()
+        if os.environ.get("BENCH_LOGS"):
+            for name in sorted(os.listdir(self.folder)):
+                if name.endswith(".log"):
+                    shutil.copy(os.path.join(self.folder, name), os.environ["BENCH_LOGS"])
         self.server.terminate()
         self.server.wait()
 

@@ -92,7 +92,7 @@ async def test_killed_workers_lose_no_completed_node_and_pay_at_most_the_calls_i
             results = await asyncio.wait_for(asyncio.gather(*(backend.result(r) for r in run_ids)), 300)
             _, calls = vendor.snapshot()
             for payload, result in zip(payloads, results, strict=True):
-                assert result.status == "completed", (trial, payload, result.error)
+                assert result.status == "completed", (trial, payload, dict(result.errors))
                 assert result.output("join") == expected_answers(payload, VENDOR_NODES)
             prompts = [f"{p}:n{i}" for p in payloads for i in range(VENDOR_NODES)]
             assert all(calls[prompt] >= 1 for prompt in prompts)

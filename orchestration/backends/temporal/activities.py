@@ -203,7 +203,11 @@ class RunActivities:
         visit = int(request["visit"])
 
         async def write(batch: list[StreamEvent]) -> None:
-            await self.appender.append(run_id, batch, owner=owner, lease_seconds=lease_seconds)
+            try:
+                await self.appender.append(run_id, batch, owner=owner, lease_seconds=lease_seconds)
+            except Exception as error:
+                run.store_error = run.store_error or error
+                raise
 
         run = NodeRun(
             run_id,
@@ -230,6 +234,12 @@ class RunActivities:
                 await run.flushed()
             raise
         await run.flushed()
+        if run.store_error is not None:
+            # The store failed under the node, not the node itself: Temporal tries it again
+            # (its recorded calls answer from the log), rather than the run failing it.
+            if isinstance(run.store_error, LeaseLostError):
+                raise _fatal(run.store_error)  # another driver has the run: nothing to retry
+            raise run.store_error
         outcome["changes"] = run.changes
         if run.terminal is not None:
             outcome["terminal"] = run.terminal

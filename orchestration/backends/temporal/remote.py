@@ -89,6 +89,8 @@ class NodeRun:
         self.aborted: str | None = None
         #: The run's closing event a handler emitted (an orchestrator's verdict), if any.
         self.terminal: dict[str, Any] | None = None
+        #: The store's failure under one of this node's appends (the node is tried again).
+        self.store_error: BaseException | None = None
         #: Stops the handler (set by the activity running it).
         self.on_abort: Callable[[], Any] | None = None
         self._inputs = dict(inputs)
