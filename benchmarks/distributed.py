@@ -41,13 +41,11 @@ from orchestration.graph import Edge, Graph, Node
 ROOT = Path(__file__).resolve().parent.parent
 WORK_SECONDS = 0.05
 CONCURRENCY = 100
-#: One task-queue partition (the dev server's default of four adds a forwarding hop to
-#: most polls) and eager activities (a workflow's worker starts the activities it
-#: schedules itself, without a poll): settings a production cluster tunes as well.
+#: One task-queue partition: the dev server's default of four adds a forwarding hop to
+#: most polls (a production cluster sizes partitions to its load).
 DEV_SERVER_OPTIONS = [
     "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
     "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
-    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
 ]  # fmt: skip
 
 

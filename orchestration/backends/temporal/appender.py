@@ -78,6 +78,11 @@ class Appender:
             if first is not None:
                 if written >= first + len(events):
                     return last  # an earlier try stored it
+                if written > first:
+                    # An earlier try stored a shorter batch (its workflow task failed, and the
+                    # task that replayed it had more to add): the same events, in the same
+                    # order, so only the rest is new.
+                    events, first = events[written - first :], written
                 if written != first:
                     raise StoreError(
                         f"run {run_id}: the log holds {written} of the workflow's events but this "
