@@ -59,3 +59,14 @@ async def test_a_batch_past_the_end_of_the_log_is_refused() -> None:
     await Appender(store).append(RUN, _graph_events(2), owner="o", lease_seconds=30, first=0)
     with pytest.raises(StoreError, match="holds 2 of the workflow's events but this batch starts at 4"):
         await Appender(store).append(RUN, _graph_events(2), owner="o", lease_seconds=30, first=4)
+
+
+async def test_a_process_that_knew_an_older_log_reads_on_before_it_appends() -> None:
+    """The workflow moved to another worker, which appended, then came back."""
+    store = MemoryStore()
+    events = _graph_events(6)
+    here, there = Appender(store), Appender(store)
+    await here.append(RUN, events[:2], owner="o", lease_seconds=30, first=0)
+    await there.append(RUN, events[2:4], owner="o", lease_seconds=30, first=2)
+    await here.append(RUN, events[4:6], owner="o", lease_seconds=30, first=4)
+    assert [e.seq for e in await store.events(RUN)] == list(range(1, 7))

@@ -72,6 +72,7 @@ class Appender:
         if not events:
             return self._known.get(run_id, (0, 0))[0]
         costs = any(e.event_type is EventType.COST_UPDATE for e in events)
+        fresh = False  # read the log's tail during this call (what this process knew may be old)
         for _ in range(_ATTEMPTS):
             known = self._known.get(run_id)
             last, written = known if known is not None else await self._catch_up(run_id)
@@ -83,6 +84,12 @@ class Appender:
                     # task that replayed it had more to add): the same events, in the same
                     # order, so only the rest is new.
                     events, first = events[written - first :], written
+                if written < first and not fresh:
+                    # Another worker appended this workflow's batches since this process last
+                    # wrote here (the workflow moved, then came back): read what it wrote.
+                    await self._catch_up(run_id)
+                    fresh = True
+                    continue
                 if written != first:
                     raise StoreError(
                         f"run {run_id}: the log holds {written} of the workflow's events but this "
@@ -103,6 +110,7 @@ class Appender:
                     await self.store.append(run_id, batch)
             except SequenceConflictError:
                 await self._catch_up(run_id)  # another writer appended: read the new tail
+                fresh = True
                 continue
             except LeaseLostError:
                 holder = await self.store.lease_holder(run_id)
