@@ -30,6 +30,7 @@ from .common import (
 )
 from .history import COMMANDS, add_commands, handle
 from .options import LABEL, constructor_options, split_options
+from .worker import add_temporal_options, add_worker_command, run_on_temporal, run_worker_command
 
 __all__ = ["main"]
 
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="what to do")
     _add_run_options(run)
     run.add_argument("--provider", help="scripted, openai, anthropic, ollama, local (or vendor:model)")
+    add_temporal_options(run)
 
     demo = commands.add_parser("demo", help="run offline with the scripted provider")
     demo.add_argument("task", nargs="?", default=DEMO_TASK)
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(demo)
 
     add_commands(commands)
+    add_worker_command(commands)
 
     serve = commands.add_parser("serve", help="serve the JSON/SSE API and the live run page")
     serve.add_argument("--host", default="127.0.0.1")
@@ -187,8 +190,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command in COMMANDS:
             return asyncio.run(handle(args, out, err))
+        if args.command == "worker":
+            return run_worker_command(args, err)
         if not args.task.strip():
             raise ConfigError("TASK is empty; say what the orchestration should do")
+        if getattr(args, "temporal", None):  # submitted to Temporal workers, not run here
+            return asyncio.run(
+                run_on_temporal(args, _options(args), _pairs(args.context, "--context"), out, err)
+            )
         provider = "scripted" if args.command == "demo" else args.provider or _default_provider_name()
         orchestrator = _build(args.pattern, provider, args)
         result = asyncio.run(_run_and_close(orchestrator, args, err))
