@@ -29,7 +29,7 @@ from typing import Any
 from ...admission import carry_in_flight
 from ...engine import leases
 from ...engine.core import GraphState, RunStarted, decode, is_graph_event, wrap
-from ...engine.graphrun import _Interrupt, _interrupt_in
+from ...engine.nodecontext import _Interrupt, _interrupt_in
 from ...errors import GraphError, LeaseLostError, OrchestrationError, redact
 from ...events import EventType, StreamEvent
 from ...replay import Recording

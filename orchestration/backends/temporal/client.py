@@ -230,12 +230,8 @@ async def stored_result(store: RunStore, run_id: str) -> Any:
     """A stored graph run's :class:`~orchestration.graph.GraphResult`, or an orchestrator
     run's :class:`~orchestration.models.OrchestratorResult`."""
     from ...engine.core import GraphState, decode, is_graph_event
+    from ...engine.graphresult import build_result
     from ...engine.state import RunState
-
-    try:  # the engine's module split names it build_result
-        from ...engine.graphresult import build_result  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        from ...engine.graphrun import _result as build_result
 
     events = await store.events(run_id)
     if not events:
