@@ -219,6 +219,7 @@ class RunActivities:
             made=tuple(decode_events(request.get("made") or ())),
             title=request.get("title") or "",
             write=write,
+            owner=request["owner"],
         )
         if program.provider is not None:
             await self._model_access(run, program, node, activity.info().attempt)

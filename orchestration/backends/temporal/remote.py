@@ -78,8 +78,14 @@ class NodeRun:
         made: tuple[GraphEvent, ...],
         title: str,
         write: Any,
+        owner: str = "",
     ) -> None:
         self.run_id = run_id
+        #: The workflow's lease owner, whose name the node's model calls carry.
+        self._owner = owner
+        #: No store here: the workflow owns the run's log (the node's events go through
+        #: ``write``), so model calls are admitted against this worker's budget copy only.
+        self.store: Any = None
         self.title = title
         self.program = program
         self.state = _State(payload, node.id, _Record(answers, made))
