@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         NodeCancelled,
         NodeCompleted,
         NodeFailed,
-        NodeKind,
         NodeRemoved,
         NodeRequeued,
         NodeStarted,
@@ -44,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         attributed_context,
     )
     from ...engine.core.events import NodeInterrupted, RunResumed
+    from ...engine.core.inputs import inputs_of, node_input
     from ...engine.core.scheduler import take
     from ...engine.core.state import NodeRecord
     from .wire import (
@@ -59,7 +59,6 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["RunWorkflow"]
 
-_DONE = NodeState.COMPLETED
 #: Events per append: a batch stays far below Temporal's payload limit (2 MB).
 _BATCH = 2000
 #: Store work (start, append, release) runs as local activities of the workflow's worker:
@@ -284,8 +283,8 @@ class RunWorkflow:
             "payload": self.state.payload,
             "node": encode(rec.spec),
             "visit": visit,
-            "input": encode(_input(self.state, rec)),
-            "inputs": encode(_inputs_of(self.state, rec)),
+            "input": encode(node_input(self.state, rec)),
+            "inputs": encode(inputs_of(self.state, rec.spec.id)),
             "answers": encode(list(rec.answers)),
             "made": [encode(event) for event in rec.made],
             "context": encode(attributed_context(self.state, rec.spec.id)) if rec.inn else None,
@@ -388,62 +387,3 @@ class RunWorkflow:
 
     def _summary(self) -> dict[str, Any]:
         return {"run_id": self.request["run_id"], "status": self.state.status, "error": self.state.error}
-
-
-# -- what a node gets as input (as the local shell gives it) --------------------------------
-
-
-def _input(state: GraphState, rec: NodeRecord) -> Any:
-    nodes = state.nodes
-    if rec.trigger is not None and rec.trigger in nodes:
-        return _data(state, nodes[rec.trigger])
-    inn = rec.inn
-    if not inn:
-        return state.payload
-    node_id = rec.spec.id
-    if len(inn) == 1:
-        source = nodes[inn[0].source]
-        if source.state == _DONE and (source.routes is None or node_id in source.routes):
-            return _data(state, source)
-        return {}
-    done = [
-        s
-        for s in (nodes[e.source] for e in inn)
-        if s.state == _DONE and (s.routes is None or node_id in s.routes)
-    ]
-    if len(done) == 1:
-        return _data(state, done[0])
-    return {s.spec.id: _data(state, s) for s in done}
-
-
-def _inputs_of(state: GraphState, rec: NodeRecord) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for edge in rec.inn:
-        source = state.nodes[edge.source]
-        if source.state == _DONE and (source.routes is None or rec.spec.id in source.routes):
-            found[edge.source] = _data(state, source)
-    return found
-
-
-def _data(state: GraphState, rec: NodeRecord) -> Any:
-    if rec.spec.kind is NodeKind.SWITCH:
-        return _passed_on(state, rec)
-    return rec.completions[-1].output if rec.completions else None
-
-
-def _passed_on(state: GraphState, switch: NodeRecord) -> Any:
-    nodes = state.nodes
-    if switch.trigger is not None and switch.trigger in nodes:
-        return _data(state, nodes[switch.trigger])
-    if not switch.inn:
-        return state.payload
-    done = [
-        s
-        for s in (nodes[e.source] for e in switch.inn)
-        if s.completions and (s.routes is None or switch.spec.id in s.routes)
-    ]
-    if len(switch.inn) == 1:
-        return _data(state, done[0]) if done else {}
-    if len(done) == 1:
-        return _data(state, done[0])
-    return {s.spec.id: _data(state, s) for s in done}
