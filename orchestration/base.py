@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -178,20 +178,7 @@ class BaseOrchestrator(abc.ABC):
         on time.  Sync callbacks run in a thread of their own (see
         :mod:`orchestration.engine.callbacks`).
         """
-        if not isinstance(task, str) or not task.strip():
-            raise ConfigError("task must be a non-empty string describing what to do")
-        if context is not None and not isinstance(context, Mapping):
-            raise ConfigError(f"context must be a dict, got {type(context).__name__}")
-        callbacks = as_callbacks(stream_callback)
-        run_id = run_id or uuid.uuid4().hex[:16]
-        if run_id in self._runs:
-            raise ConfigError(f"run {run_id!r} is already in progress")
-        if await self.store.get_run(run_id) is not None:
-            raise ConfigError(
-                f"run {run_id!r} already exists in the store; continue it with resume({run_id!r}) "
-                "or start a new run with another run_id"
-            )
-        check_prices(self.config, self.prices, self.llm)
+        run_id, callbacks = await self._admit_new_run(task, context, stream_callback, run_id, self._runs)
         owner = await self._take_lease(run_id, wait=False)
         run = self._new_run(run_id, task, title or title_from(task), dict(context or {}), callbacks)
         return await self._execute(run, owner, resumed=False)
@@ -291,6 +278,32 @@ class BaseOrchestrator(abc.ABC):
         if not events:
             raise RunNotFoundError(f"no run {run_id!r} in the store")
         return RunState.from_events(run_id, events)
+
+    async def _admit_new_run(
+        self,
+        task: str,
+        context: Mapping[str, Any] | None,
+        stream_callback: StreamCallbacks | None,
+        run_id: str | None,
+        in_progress: Container[str],
+    ) -> tuple[str, list[StreamCallback]]:
+        """Check a new run's arguments; its run id and callbacks.  A run id in progress here
+        (``in_progress``) or already in the store is refused, as are prices the cap needs."""
+        if not isinstance(task, str) or not task.strip():
+            raise ConfigError("task must be a non-empty string describing what to do")
+        if context is not None and not isinstance(context, Mapping):
+            raise ConfigError(f"context must be a dict, got {type(context).__name__}")
+        callbacks = as_callbacks(stream_callback)
+        run_id = run_id or uuid.uuid4().hex[:16]
+        if run_id in in_progress:
+            raise ConfigError(f"run {run_id!r} is already in progress")
+        if await self.store.get_run(run_id) is not None:
+            raise ConfigError(
+                f"run {run_id!r} already exists in the store; continue it with resume({run_id!r}) "
+                "or start a new run with another run_id"
+            )
+        check_prices(self.config, self.prices, self.llm)
+        return run_id, callbacks
 
     def _new_run(
         self,

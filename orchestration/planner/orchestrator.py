@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..admission import check_prices
 from ..base import BaseOrchestrator
 from ..config import OrchestratorConfig
 from ..engine import leases
@@ -157,20 +156,9 @@ class PlannerOrchestrator(BaseOrchestrator):
         run_id: str | None = None,
     ) -> OrchestratorResult:
         """Plan and run ``task`` to its end; the result (never raises for a node's failure)."""
-        if not isinstance(task, str) or not task.strip():
-            raise ConfigError("task must be a non-empty string describing what to do")
-        if context is not None and not isinstance(context, Mapping):
-            raise ConfigError(f"context must be a dict, got {type(context).__name__}")
-        callbacks = as_callbacks(stream_callback)
-        run_id = run_id or uuid.uuid4().hex[:16]
-        if run_id in self._planner_runs:
-            raise ConfigError(f"run {run_id!r} is already in progress")
-        if await self.store.get_run(run_id) is not None:
-            raise ConfigError(
-                f"run {run_id!r} already exists in the store; continue it with resume({run_id!r}) "
-                "or start a new run with another run_id"
-            )
-        check_prices(self.config, self.prices, self.llm)
+        run_id, callbacks = await self._admit_new_run(
+            task, context, stream_callback, run_id, self._planner_runs
+        )
         payload = self._payload(task, dict(context or {}))
         run = PlannerRun(self, payload, run_id=run_id, title=title or title_from(task), callbacks=callbacks)
         return await self._drive(run)
