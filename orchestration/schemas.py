@@ -26,6 +26,7 @@ __all__ = [
     "load_jsonschema_async",
     "schema_errors",
     "schema_validator",
+    "struct_schema",
     "surrogate_escape",
     "valid_json",
 ]
@@ -81,6 +82,27 @@ async def load_jsonschema_async() -> None:
 
     if "jsonschema" not in sys.modules:
         await asyncio.to_thread(load_jsonschema)
+
+
+def struct_schema(args_type: type[Any]) -> dict[str, Any]:
+    """A msgspec Struct's JSON schema, inlined (no ``$ref``/``$defs``, no titles), as
+    vendors' tool formats want it."""
+    import msgspec
+
+    schema = msgspec.json.schema(args_type)
+    defs = schema.pop("$defs", {})
+
+    def inline(value: Any) -> Any:
+        if isinstance(value, dict):
+            ref = value.get("$ref")
+            if isinstance(ref, str):
+                return inline(dict(defs[ref.rsplit("/", 1)[-1]]))
+            return {k: inline(v) for k, v in value.items() if k != "title"}
+        if isinstance(value, list):
+            return [inline(v) for v in value]
+        return value
+
+    return dict(inline(schema))
 
 
 def schema_validator(schema: Mapping[str, Any], what: str) -> Any:

@@ -52,6 +52,7 @@ from ..engine.core.events import (
 from ..engine.core.scheduler import schedule
 from ..engine.core.state import GraphState
 from ..errors import OrchestrationError
+from ..schemas import struct_schema
 from .board import Board, open_board
 
 __all__ = [
@@ -193,29 +194,11 @@ def _tool(args_type: type[A], description: str) -> Callable[[Callable[[Board, A]
         tool.schema = {  # type: ignore[attr-defined]
             "name": fn.__name__,
             "description": description,
-            "parameters": _schema(args_type),
+            "parameters": struct_schema(args_type),
         }
         return tool
 
     return wrap
-
-
-def _schema(args_type: type[msgspec.Struct]) -> dict[str, Any]:
-    """The arguments' JSON schema, inlined (no ``$defs``), as vendors' tool formats want."""
-    schema = msgspec.json.schema(args_type)
-    defs = schema.pop("$defs", {})
-
-    def inline(value: Any) -> Any:
-        if isinstance(value, dict):
-            ref = value.get("$ref")
-            if isinstance(ref, str):
-                return inline(dict(defs[ref.rsplit("/", 1)[-1]]))
-            return {k: inline(v) for k, v in value.items() if k != "title"}
-        if isinstance(value, list):
-            return [inline(v) for v in value]
-        return value
-
-    return dict(inline(schema))
 
 
 def _node(state: GraphState, node_id: str) -> Node:

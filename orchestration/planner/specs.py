@@ -7,8 +7,6 @@ where they mean the same; ``rework`` (its ``consumer`` may be left out), ``check
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from ..graph.tools import (
@@ -20,6 +18,7 @@ from ..graph.tools import (
     RemoveNodeArgs,
     SplitNodeArgs,
 )
+from ..schemas import struct_schema
 from ..toolcalls import ToolSpec
 
 __all__ = ["ARGUMENTS", "TOOL_SPECS", "CheckTaskArgs", "FinishArgs", "ReworkArgs"]
@@ -43,24 +42,6 @@ class CheckTaskArgs(_Args):
 
 class FinishArgs(_Args):
     reason: str = ""
-
-
-def _parameters(args_type: type[msgspec.Struct]) -> dict[str, Any]:
-    """The arguments' JSON schema, inlined (no ``$ref``/``$defs``), as vendors want it."""
-    schema = msgspec.json.schema(args_type)
-    defs = schema.pop("$defs", {})
-
-    def inline(value: Any) -> Any:
-        if isinstance(value, dict):
-            ref = value.get("$ref")
-            if isinstance(ref, str):
-                return inline(dict(defs[ref.rsplit("/", 1)[-1]]))
-            return {k: inline(v) for k, v in value.items() if k != "title"}
-        if isinstance(value, list):
-            return [inline(v) for v in value]
-        return value
-
-    return dict(inline(schema))
 
 
 #: Each tool's arguments type and description, in the order offered.
@@ -105,6 +86,6 @@ ARGUMENTS: dict[str, tuple[type[msgspec.Struct], str]] = {
 
 #: The tools offered to the planner model, in a stable order.
 TOOL_SPECS: tuple[ToolSpec, ...] = tuple(
-    ToolSpec(name=name, description=description, parameters=_parameters(args))
+    ToolSpec(name=name, description=description, parameters=struct_schema(args))
     for name, (args, description) in ARGUMENTS.items()
 )
