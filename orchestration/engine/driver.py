@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..reports import Reports
     from ..stores import RunStore
 
-__all__ = ["WorkflowDriver", "WorkflowHooks", "agent_id_for", "title_from"]
+__all__ = ["WorkflowDriver", "WorkflowHooks", "agent_id_for", "json_ready", "title_from"]
 
 
 class WorkflowHooks(Protocol):
@@ -91,7 +91,7 @@ class WorkflowDriver:
                 "orchestrator": self.orch.name or type(self.orch).__name__,
                 "orchestrator_class": f"{type(self.orch).__module__}:{type(self.orch).__qualname__}",
                 "config": config.to_dict(),
-                "context": _json_ready(run.context),
+                "context": json_ready(run.context),
                 "provider": getattr(run.llm, "name", type(run.llm).__name__),
             }
             if run.labels:
@@ -581,7 +581,7 @@ def title_from(task: str) -> str:
     return line if len(line) <= 80 else line[:77] + "..."
 
 
-def _json_ready(value: Mapping[str, Any]) -> dict[str, Any]:
+def json_ready(value: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON-serialisable part of a context (so a resumed run gets it back)."""
     import json
 

@@ -450,18 +450,11 @@ class GraphRun:
             return "failed", self._aborted
         if self.token.reason is not None:
             return "cancelled", self.token.reason
-        if state.error is not None:
-            return "failed", state.error
-        decided = self._decide(state) if self._decide is not None else None
-        if decided is not None:
-            return decided
-        failed = [node_id for node_id, rec in state.nodes.items() if rec.state == NodeState.FAILED]
-        if failed:
-            return "failed", f"node(s) {failed[:10]} failed"
-        waiting = state.waiting()
-        if waiting:
-            return "paused", f"waiting for answers: {', '.join(sorted(waiting)[:10])}"
-        return "completed", ""
+        if state.error is None and self._decide is not None:
+            decided = self._decide(state)
+            if decided is not None:
+                return decided
+        return state.verdict()
 
     async def _until_done(self, inbox: Inbox) -> None:
         """Wait until nothing runs.  With only questions left, stay live ``wait_for_answers``

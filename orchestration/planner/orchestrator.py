@@ -33,7 +33,7 @@ from ..base import BaseOrchestrator
 from ..config import OrchestratorConfig
 from ..engine import leases
 from ..engine.callbacks import StreamCallbacks, as_callbacks
-from ..engine.driver import title_from
+from ..engine.driver import json_ready, title_from
 from ..engine.state import RunState
 from ..errors import ConfigError, RunLeasedError, RunNotFoundError, SequenceConflictError, describe
 from ..events import EventType, StreamEvent
@@ -230,7 +230,7 @@ class PlannerOrchestrator(BaseOrchestrator):
         cls = type(self)
         return {
             "task": task,
-            "context": _json_ready(context),
+            "context": json_ready(context),
             "orchestrator_class": f"{cls.__module__}:{cls.__qualname__}",
             "config": self.config.to_dict(),
             "provider": getattr(self.llm, "name", type(self.llm).__name__),
@@ -330,17 +330,3 @@ async def _append_after(store: Any, run_id: str, items: Sequence[tuple[EventType
         except SequenceConflictError:
             continue
     raise ConfigError(f"run {run_id}: the store kept changing while its reports were listed; try again")
-
-
-def _json_ready(value: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON-serialisable part of a context (what a resumed run gets back)."""
-    import json
-
-    ready: dict[str, Any] = {}
-    for key, item in value.items():
-        try:
-            json.dumps(item)
-        except (TypeError, ValueError):
-            continue
-        ready[str(key)] = item
-    return ready

@@ -370,15 +370,7 @@ class RunWorkflow:
             return "failed", self.aborted
         if self.cancelled is not None:
             return "cancelled", self.cancelled
-        if state.error is not None:
-            return "failed", state.error
-        failed = [node_id for node_id, rec in state.nodes.items() if rec.state == NodeState.FAILED]
-        if failed:
-            return "failed", f"node(s) {failed[:10]} failed"
-        waiting = state.waiting()
-        if waiting:
-            return "paused", f"waiting for answers: {', '.join(sorted(waiting)[:10])}"
-        return "completed", ""
+        return state.verdict()
 
     async def _release(self) -> None:
         await workflow.execute_local_activity(

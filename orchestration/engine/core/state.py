@@ -373,6 +373,19 @@ class GraphState:
             if rec.asked and rec.waiting and rec.state == _PENDING
         }
 
+    def verdict(self) -> tuple[str, str]:
+        """How a run that ran to its end finished, ``(status, reason)``: failed (the graph's
+        error, or failed nodes), paused (nodes wait for answers) or completed."""
+        if self.error is not None:
+            return "failed", self.error
+        failed = [node_id for node_id, rec in self.nodes.items() if rec.state == _FAILED]
+        if failed:
+            return "failed", f"node(s) {failed[:10]} failed"
+        waiting = self.waiting()
+        if waiting:
+            return "paused", f"waiting for answers: {', '.join(sorted(waiting)[:10])}"
+        return "completed", ""
+
     def _run_finished(self, event: RunFinished) -> None:
         self.status = event.status
         if event.status == "paused":  # nodes keep their states: the run continues later
