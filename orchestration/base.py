@@ -389,7 +389,7 @@ class BaseOrchestrator(abc.ABC):
                     self.cancel(run.run_id)
                     return
                 if time.monotonic() - last_renewal >= renew_every:
-                    if not await self.store.acquire_lease(run.run_id, owner, self.config.lease_seconds):
+                    if not await self.store.renew_lease(run.run_id, owner, self.config.lease_seconds):
                         self._lost_lease(run)
                         return
                     last_renewal = time.monotonic()

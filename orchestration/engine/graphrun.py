@@ -492,7 +492,7 @@ class GraphRun:
                 self.cancel("cancellation requested through the store")
                 return
             if time.monotonic() - renewed >= self.lease_seconds / 3:
-                if not await store.acquire_lease(self.run_id, self._owner, self.lease_seconds):
+                if not await store.renew_lease(self.run_id, self._owner, self.lease_seconds):
                     self.abort("lost the run's lease to another process, which drives the run now")
                     return
                 renewed = time.monotonic()

@@ -36,6 +36,7 @@ __all__ = [
     "LIST_RUNS",
     "LIST_RUNS_BY_STATUS",
     "RELEASE_LEASE",
+    "RENEW_LEASE",
     "REQUEST_CANCEL",
     "RUN_TABLES",
     "SCHEMA_VERSION",
@@ -108,6 +109,8 @@ ACQUIRE_LEASE = (
     "RETURNING owner"
 )
 RELEASE_LEASE = "DELETE FROM leases WHERE run_id = ? AND owner = ?"
+#: Parameters: expires_at, run_id, owner.  Renews only a lease ``owner`` still holds.
+RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE run_id = ? AND owner = ?"
 #: Parameters: run_id.  Whoever holds the row, expired or not (a fence check).
 LEASE_OWNER = "SELECT owner FROM leases WHERE run_id = ?"
 #: Parameters: run_id, now.
@@ -412,6 +415,11 @@ class SQLStoreMixin:
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Give the lease up (no-op unless ``owner`` holds it)."""
         await self._execute(RELEASE_LEASE, (run_id, owner))
+
+    async def renew_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
+        """Move ``owner``'s lease on; False (and no lease taken) once it went to another owner."""
+        expires = await self._lease_now() + ttl_seconds
+        return await self._execute(RENEW_LEASE, (expires, run_id, owner)) > 0
 
     async def lease_holder(self, run_id: str) -> str | None:
         """Who holds an unexpired lease on ``run_id`` (None: nobody)."""

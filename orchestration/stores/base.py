@@ -181,6 +181,14 @@ class RunStore(Protocol):
         """
         ...
 
+    async def renew_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
+        """Move on the expiry of the lease ``owner`` holds on ``run_id``; never takes one.
+
+        False when the lease was released or went to another owner (a driver watching its
+        lease stops then, instead of taking the run back from whoever moved it on).
+        """
+        ...
+
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Give the lease up (no-op if ``owner`` does not hold it)."""
         ...

@@ -95,6 +95,14 @@ class MemoryStore:
         self._leases[run_id] = (owner, now + ttl_seconds)
         return True
 
+    async def renew_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
+        """Move ``owner``'s lease on, only if ``owner`` still holds it."""
+        holder = self._leases.get(run_id)
+        if holder is None or holder[0] != owner:
+            return False
+        self._leases[run_id] = (owner, self._clock() + ttl_seconds)
+        return True
+
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Drop the lease if ``owner`` holds it."""
         holder = self._leases.get(run_id)

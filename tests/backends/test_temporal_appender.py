@@ -6,7 +6,7 @@ import pytest
 
 from orchestration.backends.temporal.appender import Appender
 from orchestration.engine.core import Node, NodeStarted, RunStarted, wrap
-from orchestration.errors import StoreError
+from orchestration.errors import LeaseLostError, StoreError
 from orchestration.events import EventType, StreamEvent
 from orchestration.stores import MemoryStore
 
@@ -27,15 +27,16 @@ def _cost(cost: float) -> StreamEvent:
 
 async def test_batches_interleave_gaplessly_and_a_retried_batch_is_stored_once() -> None:
     store = MemoryStore()
+    assert await store.acquire_lease(RUN, "o", 30)
     workflow, node = Appender(store), Appender(store)  # two processes writing one run
     events = _graph_events(5)
-    await workflow.append(RUN, events[:2], owner="o", lease_seconds=30, first=0)
-    await node.append(RUN, [_cost(0.25)], owner="o", lease_seconds=30)
-    await node.append(RUN, [_cost(0.5)], owner="o", lease_seconds=30)
+    await workflow.append(RUN, events[:2], owner="o", first=0)
+    await node.append(RUN, [_cost(0.25)], owner="o")
+    await node.append(RUN, [_cost(0.5)], owner="o")
     # A try that stored events[2:3] died before saying so; its retry carries more.
-    await Appender(store).append(RUN, events[2:3], owner="o", lease_seconds=30, first=2)
-    await workflow.append(RUN, events[2:5], owner="o", lease_seconds=30, first=2)
-    await workflow.append(RUN, events[2:5], owner="o", lease_seconds=30, first=2)  # once more: nothing
+    await Appender(store).append(RUN, events[2:3], owner="o", first=2)
+    await workflow.append(RUN, events[2:5], owner="o", first=2)
+    await workflow.append(RUN, events[2:5], owner="o", first=2)  # once more: nothing
 
     stored = await store.events(RUN)
     assert [e.seq for e in stored] == list(range(1, 8))
@@ -54,19 +55,33 @@ async def test_batches_interleave_gaplessly_and_a_retried_batch_is_stored_once()
     assert summary is not None and summary.total_cost == 0.75
 
 
+async def test_a_late_append_never_takes_back_a_lease_another_driver_released() -> None:
+    store = MemoryStore()
+    assert await store.acquire_lease(RUN, "old", 30)
+    await Appender(store).append(RUN, _graph_events(2), owner="old", first=0)
+    assert await store.take_over_lease(RUN, "old", "new", 30)  # the old driver stalled
+    await store.release_lease(RUN, "new")  # the new driver finished the run
+    with pytest.raises(LeaseLostError, match="released"):
+        await Appender(store).append(RUN, [_cost(0.1)], owner="old")  # the old one wakes up
+    assert await store.lease_holder(RUN) is None
+    assert len(await store.events(RUN)) == 2
+
+
 async def test_a_batch_past_the_end_of_the_log_is_refused() -> None:
     store = MemoryStore()
-    await Appender(store).append(RUN, _graph_events(2), owner="o", lease_seconds=30, first=0)
+    assert await store.acquire_lease(RUN, "o", 30)
+    await Appender(store).append(RUN, _graph_events(2), owner="o", first=0)
     with pytest.raises(StoreError, match="holds 2 of the workflow's events but this batch starts at 4"):
-        await Appender(store).append(RUN, _graph_events(2), owner="o", lease_seconds=30, first=4)
+        await Appender(store).append(RUN, _graph_events(2), owner="o", first=4)
 
 
 async def test_a_process_that_knew_an_older_log_reads_on_before_it_appends() -> None:
     """The workflow moved to another worker, which appended, then came back."""
     store = MemoryStore()
+    assert await store.acquire_lease(RUN, "o", 30)
     events = _graph_events(6)
     here, there = Appender(store), Appender(store)
-    await here.append(RUN, events[:2], owner="o", lease_seconds=30, first=0)
-    await there.append(RUN, events[2:4], owner="o", lease_seconds=30, first=2)
-    await here.append(RUN, events[4:6], owner="o", lease_seconds=30, first=4)
+    await here.append(RUN, events[:2], owner="o", first=0)
+    await there.append(RUN, events[2:4], owner="o", first=2)
+    await here.append(RUN, events[4:6], owner="o", first=4)
     assert [e.seq for e in await store.events(RUN)] == list(range(1, 7))

@@ -159,9 +159,9 @@ async def test_losing_the_lease_stops_the_run() -> None:
     class Thief(MemoryStore):
         renewals = 0
 
-        async def acquire_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
+        async def renew_lease(self, run_id: str, owner: str, ttl_seconds: float) -> bool:
             self.renewals += 1
-            return self.renewals == 1  # the first acquisition succeeds, renewals fail
+            return False  # another process took the run over: every renewal is refused
 
     recorder = Recorder()
     orch = GraphOrchestrator(

@@ -389,6 +389,36 @@ async def test_lease_expires_by_the_clock(backend: Backend) -> None:
     assert not await store.acquire_lease("r1", "alice", 10)
 
 
+async def test_a_lease_is_renewed_only_by_the_owner_still_holding_it(store: RunStore) -> None:
+    assert not await store.renew_lease("r1", "alice", 30)  # renewing never takes a free lease
+    assert await store.lease_holder("r1") is None
+    assert await store.acquire_lease("r1", "alice", 30)
+    assert await store.renew_lease("r1", "alice", 30)
+    assert not await store.renew_lease("r1", "bob", 30)  # someone else's lease
+    assert await store.lease_holder("r1") == "alice"
+    await store.release_lease("r1", "alice")
+    assert not await store.renew_lease("r1", "alice", 30)  # released: a late watcher takes nothing
+    assert await store.lease_holder("r1") is None
+    assert await store.acquire_lease("r1", "bob", 30)
+    assert not await store.renew_lease("r1", "alice", 30)
+    assert await store.lease_holder("r1") == "bob"
+
+
+async def test_renewal_moves_the_expiry_on_and_is_refused_once_the_lease_was_retaken(
+    backend: Backend,
+) -> None:
+    store = backend.open()
+    assert await store.acquire_lease("r1", "alice", 10)
+    backend.clock.now += 9
+    assert await store.renew_lease("r1", "alice", 10)
+    backend.clock.now += 9
+    assert not await store.acquire_lease("r1", "bob", 10)  # the renewal held
+    backend.clock.now += 2  # alice stalled past her lease; bob takes the run over
+    assert await store.acquire_lease("r1", "bob", 10)
+    assert not await store.renew_lease("r1", "alice", 10)  # alice wakes: refused
+    assert await store.lease_holder("r1") == "bob"
+
+
 async def test_cancel_flags(store: RunStore) -> None:
     assert await store.request_cancel("unknown") is False
     assert await store.cancel_requested("unknown") is False

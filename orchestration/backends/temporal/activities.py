@@ -127,9 +127,7 @@ class RunActivities:
         now = time.time()
         first = [wrap(event, run_id, 0, now) for event in (spec, *state.take_emitted())]
         try:
-            await self.appender.append(
-                run_id, first, owner=request["owner"], lease_seconds=request["lease_seconds"], first=0
-            )
+            await self.appender.append(run_id, first, owner=request["owner"], first=0)
         except LeaseLostError as error:
             raise _fatal(error) from None
         return {"events": [encode(spec)], "written": len(first), "stored": True}
@@ -157,7 +155,6 @@ class RunActivities:
                 run_id,
                 batch,
                 owner=request["owner"],
-                lease_seconds=request["lease_seconds"],
                 first=int(request["first"]),
             )
         except LeaseLostError as error:
@@ -182,7 +179,7 @@ class RunActivities:
                     # activity (delivered with a heartbeat), so it is not completed late.
                     ended = True
                     continue
-                if not await self.store.acquire_lease(run_id, owner, lease_seconds):
+                if not await self.store.renew_lease(run_id, owner, lease_seconds):
                     return "lost"
                 renewed = time.monotonic()
             await asyncio.sleep(min(_WATCH_POLL_SECONDS, lease_seconds / 3))
@@ -197,14 +194,13 @@ class RunActivities:
     async def node(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run one visit of one node; its outcome (see :mod:`.remote`)."""
         run_id, owner = request["run_id"], request["owner"]
-        lease_seconds = float(request["lease_seconds"])
         program = self.program(request["target"])
         node = decode_node(request["node"])
         visit = int(request["visit"])
 
         async def write(batch: list[StreamEvent]) -> None:
             try:
-                await self.appender.append(run_id, batch, owner=owner, lease_seconds=lease_seconds)
+                await self.appender.append(run_id, batch, owner=owner)
             except Exception as error:
                 run.store_error = run.store_error or error
                 raise

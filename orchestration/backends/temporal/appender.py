@@ -22,7 +22,7 @@ import inspect
 from collections.abc import Sequence
 
 from ...engine.core import is_graph_event
-from ...errors import LeaseLostError, SequenceConflictError, StoreError
+from ...errors import SequenceConflictError, StoreError
 from ...events import EventType, StreamEvent
 from ...stores.base import RunStore
 
@@ -61,7 +61,6 @@ class Appender:
         events: Sequence[StreamEvent],
         *,
         owner: str,
-        lease_seconds: float,
         first: int | None = None,
     ) -> int:
         """Append ``events`` (their seqs are replaced) after the run's last event; the last seq.
@@ -112,11 +111,6 @@ class Appender:
                 await self._catch_up(run_id)  # another writer appended: read the new tail
                 fresh = True
                 continue
-            except LeaseLostError:
-                holder = await self.store.lease_holder(run_id)
-                if holder is None and await self.store.acquire_lease(run_id, owner, lease_seconds):
-                    continue  # it lapsed and nobody took it: the run is still this workflow's
-                raise
             self._known[run_id] = (batch[-1].seq, written + _workflow_events(batch))
             return batch[-1].seq
         raise StoreError(f"run {run_id}: could not append after {_ATTEMPTS} tries (too many writers)")
