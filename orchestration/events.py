@@ -39,6 +39,7 @@ class EventType(StrEnum):
     MODEL_RETRY = "model_retry"
     MODEL_FALLBACK = "model_fallback"
     TOKEN_DELTA = "token_delta"
+    TOOL_CALL = "tool_call"  # a tool ran: its name, call id, timing, ok or error_type (no arguments)
     COST_UPDATE = "cost_update"
     CALL_RESERVED = "call_reserved"  # a call's worst case, held (durably) before it is sent
     CALL_RELEASED = "call_released"  # a reserved call failed: its reservation costs nothing

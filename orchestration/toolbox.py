@@ -11,13 +11,20 @@ message each, in the order of the calls, ready to append to the conversation::
 Whatever the model got wrong comes back to it as an error result it can correct: an
 unknown tool, arguments that are not JSON or do not match the schema, a tool that
 raised or timed out.  Cancellation is never swallowed.
+
+Each :class:`ToolResult` says when its call started and how long it took;
+:meth:`ToolResult.event_data` is what a run records of it (a ``tool_call`` event,
+``NodeContext.run_tools``): the tool, the call's id, timing, ok or the kind of error,
+never the arguments, the result or an error's text (any of them may hold secrets).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
+import time
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -60,17 +67,41 @@ class ToolResult:
     """The answer to one tool call: what the model is sent, and what the handler returned.
 
     ``is_error`` marks a failed call (``content`` then says what went wrong, for the
-    model); ``value`` is the handler's return value (None on error).
+    model, and ``error_type`` what kind of failure it was: ``unknown_tool``,
+    ``invalid_arguments``, ``timeout`` or the class of what the tool raised); ``value``
+    is the handler's return value (None on error).  ``started_at`` (seconds since the
+    epoch) and ``duration`` (seconds) time the call.
     """
 
     call: ToolCall
     content: str
     is_error: bool = False
     value: Any = None
+    error_type: str | None = None
+    started_at: float = 0.0
+    duration: float = 0.0
 
     def message(self) -> dict[str, Any]:
         """The tool message to append to the conversation."""
         return tool_result_message(self.call, self.content, error=self.is_error)
+
+    def event_data(self) -> dict[str, Any]:
+        """What a run's ``tool_call`` event records of this call (no arguments, result or
+        error text: they may hold secrets)."""
+        data: dict[str, Any] = {
+            "tool": self.call.name[:_NAME_CHARS],
+            "call_id": self.call.id[:_NAME_CHARS],
+            "started_at": self.started_at,
+            "duration_s": self.duration,
+            "ok": not self.is_error,
+        }
+        if self.error_type is not None:
+            data["error_type"] = self.error_type
+        return data
+
+
+#: How much of a tool's name or a call's id an event keeps (the model chose them).
+_NAME_CHARS = 128
 
 
 def _description(handler: Callable[..., Any]) -> str:
@@ -202,11 +233,19 @@ class ToolBox:
 
     async def execute(self, call: ToolCall) -> ToolResult:
         """Run one call; what went wrong becomes an error result for the model."""
+        started, clock = time.time(), time.perf_counter()
+        result = await self._answer(call)
+        return dataclasses.replace(result, started_at=started, duration=time.perf_counter() - clock)
+
+    async def _answer(self, call: ToolCall) -> ToolResult:
         tool = self._tools.get(call.name)
         if tool is None:
             offered = ", ".join(self._tools) or "none"
             return ToolResult(
-                call, f"Error: there is no tool named {call.name!r}; the tools are: {offered}.", True
+                call,
+                f"Error: there is no tool named {call.name!r}; the tools are: {offered}.",
+                True,
+                error_type="unknown_tool",
             )
         try:
             await load_jsonschema_async()
@@ -217,14 +256,22 @@ class ToolBox:
                 call,
                 f"Error: the arguments of {call.name!r} are wrong: {problems}. Call it again, corrected.",
                 True,
+                error_type="invalid_arguments",
             )
         try:
             async with asyncio.timeout(self.timeout):
                 value = await self._invoke(tool, arguments)
         except TimeoutError:
-            return ToolResult(call, f"Error: {call.name!r} did not finish within {self.timeout} s.", True)
+            return ToolResult(
+                call,
+                f"Error: {call.name!r} did not finish within {self.timeout} s.",
+                True,
+                error_type="timeout",
+            )
         except Exception as error:  # the model is told; cancellation (BaseException) is not caught
-            return ToolResult(call, f"Error: {call.name!r} failed: {describe(error)}", True)
+            return ToolResult(
+                call, f"Error: {call.name!r} failed: {describe(error)}", True, error_type=type(error).__name__
+            )
         return ToolResult(call, value if isinstance(value, str) else _json(value), False, value)
 
     async def _invoke(self, tool: Tool, arguments: dict[str, Any]) -> Any:

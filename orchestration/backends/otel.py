@@ -22,6 +22,10 @@ Spans (semantic conventions for generative AI, :data:`SEMCONV_VERSION`):
 - ``chat {model}`` for each model call (``cost_update``), a child of the agent that made
   it: ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.usage.input_tokens``,
   ``gen_ai.usage.output_tokens``, cached, cache-write and reasoning tokens, and the cost.
+- ``execute_tool {tool}`` for each tool call a node ran (``tool_call``,
+  ``NodeContext.run_tools``), a child of the node's span: ``gen_ai.tool.name``,
+  ``gen_ai.tool.call.id``, ``gen_ai.tool.type`` and, for a failed call, ``error.type``
+  (the call's arguments and result are never put on it).
 
 Nothing here is imported unless asked for (``pip install -e '.[otel]'``): tracing is off
 by default and costs nothing then.  Prompts and answers are not put on spans.
@@ -188,6 +192,8 @@ class RunTracer:
             run["agents"][agent] = self._agent(event.run_id, agent, str(event.seq), event.timestamp, run)
         elif kind is EventType.COST_UPDATE:
             self._chat(event, run)
+        elif kind is EventType.TOOL_CALL:
+            self._tool(event, run)
         elif kind in _AGENT_CLOSE:
             opened = run["agents"].pop(_closing_agent(event), None)
             if opened is not None:
@@ -203,20 +209,46 @@ class RunTracer:
             if kind is EventType.WORKFLOW_PAUSED:
                 self._paused.add(event.run_id)  # its next resume opens a new segment
 
+    def _parent(self, event: StreamEvent, run: Mapping[str, Any]) -> int:
+        """The span of the agent ``event`` concerns (else the run's)."""
+        agent = run["agents"].get(event.agent_id or "")
+        if agent is not None:
+            return int(agent.span_id)
+        root = run["root"]
+        return int(root.span_id) if root is not None else span_id_for(event.run_id, "run")
+
+    def _tool(self, event: StreamEvent, run: Mapping[str, Any]) -> None:
+        data = event.data
+        name = str(data.get("tool") or "unknown")
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.type": "function",
+        }
+        if data.get("call_id"):
+            attributes["gen_ai.tool.call.id"] = str(data["call_id"])
+        if event.agent_id:
+            attributes["gen_ai.agent.name"] = event.agent_id
+        started = data.get("started_at")
+        start = float(started) if isinstance(started, int | float) and started else event.timestamp
+        duration = data.get("duration_s")
+        end = start + float(duration) if isinstance(duration, int | float) else event.timestamp
+        error = None if data.get("ok", True) else str(data.get("error_type") or "tool_error")
+        opened = _Open(
+            f"execute_tool {name}",
+            span_id_for(event.run_id, str(event.seq)),
+            self._parent(event, run),
+            start,
+            attributes,
+        )
+        self._end(event.run_id, opened, end, error, error_type=error)
+
     def _chat(self, event: StreamEvent, run: Mapping[str, Any]) -> None:
         data = event.data
         usage = data.get("usage") or {}
         run["usage"].add(usage)
         model = str(data.get("model") or "unknown")
-        agent = run["agents"].get(event.agent_id or "")
-        root = run["root"]
-        parent = (
-            agent.span_id
-            if agent is not None
-            else root.span_id
-            if root is not None
-            else span_id_for(event.run_id, "run")
-        )
+        parent = self._parent(event, run)
         started = data.get("started_at")
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
@@ -239,7 +271,14 @@ class RunTracer:
         self._end(event.run_id, opened, event.timestamp, None, client=True)
 
     def _end(
-        self, run_id: str, opened: _Open, end: float, error: str | None, *, client: bool = False
+        self,
+        run_id: str,
+        opened: _Open,
+        end: float,
+        error: str | None,
+        *,
+        client: bool = False,
+        error_type: str | None = None,
     ) -> None:
         trace = self._trace
         flags = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -253,7 +292,9 @@ class RunTracer:
             trace.Status(trace.StatusCode.ERROR, error) if error else trace.Status(trace.StatusCode.UNSET)
         )
         if error:
-            opened.attributes["error.type"] = "run_error" if opened.parent is None else "agent_error"
+            opened.attributes["error.type"] = error_type or (
+                "run_error" if opened.parent is None else "agent_error"
+            )
         span: ReadableSpan = self._span_type(
             opened.name,
             context=context,

@@ -8,19 +8,22 @@ which the run (:mod:`orchestration.engine.graphrun`) records as a durable questi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ..errors import ConfigError, GraphError
+from ..events import EventType
 from ..llm import Completion
 from .core import AttributedContext, Node, attributed_context, resolve
 from .core.context import ArtifactRef
 from .graphhandle import GraphHandle
 
 if TYPE_CHECKING:
+    from ..toolbox import ToolBox
+    from ..toolcalls import ToolCall
     from .graphcalls import ModelAccess
     from .graphrun import GraphRun
 
@@ -159,6 +162,19 @@ class NodeContext(Mapping[str, Any]):
                 )
             except RunPausedError as error:
                 await self._ask_about_pause(models, str(error))
+
+    async def run_tools(self, box: ToolBox, calls: Iterable[ToolCall]) -> list[dict[str, Any]]:
+        """Run a model's tool calls with ``box`` (see :meth:`ToolBox.run
+        <orchestration.toolbox.ToolBox.run>`): one tool message each, in the order of the calls.
+
+        Each call is recorded as a ``tool_call`` event of this node (the tool, the call's id,
+        its timing, ok or the kind of error; never its arguments or result), which traces
+        show as an ``execute_tool {name}`` span under the node's.
+        """
+        results = await box.results(calls)
+        for result in results:
+            self._run.emit_stream(EventType.TOOL_CALL, result.event_data(), self.node.id)
+        return [result.message() for result in results]
 
     async def _ask_about_pause(self, models: ModelAccess, reason: str) -> None:
         """A guardrail paused the run before this call: ask whether to go on (see engine/pauses.py)."""

@@ -11,8 +11,18 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from orchestration import EventType, MemoryStore, OrchestratorConfig
+from orchestration import (
+    EventType,
+    Graph,
+    MemoryStore,
+    Node,
+    OrchestratorConfig,
+    ScriptedProvider,
+    ToolBox,
+    ToolCall,
+)
 from orchestration.backends.otel import SEMCONV_VERSION, RunTracer, export_run, span_id_for, trace_id_for
+from orchestration.graph import NodeContext
 from orchestration.scripted import demo_provider
 from tests.core.cli_fixture import TwoStep
 
@@ -111,6 +121,79 @@ async def test_spans_carry_no_prompts_answers_or_keys() -> None:
     )
     text = repr([dict(s.attributes or {}) for s in exporter.get_finished_spans()])
     assert "secret task" not in text and "sk-live" not in text and "Synthesize" not in text
+
+
+KEY = "sk-live-1234567890abcdef"
+
+
+async def test_each_tool_a_node_ran_is_an_execute_tool_span_under_the_nodes_span() -> None:
+    box = ToolBox()
+
+    @box.tool()
+    def forecast(city: str, api_key: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    @box.tool()
+    def tides(port: str) -> str:
+        """High and low water."""
+        raise RuntimeError(f"the tide service refused key {KEY}")
+
+    calls = [
+        ToolCall("forecast", {"city": "Paris", "api_key": KEY}, id="call-1"),
+        ToolCall("tides", {"port": "Brest"}, id="call-2"),
+    ]
+    provider = ScriptedProvider([calls, "Sunny; the tides are unknown."])
+
+    async def weather(ctx: NodeContext) -> str:
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather and tides?"}]
+        asked = await ctx.call_llm(messages, tools=box.specs)
+        messages.append(asked.message())
+        messages.extend(await ctx.run_tools(box, asked.tool_calls))
+        assert [m["tool_call_id"] for m in messages[2:]] == ["call-1", "call-2"]
+        return (await ctx.call_llm(messages, tools=box.specs)).content
+
+    exporter, tracer = collector()
+    store = MemoryStore()
+    result = await Graph(nodes=[Node(id="weather")], entry="weather").run(
+        {"weather": weather}, store=store, run_id="tools", provider=provider, stream_callback=tracer
+    )
+    assert result.status == "completed"
+
+    ran = [e for e in await store.events("tools") if e.event_type is EventType.TOOL_CALL]
+    assert [(e.agent_id, e.data["tool"], e.data["call_id"], e.data["ok"]) for e in ran] == [
+        ("weather", "forecast", "call-1", True),
+        ("weather", "tides", "call-2", False),
+    ]
+    assert ran[1].data["error_type"] == "RuntimeError"
+    assert all(e.data["duration_s"] >= 0 for e in ran)
+    assert KEY not in repr([e.data for e in ran]) and "Paris" not in repr([e.data for e in ran])
+
+    spans = exporter.get_finished_spans()
+    names = by_name(spans)
+    [node] = names["invoke_agent weather"]
+    [ok] = names["execute_tool forecast"]
+    [failed] = names["execute_tool tides"]
+    for span, event in ((ok, ran[0]), (failed, ran[1])):
+        assert span.context.trace_id == trace_id_for("tools")
+        assert span.context.span_id == span_id_for("tools", str(event.seq))  # deterministic
+        assert span.parent is not None and span.parent.span_id == node.context.span_id
+        assert span.attributes["gen_ai.operation.name"] == "execute_tool"
+        assert span.attributes["gen_ai.tool.type"] == "function"
+        assert node.start_time <= span.start_time <= span.end_time <= node.end_time
+    assert ok.attributes["gen_ai.tool.name"] == "forecast"
+    assert ok.attributes["gen_ai.tool.call.id"] == "call-1"
+    assert ok.status.is_ok and "error.type" not in ok.attributes
+    assert not failed.status.is_ok and failed.attributes["error.type"] == "RuntimeError"
+    assert len([s for s in spans if s.name.startswith("chat ")]) == 2
+    text = repr([(s.name, dict(s.attributes or {}), s.status.description) for s in spans])
+    assert KEY not in text and "Paris" not in text and "sunny" not in text
+
+    replayed = InMemorySpanExporter()
+    export_run(await store.events("tools"), SimpleSpanProcessor(replayed))
+    assert {(s.name, s.context.span_id) for s in replayed.get_finished_spans()} == {
+        (s.name, s.context.span_id) for s in spans
+    }
 
 
 def test_tracing_costs_nothing_unless_asked_for() -> None:
