@@ -19,7 +19,7 @@ from ..engine.leases import is_dead_here
 from ..errors import ConfigError, StepFailedError
 from ..stores.base import RunStore
 
-__all__ = ["answer_from_cli", "parse_value", "resume_graph"]
+__all__ = ["answer_all", "answer_from_cli", "parse_value", "resume_graph"]
 
 
 def parse_value(text: str) -> Any:
@@ -60,6 +60,14 @@ def _answers(pairs: list[str]) -> list[tuple[str, Any]]:
     return parsed
 
 
+async def answer_all(
+    store: RunStore, args: argparse.Namespace, err: TextIO, answers: list[tuple[str, Any]] | None = None
+) -> None:
+    """Give each ``--answer NODE=VALUE`` of ``orchestrate resume``, saying where it went."""
+    for node, value in answers if answers is not None else _answers(args.answer):
+        print(await answer_from_cli(store, args.run_id, node, value, by="orchestrate resume"), file=err)
+
+
 async def _workflow_of(store: RunStore, run_id: str) -> Any:
     """The Workflow class a stored graph run names, or ConfigError saying how to go on instead."""
     from ..registry import _load
@@ -92,8 +100,7 @@ async def resume_graph(store: RunStore, args: argparse.Namespace, out: TextIO, e
     answers = _answers(args.answer)
     live = await _driven_elsewhere(store, run_id)
     workflow = None if live else await _workflow_of(store, run_id)  # before answering anything
-    for node, value in answers:
-        print(await answer_from_cli(store, run_id, node, value, by="orchestrate resume"), file=err)
+    await answer_all(store, args, err, answers)
     if live:
         if not answers:
             raise ConfigError(f"run {run_id} is being driven by another process; it goes on there")

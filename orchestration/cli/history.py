@@ -134,10 +134,14 @@ async def handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
             return await resume_graph(store, args, out, err)
         if args.command == "resume" and args.answer:
-            raise ConfigError(
-                f"run {args.run_id} is an orchestrator run: it asks no questions to answer; "
-                f"continue it with orchestrate resume {args.run_id}"
-            )
+            if not await _asks_questions(store, args.run_id):
+                raise ConfigError(
+                    f"run {args.run_id} is an orchestrator run: it asks no questions to answer; "
+                    f"continue it with orchestrate resume {args.run_id}"
+                )
+            from .answering import answer_all  # a planner run: answered, then resumed below
+
+            await answer_all(store, args, err)
         orchestrator = await _orchestrator_for(store, args)
         result: OrchestratorResult
         if args.command == "resume":
@@ -265,6 +269,14 @@ async def _answer(store: RunStore, args: argparse.Namespace, err: TextIO) -> int
     value = args.answer if args.text else parse_value(args.answer)
     print(await answer_from_cli(store, args.run_id, args.node, value, by=args.by), file=err)
     return 0
+
+
+async def _asks_questions(store: RunStore, run_id: str) -> bool:
+    """True for an orchestrator on the graph runtime (the planner): its guardrail pauses
+    are questions, answered like a graph run's."""
+    from ..engine.core import is_graph_event
+
+    return any(is_graph_event(event) for event in await store.events(run_id))
 
 
 async def _is_graph_run(store: RunStore, run_id: str) -> bool:

@@ -43,7 +43,17 @@ from .leases import is_dead_here, new_owner
 if TYPE_CHECKING:
     from .graphrun import GraphRun
 
-__all__ = ["GUARDRAIL_KEY", "AnswerRoute", "Inbox", "answer", "answers_for", "fit", "inbox_of", "question_of"]
+__all__ = [
+    "GUARDRAIL_KEY",
+    "AnswerRoute",
+    "Inbox",
+    "answer",
+    "answers_for",
+    "fit",
+    "goes_on",
+    "inbox_of",
+    "question_of",
+]
 
 #: What :func:`answer` did: ``recorded`` in the log of a run nobody drives (it goes on when
 #: it is run again), ``delivered`` to the process driving the run (it went on), ``queued``
@@ -226,6 +236,18 @@ async def answer(
         if time.monotonic() >= deadline:
             return "queued"
         await asyncio.sleep(_POLL_SECONDS)
+
+
+async def goes_on(store: RunStore, run_id: str) -> bool:
+    """True when the stored graph run ``run_id`` paused and answers since let a node go on:
+    run again (nobody drives it), it continues from there."""
+    log = _Log(store, run_id)
+    try:
+        await log.refresh()
+    except GraphError:  # no such run, or not a graph run
+        return False
+    state = log.state
+    return state.status == "paused" and state.ready_count > 0
 
 
 def _same(given: InterruptAnswered, posted: StreamEvent) -> bool:

@@ -8,6 +8,7 @@ refuses a handler that changes the graph differently the second time.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +55,17 @@ class GraphHandle:
         self._made = run.state.nodes[origin].made if origin is not None else ()
 
     def _change(self, event: GraphEvent) -> None:
+        # ``_calls`` counts the changes this visit made, not the calls: a refused change
+        # is not in ``made``, so counting it would shift every later change's replay.
         if self._origin is not None:
             event = msgspec.structs.replace(event, by=self._origin)
             index = self._calls
-            self._calls += 1
             if index < len(self._made):
-                _check_replayed(self._origin, self._made[index], event)
+                before = self._made[index]
+                if _subject(before) != _subject(event):
+                    _refuse_again(self._run, event)  # refused the first time: refused again
+                    _check_replayed(self._origin, before, event)
+                self._calls += 1
                 return  # made before this visit ran again: already in the graph
         new: list[Node] = []
         if isinstance(event, NodeAdded | ReworkInserted):
@@ -72,6 +78,8 @@ class GraphHandle:
                     f"no handler for node {node.id!r} ({node.kind.name}); add one to the run's handlers"
                 )
         self._run.record(event)
+        if self._origin is not None:
+            self._calls += 1
         self._run.dispatch()
 
     def state(self, node_id: str) -> NodeState:
@@ -137,6 +145,13 @@ def _subject(event: GraphEvent) -> tuple[Any, ...]:
     if isinstance(event, ReworkInserted):
         return (type(event), event.source, event.consumer, event.node.id)
     return (type(event),)
+
+
+def _refuse_again(run: GraphRun, event: GraphEvent) -> None:
+    """Raise what the run's graph now says against ``event``, if it refuses it (tried on a
+    copy, so nothing changes); a re-run visit repeating a change that was refused the first
+    time gets the same refusal, where its handler expects one."""
+    copy.deepcopy(run.state).apply(event)  # raises the refusal, if any
 
 
 def _check_replayed(node_id: str, before: GraphEvent, now: GraphEvent) -> None:

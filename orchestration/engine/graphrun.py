@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import math
 import time
@@ -519,10 +520,22 @@ class GraphRun:
         if self._stopping is not None:
             return
         self._stopping = reason
-        for task in list(self._tasks.values()):
-            task.cancel(reason)
+        for node_id, task in list(self._tasks.items()):
+            if task.cancel(reason):
+                task.add_done_callback(functools.partial(self._cancelled_before_start, node_id))
         if self._answered is not None:
             self._answered.set()  # no more waiting for answers
+        self._check_idle()
+
+    def _cancelled_before_start(self, node_id: str, task: asyncio.Task[None]) -> None:
+        """A node's task cancelled before its first step never ran :meth:`_execute` (which
+        records the cancellation): record it here, or the run would wait for it forever."""
+        if self._tasks.get(node_id) is not task:
+            return  # it ran, and recorded how it ended
+        del self._tasks[node_id]
+        rec = self.state.nodes.get(node_id)
+        if rec is not None and rec.state == NodeState.ACTIVE:
+            self.record(NodeCancelled(node_id, rec.visits, self._stopping or "cancelled"))
         self._check_idle()
 
     def _check_idle(self) -> None:

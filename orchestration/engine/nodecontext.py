@@ -176,6 +176,16 @@ class NodeContext(Mapping[str, Any]):
             self._run.emit_stream(EventType.TOOL_CALL, result.event_data(), self.node.id)
         return [result.message() for result in results]
 
+    async def ask_about_pause(self, error: Exception) -> None:
+        """A guardrail paused a model call this node made another way than :meth:`call_llm`
+        (an orchestrator's hook calling ``self.call_llm``): ask whether to go on, as
+        :meth:`call_llm` does.  Returns once a person said go on (make the call again);
+        raises when they said stop, or when ``error`` is not a pause these guardrails decided."""
+        models = self._run.models
+        if models is None:
+            raise error
+        await self._ask_about_pause(models, str(error))
+
     async def _ask_about_pause(self, models: ModelAccess, reason: str) -> None:
         """A guardrail paused the run before this call: ask whether to go on (see engine/pauses.py)."""
         from . import pauses

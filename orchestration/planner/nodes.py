@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..engine.core import GraphState, NodeState
 from ..engine.guard import GuardrailRejectedError, RunPausedError
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["as_result", "as_stored", "final_results", "join", "outcome", "synthesize", "work"]
 
 _DONE = NodeState.COMPLETED
+T = TypeVar("T")
 
 
 def as_stored(value: dict[str, Any]) -> dict[str, Any]:
@@ -64,22 +65,31 @@ async def work(run: PlannerRun, ctx: NodeContext) -> NodeOutput:
     )
     started = time.perf_counter()
     try:
-        result = await _execute(run, ctx, subtask)
+        result = await _asking(ctx, lambda: _execute(run, ctx, subtask))
     except asyncio.CancelledError:
         if not ctx.cancel.cancelled:  # the node's own time limit, not the run stopping
             limit = f"timed out after {node.timeout}s" if node.timeout else "cancelled"
             _agent_failed(run, subtask, limit, started)
-        run.wake()
         raise
     except Exception as error:
         _agent_failed(run, subtask, describe(error), started)
-        run.wake()
         raise
-    run.wake()
+    finally:  # however it ends, a question asked included
+        run.wake()
     if not result.execution_time:
         result = replace(result, execution_time=time.perf_counter() - started)
     run.emit(EventType.AGENT_COMPLETE, {"result": result.to_dict()}, agent_id)
     return NodeOutput(output=result.content, summary=clip(result.content, 300))
+
+
+async def _asking(ctx: NodeContext, attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()``; when a guardrail pauses one of its model calls, the node asks a person
+    whether to go on (durably: the run pauses) and, told to, attempts again."""
+    while True:
+        try:
+            return await attempt()
+        except RunPausedError as error:
+            await ctx.ask_about_pause(error)
 
 
 async def _execute(run: PlannerRun, ctx: NodeContext, subtask: SubTask) -> AgentResult:
@@ -178,7 +188,7 @@ async def synthesize(run: PlannerRun, ctx: NodeContext) -> dict[str, Any]:
     by = "model"
     try:
         with attributed(run.models.context, "synthesizer"):
-            answer = await run.orch.synthesize_results(results, context)
+            answer = await _asking(ctx, lambda: run.orch.synthesize_results(results, context))
     except BudgetExceededError as error:
         answer, by = _fallback(results, context), "fallback"
         if status != "budget_exceeded":

@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 from ..engine.callbacks import StreamCallback
 from ..engine.core import Edge, GraphState, Node, NodeKind, NodeState
 from ..engine.guard import GuardrailRejectedError, RunPausedError
-from ..errors import BudgetExceededError, ProviderError, describe
+from ..engine.pauses import install
+from ..errors import BudgetExceededError, GraphError, ProviderError, describe
 from ..events import EventType
 from ..graph import GraphRun, NodeContext, NodeOutput
 from ..models import SubTask
@@ -139,7 +140,8 @@ class PlannerRun:
         models = self.graph_run.models
         assert models is not None  # a provider was given
         self.models: ModelAccess = models
-        models.context.guardrails = orch.guardrails
+        if orch.guardrails is not None:  # a pause asks a person, durably (engine/pauses.py)
+            install(models, orch.guardrails)
         models.context.labels = dict(orch.labels)
 
     @property
@@ -263,14 +265,38 @@ class PlannerRun:
 
     # -- observing and deciding -------------------------------------------------------------
 
-    async def _settled(self) -> None:
-        """Wait until every planner node has finished (each one's handler wakes this)."""
-        while any(self.state.nodes[n].state < _DONE for n in self.workers()):
+    async def _settled(self, ctx: NodeContext) -> None:
+        """Wait until every planner node has finished (each one's handler wakes this).
+
+        When the nodes left can only wait for answers (a guardrail paused their calls),
+        this node asks the same question (one answer goes to every node a guardrail
+        stopped, :func:`~orchestration.engine.answers.answers_for`): with nothing running,
+        the run pauses durably, and the answer continues it.  Run again once answered, it
+        asks its earlier questions first, in order, so each gets its own answer back."""
+        rec = self.state.nodes[ctx.node_id]
+        for asked in rec.asked[: len(rec.answers)]:
+            self._went_on(await ctx.interrupt(asked.question, asked.schema), asked.question)
+        while True:
+            left = [self.state.nodes[n] for n in self.workers() if self.state.nodes[n].state < _DONE]
+            if not left:
+                return
+            waiting = [r for r in left if r.waiting]
+            if waiting and not any(r.state in (NodeState.READY, NodeState.ACTIVE) for r in left):
+                asked = waiting[0].asked[-1]
+                self._went_on(await ctx.interrupt(asked.question, asked.schema), asked.question)
+                continue
             self._changed.clear()
             await self._changed.wait()
 
+    def _went_on(self, answer: Any, question: str) -> None:
+        """An answer this node waited on with the nodes a guardrail stopped: false stops the run."""
+        if answer is not True:
+            stop = f"stopped at a guardrail (answered {answer!r}): {question}"
+            self.graph_run.abort(stop)
+            raise GraphError(stop)
+
     async def _observe(self, ctx: NodeContext) -> dict[str, Any]:
-        await self._settled()
+        await self._settled(ctx)
         record = ctx.input
         turn = int(record["turn"])
         config = self.config

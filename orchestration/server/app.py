@@ -8,7 +8,9 @@
 ``POST /runs/{id}/cancel``                cancel a run -> ``{"cancelled": bool}``
 ``POST /runs/{id}/answers``               answer a waiting node's question: ``{"node",
                                           "answer", "by"}`` -> ``{"recorded": true,
-                                          "route": "recorded"|"delivered"|"queued"}``
+                                          "route": "recorded"|"delivered"|"queued",
+                                          "resumed": bool}`` (the server continues a
+                                          run it can rebuild: :mod:`.resuming`)
 ``GET /runs/{id}/events``                 Server-Sent Events: every event after
                                           ``Last-Event-ID`` (header, or ``?last_event_id=``),
                                           then live; 204 when the run is over and nothing
@@ -29,9 +31,9 @@ import asyncio
 import json
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,6 +57,7 @@ from .guard import (
     RequestGuardMiddleware,
     is_json_media_type,
 )
+from .resuming import Resumers
 from .runs import (
     DEFAULT_MAX_TASK_CHARS,
     OrchestratorFactory,
@@ -63,6 +66,10 @@ from .runs import (
     default_orchestrator_factory,
     register_patterns,
 )
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+    from ..workflow import Workflow
 
 __all__ = ["create_app"]
 
@@ -261,13 +268,16 @@ class _Api:
         if not isinstance(by, str) or len(by) > 200:
             return _error(400, '"by" must be a short string naming who answers')
         run_id = request.path_params["run_id"]
-        if await self.store.get_run(run_id) is None:
+        summary = await self.store.get_run(run_id)
+        if summary is None:
             return _error(404, "no such run")
         try:
             route = await answer(self.store, run_id, body["node"], body["answer"], by=by)
         except GraphError as error:
             return _error(409, str(error))
-        return JSONResponse({"recorded": True, "node": body["node"], "route": route})
+        # Recorded for a run nobody drives: it goes on here if this server can rebuild it.
+        resumed = route == "recorded" and await self.manager.go_on(run_id, summary.orchestrator)
+        return JSONResponse({"recorded": True, "node": body["node"], "route": route, "resumed": resumed})
 
     async def cancel(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -317,6 +327,9 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_task_chars: int = DEFAULT_MAX_TASK_CHARS,
+    workflows: Sequence[type[Workflow]] = (),
+    graphs: Mapping[str, tuple[Graph, Mapping[Any, Any]]] | None = None,
+    run_options: Mapping[str, Any] | None = None,
 ) -> Starlette:
     """The server as a Starlette app.
 
@@ -326,7 +339,11 @@ def create_app(
     ``allow_patterns`` (built-in names or ``module:Class``, imported now), or every
     built-in when it is None.  ``store`` defaults to an in-memory store; ``token`` is
     required (use :func:`orchestration.server.generate_token`).  Documents are served only
-    from ``reports_dir``.  The app's state holds ``store``, ``broadcaster`` and ``runs``
+    from ``reports_dir``.  A paused run answered through the API goes on in this server
+    when it can rebuild it: ``workflows`` (Workflow classes), ``graphs`` (``{name: (graph,
+    handlers)}`` by the name the runs were run under), planner runs it started; with
+    ``run_options`` (``provider``, ``config``, ``guardrails``...) for those workflow and
+    graph runs (see :mod:`orchestration.server.resuming`).  The app's state holds ``store``, ``broadcaster`` and ``runs``
     (the :class:`RunManager`) for embedding and tests.
     """
     if not token or not _TOKEN_CHARS.match(token):
@@ -348,7 +365,8 @@ def create_app(
         raise RuntimeError("run.html lost its csrf-token slot")
     page = page.replace(_CSRF_SLOT, _CSRF_SLOT.replace(b'""', f'"{csrf_token(token)}"'.encode()))
     broadcaster = EventBroadcaster()
-    manager = RunManager(run_store, orchestrator_factory, broadcaster)
+    resumers = Resumers(run_store, workflows=workflows, graphs=graphs, run_options=run_options)
+    manager = RunManager(run_store, orchestrator_factory, broadcaster, resumers)
     api = _Api(
         run_store, manager, broadcaster, ping=ping_interval, poll=poll_interval, page=page, reports=reports,
         max_task_chars=max_task_chars,

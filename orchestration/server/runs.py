@@ -19,9 +19,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..engine.answers import goes_on
+from ..errors import ConfigError, StepFailedError
+from ..models import TaskStatus
 from ..stores.base import RunStore
 from .broadcast import EventBroadcaster
+from .resuming import Resume, Resumers
 
 __all__ = [
     "DEFAULT_MAX_TASK_CHARS",
@@ -165,10 +168,17 @@ def default_orchestrator_factory(
 class RunManager:
     """Starts, tracks and cancels the runs of one server process."""
 
-    def __init__(self, store: RunStore, factory: OrchestratorFactory, broadcaster: EventBroadcaster) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        factory: OrchestratorFactory,
+        broadcaster: EventBroadcaster,
+        resumers: Resumers | None = None,
+    ) -> None:
         self.store = store
         self.factory = factory
         self.broadcaster = broadcaster
+        self.resumers = resumers if resumers is not None else Resumers(store)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._orchestrators: dict[str, Any] = {}
 
@@ -208,6 +218,46 @@ class RunManager:
             self.broadcaster.mark_done(run_id)
             self._tasks.pop(run_id, None)
             self._orchestrators.pop(run_id, None)
+        summary = await self.store.get_run(run_id)
+        if summary is not None and summary.status is TaskStatus.PAUSED and hasattr(orchestrator, "resume"):
+            self.resumers.paused[run_id] = orchestrator  # an answer continues it here
+            await self.go_on(run_id, summary.orchestrator)  # answered as it paused
+
+    async def go_on(self, run_id: str, orchestrator: str) -> bool:
+        """Continue the paused run ``run_id`` once answers let it go on, when this server can
+        rebuild it (:mod:`.resuming`); True if it goes on here (or already runs here)."""
+        if run_id in self._tasks:
+            return True
+        resume = self.resumers.for_run(run_id, orchestrator)
+        if resume is None or not await goes_on(self.store, run_id):
+            return False
+        if run_id in self._tasks:  # another answer started it meanwhile
+            return True
+        self.resumers.paused.pop(run_id, None)
+        self.broadcaster.mark_live(run_id)
+        self._tasks[run_id] = asyncio.get_running_loop().create_task(
+            self._resume(run_id, orchestrator, resume), name=f"resume-{run_id}"
+        )
+        return True
+
+    async def _resume(self, run_id: str, orchestrator: str, resume: Resume) -> None:
+        """Run ``resume`` until the run stops; then go on again if answers recorded as it
+        stopped taking them let it (an answer arriving later starts it itself)."""
+        stopped = False
+        try:
+            await resume(self.broadcaster)
+            stopped = True
+        except asyncio.CancelledError:
+            raise
+        except StepFailedError:
+            pass  # a workflow's failed step: in the run's log already
+        except Exception:  # never again by itself: it would fail the same way
+            logger.exception("run %s failed outside the workflow after an answer", run_id)
+        finally:
+            self.broadcaster.mark_done(run_id)
+            self._tasks.pop(run_id, None)
+        if stopped:
+            await self.go_on(run_id, orchestrator)
 
     def is_running(self, run_id: str) -> bool:
         """True while the run executes in this process."""

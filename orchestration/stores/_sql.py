@@ -85,9 +85,14 @@ UPDATE_SUMMARY = (
     "updated_at = ?, total_cost = ?, last_seq = ?, metadata = ? WHERE run_id = ?"
 )
 SELECT_RUN = f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE run_id = ?"
-LIST_RUNS = f"SELECT {_SUMMARY_COLUMNS} FROM runs ORDER BY created_at DESC, run_id DESC LIMIT ?"
+#: Listings leave out the answer inboxes of graph runs (``<run_id>~answers``, engine/answers.py).
+_LISTED = "substr(run_id, length(run_id) - 7) <> '~answers'"  # no '%': psycopg's placeholder
+LIST_RUNS = (
+    f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE {_LISTED} ORDER BY created_at DESC, run_id DESC LIMIT ?"
+)
 LIST_RUNS_BY_STATUS = (
-    f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE status = ? ORDER BY created_at DESC, run_id DESC LIMIT ?"
+    f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE status = ? AND {_LISTED} "
+    "ORDER BY created_at DESC, run_id DESC LIMIT ?"
 )
 FINISHED_RUNS = (
     f"SELECT run_id, updated_at FROM runs WHERE status IN ({_TERMINAL}) ORDER BY created_at DESC, run_id DESC"

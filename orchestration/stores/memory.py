@@ -64,7 +64,8 @@ class MemoryStore:
 
     async def list_runs(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[RunSummary]:
         """Newest first."""
-        summaries = [self._summary(run_id) for run_id in self._events]
+        # not the answer inboxes of graph runs (``<run_id>~answers``, engine/answers.py)
+        summaries = [self._summary(run_id) for run_id in self._events if not run_id.endswith("~answers")]
         runs = sorted((s for s in summaries if s is not None), key=lambda s: s.created_at, reverse=True)
         if status is not None:
             runs = [r for r in runs if r.status is status]

@@ -19,7 +19,7 @@ import pytest
 
 from orchestration import Edge, EventType, Graph, MemoryStore, Node, NodeKind, StreamEvent
 from orchestration.errors import ConfigError, GraphError
-from orchestration.graph import GraphRun, NodeContext, answer
+from orchestration.graph import GraphRun, NodeContext, NodeState, answer
 from orchestration.guardrails import Guardrails
 from orchestration.scripted import ScriptedProvider
 from orchestration.stores import open_store
@@ -354,6 +354,26 @@ async def test_answering_no_to_a_guardrail_stops_the_run() -> None:
     assert stopped.error is not None and stopped.error.startswith(
         "stopped at guardrail 'checkpoint' (answered false): guardrail 'checkpoint'"
     )
+
+
+async def test_no_to_a_guardrail_that_stopped_two_nodes_fails_the_run_without_hanging() -> None:
+    """Both nodes run again once answered; the first to read the "no" stops the run while
+    the other's task has not started yet: that one is recorded cancelled, and the run ends."""
+    store = MemoryStore()
+    options: dict[str, Any] = {
+        "store": store,
+        "run_id": "both",
+        "provider": ScriptedProvider("ok"),
+        "guardrails": Guardrails.load(CHECKPOINT),
+    }
+    handlers = {"a": three_calls, "b": three_calls}
+    assert set((await model_graph().run(handlers, **options)).questions) == {"a", "b"}
+    await answer(store, "both", "a", False)
+    async with asyncio.timeout(60):  # not a timing assert: a hang fails instead of stalling the suite
+        stopped = await model_graph().run(handlers, **options)
+    assert stopped.status == "failed"
+    assert stopped.error is not None and stopped.error.startswith("stopped at guardrail 'checkpoint'")
+    assert {stopped.states["a"], stopped.states["b"]} <= {NodeState.FAILED, NodeState.CANCELLED}
 
 
 async def test_a_live_run_goes_on_past_a_guardrail_answered_from_elsewhere() -> None:

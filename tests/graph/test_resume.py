@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from orchestration import MemoryStore
-from orchestration.engine.core import NodeCompleted, NodeSplit, ReworkInserted
-from orchestration.graph import Edge, Graph, Node, NodeContext, NodeKind, NodeState
+from orchestration.engine.core import NodeAdded, NodeCompleted, NodeSplit, ReworkInserted
+from orchestration.errors import GraphError
+from orchestration.graph import Edge, Graph, Node, NodeContext, NodeKind, NodeState, answer
 from orchestration.stores import RunStore, SQLiteStore, open_store
 from tests.stores.conftest import postgres_dsn  # noqa: F401  (a fixture)
 
@@ -297,3 +298,38 @@ async def stored_completions(store_url: str) -> set[tuple[str, int]]:
         return scenario.completed_visits(await store.events("run"))
     finally:
         await store.close()
+
+
+async def test_a_refused_change_does_not_shift_what_a_visit_that_runs_again_replays() -> None:
+    """A handler's change is refused (and caught), then it changes the graph and asks; once
+    answered, its visit runs again: the same changes are replayed, the refusal repeats, and
+    the run ends with the graph and result an unbroken run gives."""
+    store = MemoryStore()
+    graph = Graph(nodes=[Node(id="plan")], entry="plan")
+    refusals: list[str] = []
+
+    async def plan(ctx: NodeContext) -> Any:
+        ctx.graph.add_node(Node(id="a"), [Edge(source="plan", target="a")], reason="first")
+        for refused in (
+            lambda: ctx.graph.add_node(Node(id="a"), reason="twice"),  # a duplicate id
+            lambda: ctx.graph.add_edge("plan", "nowhere"),  # an unknown node
+        ):
+            try:
+                refused()
+            except GraphError as error:
+                refusals.append(str(error))
+        ctx.graph.add_node(Node(id="b"), [Edge(source="plan", target="b")], reason="second")
+        return await ctx.interrupt("Go?")
+
+    handlers = {"plan": plan, "a": lambda ctx: "A", "b": lambda ctx: "B"}
+    paused = await graph.run(handlers, store=store, run_id="refused")
+    assert paused.status == "paused" and len(refusals) == 2
+    await answer(store, "refused", "plan", "yes")
+    done = await graph.run(handlers, store=store, run_id="refused")
+    assert done.status == "completed", done.errors
+    assert done.output("plan") == "yes" and done.output("a") == "A" and done.output("b") == "B"
+    assert refusals[2:] == refusals[:2]  # the visit that ran again was refused the same way
+    added = [
+        e.node.id for e in scenario.graph_events(await store.events("refused")) if isinstance(e, NodeAdded)
+    ]
+    assert added == ["a", "b"]  # each change made once

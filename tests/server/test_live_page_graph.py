@@ -98,6 +98,40 @@ async def test_a_paused_graph_run_is_drawn_and_answered_from_the_page(tmp_path: 
     assert done.output("publish") == "the newsletter"
 
 
+async def test_answered_on_the_page_a_paused_run_goes_on_in_the_server(tmp_path: Path) -> None:
+    """Nobody drives the paused run; the server was given its graph, so the page's answer
+    continues it there, and the page follows it to its end without a reload."""
+    _chromium()
+    from playwright.async_api import async_playwright, expect
+
+    store = MemoryStore()
+    paused = await review_graph().run(HANDLERS, store=store, run_id="served-run", orchestrator="review")
+    assert paused.status == "paused"
+    app = create_app(None, store, TOKEN, graphs={"review": (review_graph(), HANDLERS)}, poll_interval=0.2)
+    async with running_server(app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{base}/?token={TOKEN}&run=served-run")
+            await expect(page.locator("#status")).to_have_text("paused")
+            form = page.locator('#questions form[data-node="publish"]')
+            await form.locator("input").fill("the newsletter")
+            await form.locator("button").click()
+            await expect(page.locator("#answer-note")).to_have_text(
+                "publish: answer recorded: the run goes on in the server"
+            )
+            await expect(page.locator("#status")).to_have_text("completed")
+            await expect(page.locator("#connection")).to_have_text("finished")
+            await expect(page.locator("#node-publish")).to_have_class("node completed task")
+            await page.screenshot(path=str(tmp_path / "served.png"), full_page=True)
+        finally:
+            await browser.close()
+        await app.state.runs.wait("served-run")
+    assert (tmp_path / "served.png").stat().st_size > 10_000
+    done = await review_graph().run(HANDLERS, store=store, run_id="served-run")
+    assert done.status == "completed" and done.output("publish") == "the newsletter"
+
+
 async def test_answering_through_the_api_is_checked() -> None:
     import httpx
 
@@ -115,7 +149,7 @@ async def test_answering_through_the_api_is_checked() -> None:
         assert (await client.post("/runs/api-run/answers", json={"answer": 1})).status_code == 400
         ok = await client.post("/runs/api-run/answers", json={"node": "publish", "answer": "web"})
         assert ok.status_code == 200
-        assert ok.json() == {"recorded": True, "node": "publish", "route": "recorded"}
+        assert ok.json() == {"recorded": True, "node": "publish", "route": "recorded", "resumed": False}
     assert (await review_graph().run(HANDLERS, store=store, run_id="api-run")).output("publish") == "web"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from orchestration.engine.answers import inbox_of
 from orchestration.engine.core import (
     Contract,
     Edge,
@@ -292,6 +293,20 @@ async def test_list_runs_newest_first_with_filter_and_limit(store: RunStore) -> 
     assert [s.run_id for s in await store.list_runs(status=TaskStatus.IN_PROGRESS)] == ["new"]
     assert await store.list_runs(status=TaskStatus.CANCELLED) == []
     assert [s.title for s in await store.list_runs()] == ["new", "mid", "old"]
+
+
+async def test_listings_leave_out_a_graph_runs_answer_inbox(store: RunStore) -> None:
+    """Answers posted to a driven graph run wait in its inbox, ``<run_id>~answers``: a side
+    log no listing shows (``orchestrate runs``, ``GET /runs`` and the store's own), still
+    read and written like any log."""
+    await store.append("g", run_events("g", at=T0, title="g"))
+    inbox = inbox_of("g")
+    await store.append(inbox, [event(inbox, 1, kind=EventType.GRAPH_INTERRUPT_ANSWERED, node="a", index=0)])
+    assert [s.run_id for s in await store.list_runs()] == ["g"]
+    assert [s.run_id for s in await store.list_runs(status=TaskStatus.IN_PROGRESS)] == ["g"]
+    assert await store.list_runs(status=TaskStatus.PENDING) == []
+    assert [e.data["node"] for e in await store.events(inbox)] == ["a"]
+    assert await store.delete_run(inbox) and await store.events(inbox) == []
 
 
 async def test_delete_run_removes_everything(store: RunStore) -> None:

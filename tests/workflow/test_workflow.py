@@ -87,6 +87,45 @@ class Triage(Workflow):
         flow.start(self.classify).branch({"bug": self.fix, "question": self.answer}).then(self.reply)
 
 
+class TwoChains(Workflow):
+    @step
+    async def fetch(self, url: str) -> str:
+        return f"page of {url}"
+
+    @step
+    async def summary(self, fetch: str) -> str:
+        return f"summary of {fetch}"
+
+    @step
+    async def links(self, fetch: str) -> list[str]:
+        return [f"link in {fetch}"]
+
+    @step
+    async def index(self, summary: str, links: list[str]) -> str:
+        return f"{summary} + {len(links)} link(s)"
+
+    def build(self, flow: Flow) -> None:
+        flow.start(self.fetch).then(self.summary)
+        flow.after(self.fetch).then(self.links)  # a second chain from a step already wired
+        flow.after(self.summary, self.links).then(self.index)  # a join across the chains
+
+
+async def test_after_starts_a_second_chain_and_joins_across_chains() -> None:
+    workflow = TwoChains()
+    edges = {(e.source, e.target) for e in workflow.graph().edges}
+    assert edges == {("fetch", "summary"), ("fetch", "links"), ("summary", "index"), ("links", "index")}
+    result = await workflow.run("a.org", store=MemoryStore())
+    assert result.output == "summary of page of a.org + 1 link(s)"
+    with pytest.raises(WorkflowError, match=r"after\('index'\): that step is not in the flow yet"):
+
+        class Early(TwoChains):
+            def build(self, flow: Flow) -> None:
+                flow.start(self.fetch)
+                flow.after(self.index)
+
+        Early().flow()
+
+
 async def test_a_branch_runs_one_route_skips_the_other_and_the_join_gets_no_none() -> None:
     flow = Triage()
     result = await flow.run("it crashes on start", store=MemoryStore())

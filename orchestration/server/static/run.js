@@ -405,10 +405,11 @@ async function sendAnswer(form, node, value) {
     delivered: "answer delivered: the run goes on",
     queued: "answer queued: the process driving the run takes it shortly",
     recorded: "answer recorded: the run goes on when it is resumed (orchestrate resume " + state.runId + ")",
+    resumed: "answer recorded: the run goes on in the server",
   };
   if (response.ok) {
     // Outside the form: the answer's own event may remove the form before this reply lands.
-    $("answer-note").textContent = node + ": " + (said[reply.route] || said.recorded);
+    $("answer-note").textContent = node + ": " + (said[reply.resumed ? "resumed" : reply.route] || said.recorded);
     form.querySelector(".answer-status").textContent = "";
   } else {
     form.querySelector(".answer-status").textContent = reply.error || "could not record the answer (" + response.status + ")";
