@@ -16,12 +16,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from ._guardrail_grammar import ExpressionError, parse_condition
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "ACTIONS",
@@ -90,10 +93,12 @@ def scope_label(scope: str) -> str | None:
 
 def read_policy_file(source: str | os.PathLike[str]) -> list[PolicySpec]:
     """Read and check a policy file (path) or text; :class:`ConfigError` with positions."""
+    import yaml  # on first use: importing orchestration does not load PyYAML
+
     text, origin = _read(source)
-    loader: _Loader | None = None
+    loader: Any = None
     try:
-        loader = _Loader(text)  # checks the characters first
+        loader = _loader_class()(text)  # checks the characters first
         root = loader.get_single_node()
     except _TooDeep as error:
         raise ConfigError(
@@ -124,23 +129,30 @@ class _TooDeep(Exception):
         self.mark = mark
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
-    """The safe loader, refusing nesting deeper than ``_MAX_DEPTH`` before it recurses."""
+@cache
+def _loader_class() -> type[Any]:
+    """The safe loader, refusing nesting deeper than ``_MAX_DEPTH`` (made on first use)."""
+    import yaml
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+    class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+        """The safe loader, refusing nesting deeper than ``_MAX_DEPTH`` before it recurses."""
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-        if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
-            if self._depth >= _MAX_DEPTH:
-                raise _TooDeep(self.peek_event().start_mark)
-            self._depth += 1
-            try:
-                return super().compose_node(parent, index)  # type: ignore[no-any-return]
-            finally:
-                self._depth -= 1
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._depth = 0
+
+        def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+            if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+                if self._depth >= _MAX_DEPTH:
+                    raise _TooDeep(self.peek_event().start_mark)
+                self._depth += 1
+                try:
+                    return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                finally:
+                    self._depth -= 1
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+    return _Loader
 
 
 def _mark(mark: yaml.Mark) -> str:
@@ -199,6 +211,8 @@ def _duplicate(origin: str, key: yaml.Node, first: yaml.Node) -> ConfigError:
 
 
 def _policies(root: yaml.Node | None, origin: str) -> list[PolicySpec]:
+    import yaml
+
     if root is None or _is_null(root):
         return []
     items: yaml.Node | None = root
@@ -229,6 +243,8 @@ def _policies(root: yaml.Node | None, origin: str) -> list[PolicySpec]:
 
 
 def _policy(node: yaml.Node, origin: str) -> PolicySpec:
+    import yaml
+
     line = node.start_mark.line + 1
     if not isinstance(node, yaml.MappingNode):
         raise _at(origin, node, "a policy is a mapping with name, when and action")
@@ -282,8 +298,12 @@ def _position(node: yaml.ScalarNode, column: int) -> str:
 
 
 def _scalar(node: yaml.Node) -> str:
+    import yaml
+
     return str(node.value) if isinstance(node, yaml.ScalarNode) else ""
 
 
 def _is_null(node: yaml.Node) -> bool:
+    import yaml
+
     return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"

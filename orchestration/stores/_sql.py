@@ -242,7 +242,13 @@ def _plain(value: Any) -> bool:
                 return False
         return True
     if kind is list or kind is tuple:
-        return all(type(item) in _ATOMS or _plain(item) for item in value)
+        for item in value:  # noqa: SIM110  # a loop, not all(genexpr): no frame per item
+            if type(item) not in _ATOMS and not _plain(item):
+                return False
+        return True
+    checked = _CHECKED_FIELDS.get(kind)
+    if checked is not None:  # a Struct seen before (the nodes and edges of a graph)
+        return not checked or _plain_values(msgspec.structs.astuple(value), checked)
     if isinstance(value, msgspec.Struct):
         return _plain_struct(value)
     return isinstance(value, StrEnum | IntEnum)  # both write the value
@@ -258,7 +264,11 @@ def _plain_struct(struct: msgspec.Struct) -> bool:
 def _plain_values(values: tuple[Any, ...], checked: tuple[int, ...]) -> bool:
     for index in checked:
         item = values[index]
-        if type(item) not in _ATOMS and not _plain(item):
+        kind = type(item)
+        if kind is float:  # the common case of a field that is checked: inline, no call
+            if item - item != 0.0:
+                return False
+        elif kind not in _ATOMS and not _plain(item):
             return False
     return True
 
