@@ -23,10 +23,10 @@ from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus, resume_h
 from ..retry import retry_call
 from ..usage import Usage
 from .blocking import timed
-from .graph import Plan, Scheduler, build_plan
+from .graph import Plan, build_plan
 from .guard import RunPausedError
+from .planrun import PlanRun
 from .run import RunContext, attributed
-from .runner import run_plan
 
 if TYPE_CHECKING:
     from ..reports import Reports
@@ -166,7 +166,6 @@ class WorkflowDriver:
     async def _execute_plan(self, run: RunContext, plan: Plan, completed: Mapping[str, AgentResult]) -> None:
         run.plan = plan
         run.results.update(completed)
-        scheduler = Scheduler(plan, completed=completed)
 
         def should_stop() -> bool:
             if run.stop_reason is None and run.budget.exhausted:
@@ -195,14 +194,14 @@ class WorkflowDriver:
                 run.results[subtask.id] = result
                 run.emit(EventType.AGENT_SKIPPED, {"result": result.to_dict()}, result.agent_id)
 
-        await run_plan(
+        await PlanRun(
             plan,
-            scheduler,
             lambda subtask: self._run_subtask(run, subtask),
             concurrency=self.config.concurrency,
             should_stop=should_stop,
             on_ruled_out=ruled_out,
-        )
+            completed=completed,
+        ).run()
 
     async def _run_subtask(self, run: RunContext, subtask: SubTask) -> bool:
         agent_id = agent_id_for(subtask)
