@@ -3,7 +3,7 @@
 The plan (validated by :func:`~orchestration.engine.graph.build_plan`) becomes a graph
 (a node per subtask, an edge from each dependency) folded into a
 :class:`~orchestration.engine.core.GraphState`; which subtasks start, in what order, is
-the core scheduler's answer (:func:`~orchestration.engine.core.scheduler.take`: critical
+the core scheduler's answer (:func:`~orchestration.engine.core.scheduler.take_one`: critical
 path first, then ``priority``, then plan order), and what a failure rules out is the
 fold's (its dependents are SKIPPED).  The runners are tasks of one ``asyncio.TaskGroup``,
 started as subtasks become ready (never more than the cap), each going on to the next
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from ..models import SubTask
 from .core import Edge, GraphState, Node, NodeCompleted, NodeFailed, NodeSkipped, NodeStarted, RunStarted
-from .core.scheduler import take
+from .core.scheduler import take_one
 from .graph import Plan
 
 __all__ = ["PlanRun", "plan_graph"]
@@ -122,10 +122,9 @@ class PlanRun:
         by_id = self.plan.by_id
         self._waiting -= 1
         while not self._should_stop() and state.active < self.concurrency:
-            picked = take(state, 1)
-            if not picked:
+            node_id = take_one(state)
+            if node_id is None:
                 return
-            node_id = picked[0]
             state.apply(NodeStarted(node_id, 1))
             if await self._execute(by_id[node_id]):
                 state.apply(NodeCompleted(node_id, 1))
@@ -136,7 +135,7 @@ class PlanRun:
                 state.emitted.clear()
                 if skipped:
                     self._ruled_out(skipped, f"dependency {node_id!r} did not complete")
-            if state.ready_count > 1:
+            if state.ready_count > 1 and state.active + self._waiting + 1 < self.concurrency:
                 self._waiting += 1  # this runner takes one of them itself
                 self._spawn()
                 self._waiting -= 1
