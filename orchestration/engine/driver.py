@@ -23,10 +23,10 @@ from ..models import AgentResult, SubTask, SynthesisResult, TaskStatus, resume_h
 from ..retry import retry_call
 from ..usage import Usage
 from .blocking import timed
-from .graph import Plan, Scheduler, build_plan
+from .graph import Plan, build_plan
 from .guard import RunPausedError
+from .planrun import PlanRun
 from .run import RunContext, attributed
-from .runner import run_plan
 
 if TYPE_CHECKING:
     from ..reports import Reports
@@ -103,16 +103,16 @@ class WorkflowDriver:
         try:
             plan = self._restored_plan(run) if resumed else None
             if plan is None:
-                plan = await self._decompose(run)
+                plan = await self.decompose(run)
             await self._execute_plan(run, plan, completed=self._completed_results(run) if resumed else {})
             synthesis_error = None
             try:
-                await self._synthesize(run)
+                await self.synthesize(run)
             except (asyncio.CancelledError, BudgetExceededError, RunPausedError):
                 raise
             except Exception as error:  # the agents' results are kept; the run is partial
                 synthesis_error = f"synthesis failed: {describe(error)}"
-            reports = self._finish(run, synthesis_error)
+            reports = self.finish(run, synthesis_error)
         except asyncio.CancelledError:
             if run.abort_reason is not None:
                 self._end(run, TaskStatus.FAILED, f"aborted: {run.abort_reason}")
@@ -122,22 +122,29 @@ class WorkflowDriver:
                 raise
         except RunPausedError:  # a guardrail paused the run during decomposition or synthesis
             self._end(run, TaskStatus.PAUSED, run.stop_message)
-        except PlanError as error:
-            self._end(run, TaskStatus.FAILED, f"invalid plan: {error}")
-        except TimeoutError:
-            self._end(
-                run, TaskStatus.FAILED, f"timed out after {config.timeout_seconds:g}s (timeout_seconds)"
-            )
-        except BudgetExceededError as error:  # in decomposition or synthesis
-            run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget))
-            self._end(run, TaskStatus.BUDGET_EXCEEDED, str(error))
-        except Exception as error:
-            reason = f"aborted: {run.abort_reason}" if run.abort_reason else describe(error)
-            self._end(run, TaskStatus.FAILED, reason)
+        except Exception as error:  # an invalid plan, a timeout, the budget, a hook's failure
+            self.fail(run, error)
         if reports:
             await self._write_documents(run)
 
-    async def _decompose(self, run: RunContext) -> Plan:
+    def fail(self, run: RunContext, error: Exception) -> None:
+        """End ``run`` as the failure ``error`` (raised by decomposition or synthesis) makes it:
+        failed with the reason (an invalid plan, a timeout, a hook's error), or budget
+        exceeded."""
+        if isinstance(error, PlanError):
+            self._end(run, TaskStatus.FAILED, f"invalid plan: {error}")
+        elif isinstance(error, TimeoutError):
+            limit = self.config.timeout_seconds
+            self._end(run, TaskStatus.FAILED, f"timed out after {limit:g}s (timeout_seconds)")
+        elif isinstance(error, BudgetExceededError):
+            run.emit(EventType.BUDGET_EXCEEDED, _budget_data(run.budget))
+            self._end(run, TaskStatus.BUDGET_EXCEEDED, str(error))
+        else:
+            reason = f"aborted: {run.abort_reason}" if run.abort_reason else describe(error)
+            self._end(run, TaskStatus.FAILED, reason)
+
+    async def decompose(self, run: RunContext) -> Plan:
+        """Call ``decompose_task`` and validate its plan (raises PlanError saying what is wrong)."""
         run.emit(EventType.DECOMPOSITION_START, {"task": run.task})
         with attributed(run, "planner"):
             async with asyncio.timeout(self.config.timeout_seconds):
@@ -166,7 +173,6 @@ class WorkflowDriver:
     async def _execute_plan(self, run: RunContext, plan: Plan, completed: Mapping[str, AgentResult]) -> None:
         run.plan = plan
         run.results.update(completed)
-        scheduler = Scheduler(plan, completed=completed)
 
         def should_stop() -> bool:
             if run.stop_reason is None and run.budget.exhausted:
@@ -176,35 +182,25 @@ class WorkflowDriver:
 
         def ruled_out(ids: list[str], reason: str) -> None:
             for subtask_id in ids:
-                subtask = plan.by_id[subtask_id]
-                status = TaskStatus.SKIPPED
                 if run.stop_reason is TaskStatus.BUDGET_EXCEEDED:
                     reason = "not started: the budget was exhausted"
                 elif run.stop_reason is TaskStatus.PAUSED:
                     reason = "not started: the run was paused (resume continues it)"
                 elif run.abort_reason is not None:
                     reason = "not started: a guardrail aborted the run"
-                result = AgentResult(
-                    agent_id=agent_id_for(subtask),
-                    agent_type=subtask.agent_type,
-                    subtask_id=subtask.id,
-                    content="",
-                    status=status,
-                    error=reason,
-                )
-                run.results[subtask.id] = result
-                run.emit(EventType.AGENT_SKIPPED, {"result": result.to_dict()}, result.agent_id)
+                self.skip_subtask(run, plan.by_id[subtask_id], reason)
 
-        await run_plan(
+        await PlanRun(
             plan,
-            scheduler,
-            lambda subtask: self._run_subtask(run, subtask),
+            lambda subtask: self.run_subtask(run, subtask),
             concurrency=self.config.concurrency,
             should_stop=should_stop,
             on_ruled_out=ruled_out,
-        )
+            completed=completed,
+        ).run()
 
-    async def _run_subtask(self, run: RunContext, subtask: SubTask) -> bool:
+    async def run_subtask(self, run: RunContext, subtask: SubTask) -> bool:
+        """Run one subtask (timeout, retries, the bill) and record its result; True if it completed."""
         agent_id = agent_id_for(subtask)
         run.emit(
             EventType.AGENT_START,
@@ -277,6 +273,20 @@ class WorkflowDriver:
         self._record(run, result)
         return result.status is TaskStatus.COMPLETED
 
+    def skip_subtask(self, run: RunContext, subtask: SubTask, reason: str) -> AgentResult:
+        """Record that ``subtask`` will not run (``reason`` says why); its SKIPPED result."""
+        result = AgentResult(
+            agent_id=agent_id_for(subtask),
+            agent_type=subtask.agent_type,
+            subtask_id=subtask.id,
+            content="",
+            status=TaskStatus.SKIPPED,
+            error=reason,
+        )
+        run.results[subtask.id] = result
+        run.emit(EventType.AGENT_SKIPPED, {"result": result.to_dict()}, result.agent_id)
+        return result
+
     def _complete_plain(
         self, run: RunContext, subtask: SubTask, agent_id: str, content: str, started: float, attempts: int
     ) -> bool:
@@ -342,7 +352,9 @@ class WorkflowDriver:
             metadata=metadata,
         )
 
-    async def _synthesize(self, run: RunContext) -> None:
+    async def synthesize(self, run: RunContext) -> None:
+        """Call ``synthesize_results`` with the completed results (nothing to do if none
+        completed or the run is stopping) and record the final synthesis."""
         if run.stop_reason is not None:
             return
         ordered = [run.results[i] for i in run.state.subtasks if i in run.results]
@@ -374,7 +386,7 @@ class WorkflowDriver:
             )
             self.orch.record_synthesis(synthesis, final=True, started=started)
 
-    def _finish(self, run: RunContext, synthesis_error: str | None = None) -> bool:
+    def finish(self, run: RunContext, synthesis_error: str | None = None) -> bool:
         """End the run with its verdict; True when its reports are to be written next."""
         results = list(run.results.values())
         done = [r for r in results if r.status is TaskStatus.COMPLETED]

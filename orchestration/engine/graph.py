@@ -5,6 +5,10 @@ dependencies, no cycles) and computes each subtask's critical-path rank: the len
 the longest chain of subtasks that depend on it, itself included.  :class:`Scheduler`
 hands out ready subtasks highest rank first, then highest ``priority``, then plan order,
 and tracks what completing or failing a subtask releases or rules out.
+
+A run executes its plan on the graph core (:mod:`orchestration.engine.planrun`), whose
+scheduler orders ready subtasks the same way; :class:`Scheduler` stays for code that
+imports it from ``orchestration``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ The run is a graph the core schedules like any other:
   partial, failed...), written after the graph's own end so run listings and results
   read the orchestrator's outcome.
 
-Each node's hook runs inside the engine's own code for that step (``WorkflowDriver``),
+Each node's hook runs inside the engine's own code for that step (``WorkflowDriver``'s
+``decompose``, ``run_subtask``/``skip_subtask``, ``synthesize``/``finish``, ``fail``),
 so the events a run stores are those of a local orchestrator run (``decomposition_*``,
 ``agent_*``, ``cost_update``, ``synthesis_*``), beside the graph's events; its
 :class:`~orchestration.models.OrchestratorResult` is the same fold of them.  Not yet on
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...engine.core import Edge, Node, RunStarted
 from ...engine.driver import WorkflowDriver, agent_id_for, title_from
-from ...errors import BudgetExceededError, ConfigError, PlanError, describe
+from ...errors import BudgetExceededError, ConfigError, describe
 from ...events import EventType, StreamEvent
 from ...models import AgentResult, SubTask, TaskStatus
 
@@ -127,19 +128,9 @@ class OrchestratorAdapter:
     async def _plan(self, context: Any) -> list[dict[str, Any]]:
         run = _run_context(context)
         try:
-            plan = await self.driver._decompose(run)
-        except PlanError as error:
-            self.driver._end(run, TaskStatus.FAILED, f"invalid plan: {error}")
-            return []
-        except TimeoutError:
-            message = f"timed out after {self.orchestrator.config.timeout_seconds:g}s (timeout_seconds)"
-            self.driver._end(run, TaskStatus.FAILED, message)
-            return []
-        except BudgetExceededError as error:
-            self.driver._end(run, TaskStatus.BUDGET_EXCEEDED, str(error))
-            return []
-        except Exception as error:
-            self.driver._end(run, TaskStatus.FAILED, describe(error))
+            plan = await self.driver.decompose(run)
+        except Exception as error:  # the run ends here, as a local run's would
+            self.driver.fail(run, error)
             return []
         subtasks = plan.subtasks
         by_id = {s.id: s for s in subtasks}
@@ -173,17 +164,8 @@ class OrchestratorAdapter:
                 if failed
                 else "not started: the budget was exhausted"
             )
-            skipped = AgentResult(
-                agent_id=agent_id_for(subtask),
-                agent_type=subtask.agent_type,
-                subtask_id=subtask.id,
-                content="",
-                status=TaskStatus.SKIPPED,
-                error=reason,
-            )
-            run.emit(EventType.AGENT_SKIPPED, {"result": skipped.to_dict()}, skipped.agent_id)
-            return skipped.to_dict()
-        await self.driver._run_subtask(run, subtask)
+            return self.driver.skip_subtask(run, subtask, reason).to_dict()
+        await self.driver.run_subtask(run, subtask)
         return run.results[subtask.id].to_dict()
 
     async def _synthesize(self, context: Any) -> str:
@@ -191,13 +173,13 @@ class OrchestratorAdapter:
         run.results.update(_results(context.inputs()))
         synthesis_error = None
         try:
-            await self.driver._synthesize(run)
+            await self.driver.synthesize(run)
         except BudgetExceededError as error:
             run.stop_reason = TaskStatus.BUDGET_EXCEEDED
             run.stop_message = str(error)
         except Exception as error:  # the agents' results are kept; the run is partial
             synthesis_error = f"synthesis failed: {describe(error)}"
-        self.driver._finish(run, synthesis_error)
+        self.driver.finish(run, synthesis_error)
         return run.state.final_synthesis or ""
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 from .state import GraphState
 
-__all__ = ["schedule", "take"]
+__all__ = ["schedule", "take", "take_one"]
 
 _READY = 1
 _Entry = tuple[float, int, int, int, str]
@@ -135,3 +135,21 @@ def _pick_one_lane(state: GraphState, lane: list[_Entry], slots: int, keep: bool
     for entry in kept:
         heapq.heappush(lane, entry)
     return picked
+
+
+def take_one(state: GraphState) -> str | None:
+    """:func:`take` of one node without capacity or budget limits: the best READY node's id
+    (its queue entry dropped), or None.  For a caller that starts nodes one at a time."""
+    if not state.ready_count or state.status is not None or state.error is not None:
+        return None
+    if len(state.lanes) != 1:
+        picked = _pick(state, 1, None, None, keep=False)
+        return picked[0] if picked else None
+    nodes = state.nodes
+    lane = next(iter(state.lanes.values()))
+    while lane:
+        entry = heapq.heappop(lane)
+        rec = nodes.get(entry[4])
+        if rec is not None and rec.state == _READY and rec.token == entry[3]:
+            return entry[4]
+    return None
