@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="a pattern requests may run: a built-in name or module:Class (repeatable; default: the built-ins)",
     )
+    serve.add_argument(
+        "--resume-workflow",
+        action="append",
+        metavar="MODULE:CLASS",
+        help="a Workflow class whose paused runs go on in the server once answered (repeatable)",
+    )
     serve.add_argument("--max-body-bytes", type=int, metavar="N", help="largest POST body (default: 1048576)")
     serve.add_argument("--max-task-chars", type=int, metavar="N", help="longest task (default: 100000)")
     serve.add_argument("--reports-dir", default="reports", help="where run reports go (default: reports)")
@@ -233,6 +239,20 @@ async def _run_and_close(
         await orchestrator.store.close()
 
 
+def _workflow_class(spec: str) -> Any:
+    """The Workflow class ``--resume-workflow MODULE:CLASS`` names (imported at start-up)."""
+    from ..registry import _load
+    from ..workflow import Workflow
+
+    try:
+        cls = _load(spec)
+    except ConfigError as error:
+        raise ConfigError(f"--resume-workflow {spec!r}: {error}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Workflow)):
+        raise ConfigError(f"--resume-workflow {spec!r}: not a Workflow subclass")
+    return cls
+
+
 def _serve(args: argparse.Namespace) -> int:
     from ..server import ServerDependencyError, serve
 
@@ -240,9 +260,11 @@ def _serve(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+    workflows = [_workflow_class(spec) for spec in args.resume_workflow or ()]
     try:
         serve(
             host=args.host,
+            workflows=workflows,
             port=args.port,
             token=args.token or os.environ.get("ORCHESTRATION_TOKEN"),
             allow_patterns=args.allow_pattern,

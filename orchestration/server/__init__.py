@@ -114,6 +114,7 @@ def serve(
     allow_patterns: Sequence[str] | None = None,
     max_body_bytes: int | None = None,
     max_task_chars: int | None = None,
+    workflows: Sequence[Any] = (),
 ) -> None:
     """Run the server until interrupted (blocking).
 
@@ -122,7 +123,8 @@ def serve(
     once to stderr, never logged.  ``store`` defaults to the embedded SQLite store
     (``.orchestration/runs.db``), so runs and their event streams survive a restart.
     ``allow_patterns`` lists the patterns requests may run (default: the built-ins);
-    ``max_body_bytes`` and ``max_task_chars`` bound a ``POST /runs``.
+    ``max_body_bytes`` and ``max_task_chars`` bound a ``POST /runs``; ``workflows``: the
+    Workflow classes whose paused runs go on here once answered (:mod:`.resuming`).
     """
     _require_server()
     import uvicorn
@@ -137,7 +139,7 @@ def serve(
     try:
         app = create_app(
             orchestrator_factory, store if store is not None else default_store(), access_token,
-            reports_dir=reports_dir, allow_patterns=allow_patterns,
+            reports_dir=reports_dir, allow_patterns=allow_patterns, workflows=workflows,
             **{name: value for name, value in limits.items() if value is not None},
         )  # fmt: skip
     except BaseException:

@@ -85,3 +85,58 @@ def test_serve_without_the_server_extra_names_the_install(
         "(from a checkout of the project)"
     ]
     assert "unexpected" not in err
+
+
+def test_serve_resume_workflow_continues_an_answered_run_and_names_a_bad_class(tmp_path: Path) -> None:
+    """``orchestrate serve --resume-workflow MODULE:CLASS``: a paused run of that class,
+    answered through the API, goes on in the server process."""
+    db = tmp_path / "runs.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ORCHESTRATION_DATABASE_URL": str(db)}
+    paused = subprocess.run(
+        [sys.executable, "-m", "tests.graph.interrupt_worker", str(db), "served"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert '"status": "paused"' in paused.stdout, paused.stderr
+    command = [
+        sys.executable,
+        "-m",
+        "orchestration.cli",
+        "serve",
+        "--port",
+        "0",
+        "--token",
+        "serve-token-123",
+    ]
+    bad = subprocess.run(
+        [*command, "--resume-workflow", "json:dumps"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert bad.stderr.strip() == "error: --resume-workflow 'json:dumps': not a Workflow subclass"
+    process = subprocess.Popen(
+        [*command, "--resume-workflow", "tests.graph.interrupt_worker:Publish"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = ""
+        while "Live run page" not in line:
+            line = process.stderr.readline()
+            assert line or process.poll() is None, "the server exited"
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        headers = {"Authorization": "Bearer serve-token-123"}
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{match.group(1)}", headers=headers, timeout=30
+        ) as client:
+            last = client.get("/runs/served").json()["run"]["last_seq"]
+            reply = client.post("/runs/served/answers", json={"node": "title", "answer": "Tides"})
+            assert reply.json()["resumed"] is True, reply.text
+            # from the answer on, the stream ends at the run's next stop: the approval gate
+            with client.stream("GET", "/runs/served/events", headers={"Last-Event-ID": str(last)}) as stream:
+                body = "".join(stream.iter_text())
+            assert "event: workflow_resumed" in body
+            assert "event: workflow_paused" in body.split("event: workflow_resumed", 1)[1]
+            assert client.get("/runs/served").json()["run"]["status"] == "paused"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
