@@ -212,6 +212,7 @@ def event_rows(run_id: str, events: Iterable[StreamEvent]) -> Iterator[tuple[str
             else:
                 plain = True
         body = None
+        type_text = str(event_type)  # msgspec writes a str faster than it looks up an enum's value
         if (
             plain
             and type(seq) is int
@@ -223,10 +224,10 @@ def event_rows(run_id: str, events: Iterable[StreamEvent]) -> Iterator[tuple[str
             and type(event_run) is str
         ):
             try:
-                body = encode(_Body(event_type, event_run, seq, timestamp, agent_id, progress, data)).decode()
+                body = encode(_Body(type_text, event_run, seq, timestamp, agent_id, progress, data)).decode()
             except (TypeError, UnicodeEncodeError):  # a user's object; a lone surrogate
                 body = None
-        yield run_id, seq, str(event_type), timestamp, body or dumps(event.to_dict())
+        yield run_id, seq, type_text, timestamp, body or dumps(event.to_dict())
 
 
 def _plain(value: Any) -> bool:

@@ -37,6 +37,7 @@ from ..errors import ConfigError, SequenceConflictError, StoreError
 from ..events import StreamEvent
 from . import _sql, ledger_sql
 from ._sqlite_files import check_files, check_open
+from .base import RunSummary
 
 __all__ = ["SQLiteStore"]
 
@@ -93,6 +94,13 @@ _INSERT_EVENTS = {
 }
 _ROW_WIDTH = 5
 _SELECT_EVENTS = "SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
+#: What tells whether a summary kept from this store's last append is still the stored one.
+_RUN_STAMP = "SELECT last_seq, created_at, updated_at FROM runs WHERE run_id = ?"
+_INSERT_RUN = "INSERT INTO runs (run_id, status) VALUES (?, 'pending')"
+#: Most appends only move these two columns (no index on the runs table is touched).
+_UPDATE_STAMP = "UPDATE runs SET updated_at = ?, last_seq = ? WHERE run_id = ?"
+#: How many runs' summaries a store keeps between appends (the runs it wrote last).
+_KEPT_SUMMARIES = 256
 
 
 class SQLiteStore(_sql.SQLStoreMixin):
@@ -134,6 +142,8 @@ class SQLiteStore(_sql.SQLStoreMixin):
         self._check_integrity = check_integrity
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # used only on the executor's thread
+        #: Run id -> its summary as this store's last append wrote it (the store's thread only).
+        self._summaries: dict[str, RunSummary] = {}
         #: Run and tenant budgets shared by every process using the file (:mod:`.ledger`).
         self.ledger = ledger_sql.SQLiteLedger(self)
 
@@ -214,7 +224,7 @@ class SQLiteStore(_sql.SQLStoreMixin):
         the run's log exactly (``seq`` = last stored + 1, no gaps, same ``run_id``).
         """
         if events:
-            await self._run(_append, run_id, list(events), fence)
+            await self._run(_append, run_id, list(events), fence, self._summaries)
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[StreamEvent]:
         """The run's events with ``seq > after_seq``, in order."""
@@ -290,22 +300,64 @@ def _schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def _append(conn: sqlite3.Connection, run_id: str, events: list[StreamEvent], fence: str | None) -> None:
+def _append(
+    conn: sqlite3.Connection,
+    run_id: str,
+    events: list[StreamEvent],
+    fence: str | None,
+    summaries: dict[str, RunSummary],
+) -> None:
     # Rows are encoded as the insert consumes them: a flush of a 100,000-node run's events
     # never holds all their JSON at once (encoding costs about a third of an insert).
     rows = _sql.event_rows(run_id, events)
+    kept = summaries.pop(run_id, None)  # put back only once this append has committed
     with _transaction(conn):
         if fence is not None:  # under the write lock: no takeover can slip in before the insert
             holder = conn.execute(_sql.LEASE_OWNER, (run_id,)).fetchone()
             _sql.check_fence(run_id, holder[0] if holder else None, fence)
-        summary = _sql.summary_from_row(conn.execute(_sql.UPSERT_RUN, (run_id,)).fetchall()[0])
+        summary = _stored_summary(conn, run_id, kept)
         _sql.check_batch(run_id, summary.last_seq, events)
         try:
             _insert_events(conn, rows)
         except sqlite3.IntegrityError as error:  # unreachable while every writer checks first
             raise SequenceConflictError(f"run {run_id}: duplicate event seq ({error})") from error
-        conn.execute(_sql.UPDATE_SUMMARY, _sql.summary_values(_sql.fold(summary, events)))
+        after = _sql.fold(summary, events)
+        if _only_stamp_moved(summary, after):
+            conn.execute(_UPDATE_STAMP, (after.updated_at, after.last_seq, run_id))
+        else:
+            conn.execute(_sql.UPDATE_SUMMARY, _sql.summary_values(after))
         ledger_sql.settle_sqlite(conn, events)  # calls that ended settle with the events saying so
+    if len(summaries) >= _KEPT_SUMMARIES:
+        del summaries[next(iter(summaries))]  # the run written longest ago
+    summaries[run_id] = after
+
+
+def _stored_summary(conn: sqlite3.Connection, run_id: str, kept: RunSummary | None) -> RunSummary:
+    """The run's stored summary (its row made if the run is new), inside the write transaction.
+
+    ``kept`` (what this store's last append of the run wrote) is used when the row still
+    says what that append wrote: another process's append moves ``last_seq`` and
+    ``updated_at``, a delete and a new run under the same id ``created_at`` too.
+    """
+    stamp = conn.execute(_RUN_STAMP, (run_id,)).fetchone()
+    if stamp is None:
+        conn.execute(_INSERT_RUN, (run_id,))
+    elif kept is not None and (kept.last_seq, kept.created_at, kept.updated_at) == stamp:
+        return kept
+    return _sql.summary_from_row(conn.execute(_sql.SELECT_RUN, (run_id,)).fetchone())
+
+
+def _only_stamp_moved(before: RunSummary, after: RunSummary) -> bool:
+    """True when the events moved only ``updated_at`` and ``last_seq`` (most batches)."""
+    return (
+        after.status is before.status
+        and after.total_cost == before.total_cost
+        and after.created_at == before.created_at
+        and after.title == before.title
+        and after.task == before.task
+        and after.orchestrator == before.orchestrator
+        and after.metadata == before.metadata
+    )
 
 
 def _insert_events(conn: sqlite3.Connection, rows: Iterator[tuple[str, int, str, float, str]]) -> None:

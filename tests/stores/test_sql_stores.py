@@ -218,6 +218,32 @@ def test_summary_fold_equals_applying_each_event() -> None:
         assert RunSummary(run_id="r1").fold(batch) == one_by_one
 
 
+async def test_sqlite_summaries_follow_appends_from_another_store_on_the_file(tmp_path: Path) -> None:
+    # Each store keeps the summary its last append wrote; the listing must still say what
+    # the file holds when another process (here another store) appended, or deleted the
+    # run and began a new one under the same id, in between.
+    path = tmp_path / "runs.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    events = run_events("r1", at=T0, title="one", cost=0.5, status=TaskStatus.COMPLETED)
+    await first.append("r1", events[:1])
+    await second.append("r1", events[1:2])
+    await first.append("r1", events[2:])
+    summary = await second.get_run("r1")
+    assert summary is not None
+    assert (summary.status, summary.total_cost, summary.last_seq) == (TaskStatus.COMPLETED, 0.5, 3)
+
+    assert await second.delete_run("r1")
+    await second.append("r1", run_events("r1", at=T0 + 100, title="two", cost=2.0))
+    await first.append("r1", [StreamEvent(EventType.AGENT_START, "r1", 3, T0 + 200, {}, agent_id="a")])
+    for store in (first, second):
+        again = await store.get_run("r1")
+        assert again is not None
+        assert (again.title, again.created_at, again.total_cost) == ("two", T0 + 100, 2.0)
+        assert (again.status, again.last_seq, again.updated_at) == (TaskStatus.IN_PROGRESS, 3, T0 + 200)
+    await first.close()
+    await second.close()
+
+
 def test_sqlite_options_are_validated() -> None:
     with pytest.raises(ConfigError, match="synchronous"):
         SQLiteStore("x.db", synchronous="OFF")  # type: ignore[arg-type]
