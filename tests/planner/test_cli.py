@@ -70,17 +70,18 @@ async def test_an_interrupted_planner_run_is_resumed_by_the_command_line(tmp_pat
     url = str(tmp_path / "runs.db")
     store = open_store(url)
     planner = PlannerOrchestrator(provider=demo_provider(), store=store)
-    first_done = asyncio.Event()
+    runs: list[asyncio.Future[object]] = []
 
     def watch(event: StreamEvent) -> None:
+        # Cancelled from inside the run, at once: the next thing it awaits is interrupted
+        # (waiting for the test task to wake first would let the scripted run race to its end).
         if event.event_type is EventType.GRAPH_NODE_COMPLETED and event.data["node"] == "background":
-            first_done.set()
+            runs[0].cancel()  # the process stops the run (a shutdown): it is interrupted, not ended
 
     run = asyncio.ensure_future(
         planner.execute_workflow("Tide prediction", run_id="tides", stream_callback=watch)
     )
-    await first_done.wait()
-    run.cancel()  # the process stops the run (a shutdown): it is interrupted, not ended
+    runs.append(run)
     await asyncio.gather(run, return_exceptions=True)
     summary = await store.get_run("tides")
     assert summary is not None and str(summary.status) == "in_progress"
