@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import GraphError, SequenceConflictError
 from ..events import EventType, StreamEvent
-from ..stores.base import RunStore
+from ..stores.base import INBOX_SUFFIX, RunStore
 from .core import GraphEvent, GraphState, decode, is_graph_event, wrap
 from .core.events import InterruptAnswered, NodeInterrupted
 from .leases import is_dead_here, new_owner
@@ -60,7 +60,7 @@ __all__ = [
 #: in the run's inbox for its driver, which had not looked yet.
 AnswerRoute = Literal["recorded", "delivered", "queued"]
 
-_INBOX = "~answers"
+_INBOX = INBOX_SUFFIX
 _POLL_SECONDS = 0.1
 _LEASE_SECONDS = 10.0
 _ATTEMPTS = 50

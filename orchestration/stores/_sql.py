@@ -25,7 +25,7 @@ import msgspec
 from ..errors import OrchestrationError
 from ..events import StreamEvent
 from ..models import TaskStatus
-from .base import RunSummary, check_batch, check_fence
+from .base import INBOX_SUFFIX, RunSummary, check_batch, check_fence
 
 __all__ = [
     "ACQUIRE_LEASE",
@@ -86,7 +86,9 @@ UPDATE_SUMMARY = (
 )
 SELECT_RUN = f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE run_id = ?"
 #: Listings leave out the answer inboxes of graph runs (``<run_id>~answers``, engine/answers.py).
-_LISTED = "substr(run_id, length(run_id) - 7) <> '~answers'"  # no '%': psycopg's placeholder
+_LISTED = (  # a suffix compare, not LIKE: '%' is psycopg's placeholder
+    f"substr(run_id, length(run_id) - {len(INBOX_SUFFIX) - 1}) <> '{INBOX_SUFFIX}'"
+)
 LIST_RUNS = (
     f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE {_LISTED} ORDER BY created_at DESC, run_id DESC LIMIT ?"
 )

@@ -11,7 +11,11 @@ from ..errors import LeaseLostError, SequenceConflictError
 from ..events import TERMINAL_EVENTS, EventType, StreamEvent, status_after
 from ..models import TaskStatus
 
-__all__ = ["RunStore", "RunSummary", "check_batch", "check_fence"]
+__all__ = ["INBOX_SUFFIX", "RunStore", "RunSummary", "check_batch", "check_fence"]
+
+#: The run id suffix of a graph run's answer inbox (``<run_id>~answers``, engine/answers.py):
+#: a side log in the same store, which run listings leave out.
+INBOX_SUFFIX = "~answers"
 
 _SEQ = attrgetter("seq")
 _RUN_ID = attrgetter("run_id")

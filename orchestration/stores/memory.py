@@ -8,7 +8,7 @@ from typing import Any
 
 from ..events import StreamEvent
 from ..models import TaskStatus
-from .base import RunSummary, check_batch, check_fence
+from .base import INBOX_SUFFIX, RunSummary, check_batch, check_fence
 from .ledger import MemoryLedger
 
 __all__ = ["MemoryStore"]
@@ -65,7 +65,7 @@ class MemoryStore:
     async def list_runs(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[RunSummary]:
         """Newest first."""
         # not the answer inboxes of graph runs (``<run_id>~answers``, engine/answers.py)
-        summaries = [self._summary(run_id) for run_id in self._events if not run_id.endswith("~answers")]
+        summaries = [self._summary(run_id) for run_id in self._events if not run_id.endswith(INBOX_SUFFIX)]
         runs = sorted((s for s in summaries if s is not None), key=lambda s: s.created_at, reverse=True)
         if status is not None:
             runs = [r for r in runs if r.status is status]
